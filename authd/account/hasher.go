@@ -1,0 +1,129 @@
+package account
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ErrBusy is returned when every hashing slot stayed taken for the whole
+// queue wait: the caller answers 503 with Retry-After.
+var ErrBusy = errors.New("account: password hashing is at capacity")
+
+// Hasher hashes and verifies passwords with at most Cap argon2id
+// computations at once, so a flood of logins queues (briefly) instead of
+// exhausting memory: peak hashing memory is Cap x Params.MemKiB.
+type Hasher struct {
+	params Params
+	slots  chan struct{}
+	wait   time.Duration
+	// dummy is verified against when the account does not exist, so the
+	// answer takes as long as for a real account.
+	dummy phc
+}
+
+// NewHasher returns a Hasher with the given parameters and cap; a request
+// waits at most wait for a slot.
+func NewHasher(p Params, cap int, wait time.Duration) (*Hasher, error) {
+	if err := p.Validate(); err != nil {
+		return nil, fmt.Errorf("account: %w", err)
+	}
+	if cap < 1 {
+		return nil, fmt.Errorf("account: hash concurrency %d: must be at least 1", cap)
+	}
+	h := &Hasher{params: p, slots: make(chan struct{}, cap), wait: wait}
+	d, err := parsePHC(hashWith("not a real password", newSalt(p.SaltLen), p))
+	if err != nil {
+		return nil, err
+	}
+	h.dummy = d
+	return h, nil
+}
+
+// Params returns the parameters new hashes use.
+func (h *Hasher) Params() Params { return h.params }
+
+// Cap returns the number of hashes that may run at once.
+func (h *Hasher) Cap() int { return cap(h.slots) }
+
+func (h *Hasher) acquire(ctx context.Context) error {
+	select {
+	case h.slots <- struct{}{}:
+		return nil
+	default:
+	}
+	t := time.NewTimer(h.wait)
+	defer t.Stop()
+	select {
+	case h.slots <- struct{}{}:
+		return nil
+	case <-t.C:
+		return ErrBusy
+	case <-ctx.Done():
+		return fmt.Errorf("account: waiting for a hashing slot: %w", ctx.Err())
+	}
+}
+
+func (h *Hasher) release() { <-h.slots }
+
+// Hash returns the PHC string of password.
+func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
+	if err := h.acquire(ctx); err != nil {
+		return "", err
+	}
+	defer h.release()
+	return hashWith(password, newSalt(h.params.SaltLen), h.params), nil
+}
+
+// Verify tells whether password matches the stored PHC string. An empty or
+// malformed stored hash never matches but costs the same time, so the
+// answer does not tell whether an account exists.
+func (h *Hasher) Verify(ctx context.Context, password, stored string) (bool, error) {
+	parsed, perr := parsePHC(stored)
+	if perr != nil {
+		parsed = h.dummy
+	}
+	if err := h.acquire(ctx); err != nil {
+		return false, err
+	}
+	defer h.release()
+	ok := verifyHash(password, parsed)
+	return ok && perr == nil, nil
+}
+
+// CapFromMemory sizes the hashing cap: at most an eighth of the memory
+// available to the system (MemAvailable, or total memory) goes to argon2,
+// and never more slots than twice the CPUs (more would only queue on the
+// CPU), at least one.
+func CapFromMemory(p Params) int {
+	avail := memAvailableKiB()
+	n := 2 * runtime.NumCPU()
+	if avail > 0 {
+		byMem := int(avail / 8 / uint64(p.MemKiB))
+		n = min(n, byMem)
+	}
+	return max(n, 1)
+}
+
+// memAvailableKiB reads MemAvailable from /proc/meminfo (0 if unknown).
+func memAvailableKiB() uint64 {
+	raw, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if rest, ok := strings.CutPrefix(line, "MemAvailable:"); ok {
+			f := strings.Fields(rest)
+			if len(f) >= 1 {
+				v, _ := strconv.ParseUint(f[0], 10, 64)
+				return v
+			}
+		}
+	}
+	return 0
+}

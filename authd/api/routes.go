@@ -1,0 +1,377 @@
+package api
+
+import (
+	"encoding/base64"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/rknas/firmware/authd/auth"
+	"github.com/rknas/firmware/authd/store"
+)
+
+func (s *Server) routes() {
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	s.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, &auth.Error{Code: auth.CodeNotFound, Message: "no such API endpoint: " + r.Method + " " + r.URL.Path})
+	})
+	s.Handle("POST /api/v1/login", Public, s.login)
+	s.Handle("POST /api/v1/login/otp", Public, s.loginOTP)
+	s.Handle("POST /api/v1/logout", Public, s.logout)
+	s.Handle("GET /api/v1/me", AnySession, s.me)
+	s.Handle("PUT /api/v1/me/password", AnySession, s.changePassword)
+	s.Handle("POST /api/v1/me/2fa/enroll", EnrollSession, s.enroll)
+	s.Handle("POST /api/v1/me/2fa/verify", EnrollSession, s.verifyEnroll)
+	s.Handle("DELETE /api/v1/me/2fa", FullSession, s.disable2FA)
+	s.Handle("POST /api/v1/me/2fa/recovery-codes", FullSession, s.regenerateCodes)
+	s.Handle("GET /api/v1/me/devices", FullSession, s.devices)
+	s.Handle("DELETE /api/v1/me/devices/{id}", FullSession, s.revokeDevice)
+	s.Handle("DELETE /api/v1/me/devices", FullSession, s.revokeDevices)
+
+	s.Handle("GET /api/v1/users", Admin, s.listUsers)
+	s.Handle("POST /api/v1/users", Admin, s.createUser)
+	s.Handle("GET /api/v1/users/{name}", Admin, s.getUser)
+	s.Handle("PATCH /api/v1/users/{name}", Admin, s.patchUser)
+	s.Handle("DELETE /api/v1/users/{name}", Admin, s.deleteUser)
+	s.Handle("DELETE /api/v1/users/{name}/2fa", Admin, s.adminDisable2FA)
+	s.Handle("GET /api/v1/groups", Admin, s.listGroups)
+	s.Handle("POST /api/v1/groups", Admin, s.createGroup)
+	s.Handle("DELETE /api/v1/groups/{name}", Admin, s.deleteGroup)
+	s.Handle("GET /api/v1/policy/2fa", Admin, s.getPolicy)
+	s.Handle("PUT /api/v1/policy/2fa", Admin, s.putPolicy)
+	s.Handle("GET /api/v1/audit", Admin, s.audit)
+}
+
+func (s *Server) setSessionCookie(w http.ResponseWriter, r *http.Request, token string) {
+	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: token, Path: "/", HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
+}
+
+func clearCookie(w http.ResponseWriter, r *http.Request, name, path string) {
+	http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: path, MaxAge: -1, HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
+}
+
+type loginResponse struct {
+	Status    string   `json:"status"`
+	Challenge string   `json:"challenge,omitempty"`
+	Methods   []string `json:"methods,omitempty"`
+	// TrustedDevice tells that a trusted device skipped the code step.
+	TrustedDevice bool `json:"trusted_device,omitempty"`
+}
+
+func (s *Server) login(w http.ResponseWriter, r *http.Request, c *Caller) error {
+	var req struct {
+		Username string `json:"username"`
+		Password string `json:"password"`
+	}
+	if err := Decode(w, r, &req); err != nil {
+		return err
+	}
+	device := ""
+	if ck, err := r.Cookie(DeviceCookie); err == nil {
+		device = ck.Value
+	}
+	res, err := s.svc.Login(r.Context(), req.Username, req.Password, c.Client, device)
+	if err != nil {
+		return err
+	}
+	if res.SessionToken != "" {
+		s.setSessionCookie(w, r, res.SessionToken)
+	}
+	return OK(w, loginResponse{Status: res.Status, Challenge: res.Challenge, Methods: res.Methods, TrustedDevice: res.DeviceUsed})
+}
+
+func (s *Server) loginOTP(w http.ResponseWriter, r *http.Request, c *Caller) error {
+	var req struct {
+		Challenge   string `json:"challenge"`
+		Code        string `json:"code"`
+		TrustDevice bool   `json:"trust_device"`
+		DeviceName  string `json:"device_name"`
+	}
+	if err := Decode(w, r, &req); err != nil {
+		return err
+	}
+	if req.Challenge == "" || req.Code == "" {
+		return errBad("challenge, code: both are required")
+	}
+	res, err := s.svc.LoginOTP(r.Context(), req.Challenge, req.Code, req.TrustDevice, req.DeviceName, c.Client)
+	if err != nil {
+		return err
+	}
+	s.setSessionCookie(w, r, res.SessionToken)
+	if res.DeviceToken != "" {
+		http.SetCookie(w, &http.Cookie{Name: DeviceCookie, Value: res.DeviceToken, Path: "/api/v1/login", MaxAge: int(s.deviceTTL / time.Second),
+			HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
+	}
+	return OK(w, loginResponse{Status: res.Status})
+}
+
+func (s *Server) logout(w http.ResponseWriter, r *http.Request, c *Caller) error {
+	if ck, err := r.Cookie(SessionCookie); err == nil {
+		s.svc.Logout(ck.Value, c.Client)
+	}
+	clearCookie(w, r, SessionCookie, "/")
+	return OK(w, map[string]string{"status": "ok"})
+}
+
+type meResponse struct {
+	auth.UserView
+	SessionStatus string `json:"session_status"`
+}
+
+func sessionStatus(c *Caller) string {
+	switch c.Session.Kind {
+	case "password_change":
+		return auth.StatusPasswordChangeRequired
+	case "enroll":
+		return auth.StatusEnrollRequired
+	}
+	return auth.StatusOK
+}
+
+func (s *Server) me(w http.ResponseWriter, r *http.Request, c *Caller) error {
+	return OK(w, meResponse{UserView: s.svc.View(c.User), SessionStatus: sessionStatus(c)})
+}
+
+func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, c *Caller) error {
+	var req struct {
+		Current string `json:"current_password"`
+		New     string `json:"new_password"`
+	}
+	if err := Decode(w, r, &req); err != nil {
+		return err
+	}
+	status, err := s.svc.ChangePassword(r.Context(), c.Token, c.Session, req.Current, req.New, c.Client)
+	if err != nil {
+		return err
+	}
+	return OK(w, map[string]string{"status": status})
+}
+
+func (s *Server) enroll(w http.ResponseWriter, r *http.Request, c *Caller) error {
+	if r.ContentLength > 0 {
+		var req struct{}
+		if err := Decode(w, r, &req); err != nil {
+			return err
+		}
+	}
+	e, err := s.svc.Enroll(r.Context(), c.User.Name)
+	if err != nil {
+		return err
+	}
+	resp := map[string]any{
+		"secret":         e.Secret,
+		"secret_grouped": e.Grouped,
+		"otpauth_uri":    e.URI,
+		"qr_png":         base64.StdEncoding.EncodeToString(e.QRPNG),
+		"period":         30,
+		"digits":         6,
+		"algorithm":      "SHA1",
+	}
+	if !s.svc.ClockTrusted() {
+		resp["warning"] = "the device clock is not set: codes will not match until the time is synchronized (set up NTP or set the time by hand)"
+	}
+	return OK(w, resp)
+}
+
+func (s *Server) verifyEnroll(w http.ResponseWriter, r *http.Request, c *Caller) error {
+	var req struct {
+		Code string `json:"code"`
+	}
+	if err := Decode(w, r, &req); err != nil {
+		return err
+	}
+	codes, status, err := s.svc.VerifyEnroll(r.Context(), c.Token, c.User.Name, req.Code, c.Client)
+	if err != nil {
+		return err
+	}
+	return OK(w, map[string]any{"recovery_codes": codes, "status": status})
+}
+
+func (s *Server) disable2FA(w http.ResponseWriter, r *http.Request, c *Caller) error {
+	var req struct {
+		Password string `json:"password"`
+		Code     string `json:"code"`
+	}
+	if err := Decode(w, r, &req); err != nil {
+		return err
+	}
+	status, err := s.svc.Disable2FA(r.Context(), c.Token, c.User.Name, req.Password, req.Code, c.Client)
+	if err != nil {
+		return err
+	}
+	clearCookie(w, r, DeviceCookie, "/api/v1/login")
+	return OK(w, map[string]string{"status": status})
+}
+
+func (s *Server) regenerateCodes(w http.ResponseWriter, r *http.Request, c *Caller) error {
+	codes, err := s.svc.RegenerateRecoveryCodes(r.Context(), c.Token, c.User.Name, c.Client)
+	if err != nil {
+		return err
+	}
+	return OK(w, map[string]any{"recovery_codes": codes})
+}
+
+func (s *Server) devices(w http.ResponseWriter, r *http.Request, c *Caller) error {
+	cur := ""
+	if ck, err := r.Cookie(DeviceCookie); err == nil {
+		cur = ck.Value
+	}
+	d, err := s.svc.Devices(c.User.Name, cur)
+	if err != nil {
+		return err
+	}
+	return OK(w, map[string]any{"devices": d})
+}
+
+func (s *Server) revokeDevice(w http.ResponseWriter, r *http.Request, c *Caller) error {
+	if err := s.svc.RevokeDevice(c.User.Name, r.PathValue("id"), c.Client); err != nil {
+		return err
+	}
+	return OK(w, map[string]string{"status": "ok"})
+}
+
+func (s *Server) revokeDevices(w http.ResponseWriter, r *http.Request, c *Caller) error {
+	n, err := s.svc.RevokeDevices(c.User.Name, c.Client)
+	if err != nil {
+		return err
+	}
+	clearCookie(w, r, DeviceCookie, "/api/v1/login")
+	return OK(w, map[string]any{"revoked": n})
+}
+
+func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, c *Caller) error {
+	users, err := s.svc.Users()
+	if err != nil {
+		return err
+	}
+	return OK(w, map[string]any{"users": users})
+}
+
+func (s *Server) createUser(w http.ResponseWriter, r *http.Request, c *Caller) error {
+	var req auth.NewUser
+	if err := Decode(w, r, &req); err != nil {
+		return err
+	}
+	if req.Role == "" {
+		req.Role = store.RoleUser
+	}
+	u, err := s.svc.CreateUser(r.Context(), c.User.Name, req, c.Client)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, u)
+	return nil
+}
+
+func (s *Server) getUser(w http.ResponseWriter, r *http.Request, c *Caller) error {
+	u, err := s.svc.User(r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	return OK(w, s.svc.View(u))
+}
+
+func (s *Server) patchUser(w http.ResponseWriter, r *http.Request, c *Caller) error {
+	var req auth.UserPatch
+	if err := Decode(w, r, &req); err != nil {
+		return err
+	}
+	u, err := s.svc.UpdateUser(r.Context(), c.User.Name, r.PathValue("name"), req, c.Client)
+	if err != nil {
+		return err
+	}
+	return OK(w, u)
+}
+
+func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request, c *Caller) error {
+	if err := s.svc.DeleteUser(c.User.Name, r.PathValue("name"), c.Client); err != nil {
+		return err
+	}
+	return OK(w, map[string]string{"status": "ok"})
+}
+
+func (s *Server) adminDisable2FA(w http.ResponseWriter, r *http.Request, c *Caller) error {
+	if err := s.svc.AdminDisable2FA(c.User.Name, r.PathValue("name"), c.Client); err != nil {
+		return err
+	}
+	return OK(w, map[string]string{"status": "ok"})
+}
+
+func (s *Server) listGroups(w http.ResponseWriter, r *http.Request, c *Caller) error {
+	g, err := s.svc.Groups()
+	if err != nil {
+		return err
+	}
+	return OK(w, map[string]any{"groups": g})
+}
+
+func (s *Server) createGroup(w http.ResponseWriter, r *http.Request, c *Caller) error {
+	var req struct {
+		Name string `json:"name"`
+	}
+	if err := Decode(w, r, &req); err != nil {
+		return err
+	}
+	g, err := s.svc.CreateGroup(c.User.Name, req.Name, c.Client)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, g)
+	return nil
+}
+
+func (s *Server) deleteGroup(w http.ResponseWriter, r *http.Request, c *Caller) error {
+	if err := s.svc.DeleteGroup(c.User.Name, r.PathValue("name"), c.Client); err != nil {
+		return err
+	}
+	return OK(w, map[string]string{"status": "ok"})
+}
+
+func (s *Server) getPolicy(w http.ResponseWriter, r *http.Request, c *Caller) error {
+	p, err := s.svc.Policy()
+	if err != nil {
+		return err
+	}
+	return OK(w, p)
+}
+
+func (s *Server) putPolicy(w http.ResponseWriter, r *http.Request, c *Caller) error {
+	var req store.Policy
+	if err := Decode(w, r, &req); err != nil {
+		return err
+	}
+	p, err := s.svc.SetPolicy(c.User.Name, req, c.Client)
+	if err != nil {
+		return err
+	}
+	return OK(w, p)
+}
+
+func (s *Server) audit(w http.ResponseWriter, r *http.Request, c *Caller) error {
+	limit, before := 100, uint64(0)
+	q := r.URL.Query()
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			return errBad("limit: %q is not a number from 1 to 1000", v)
+		}
+		limit = n
+	}
+	if v := q.Get("before"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return errBad("before: %q is not an entry id", v)
+		}
+		before = n
+	}
+	entries, err := s.svc.AuditLog(limit, before)
+	if err != nil {
+		return err
+	}
+	if entries == nil {
+		entries = []store.AuditEntry{}
+	}
+	return OK(w, map[string]any{"entries": entries})
+}

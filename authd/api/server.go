@@ -1,0 +1,306 @@
+// Package api serves authd's login API: JSON over HTTP under /api/v1, with
+// cookie sessions, cross-site request checks, strict request decoding and
+// errors with stable codes.
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rknas/firmware/authd/auth"
+	"github.com/rknas/firmware/authd/session"
+	"github.com/rknas/firmware/authd/store"
+)
+
+// Cookie names.
+const (
+	SessionCookie = "rknas_session"
+	DeviceCookie  = "rknas_device"
+)
+
+// MaxBody is the largest request body accepted.
+const MaxBody = 64 << 10
+
+// Access says who may call a route.
+type Access int
+
+// Access levels.
+const (
+	// Public routes need no session.
+	Public Access = iota
+	// AnySession routes accept restricted sessions too (password change,
+	// enrolment).
+	AnySession
+	// EnrollSession routes accept full and enrolment sessions.
+	EnrollSession
+	// FullSession routes need a full session.
+	FullSession
+	// Admin routes need a full session of an admin.
+	Admin
+)
+
+// Caller is the authenticated caller of a request.
+type Caller struct {
+	Client  auth.Client
+	Token   string
+	Session session.Session
+	User    store.User
+}
+
+// HandlerFunc handles a request; a returned error is written as the error
+// response.
+type HandlerFunc func(w http.ResponseWriter, r *http.Request, c *Caller) error
+
+// Server is the HTTP API.
+type Server struct {
+	svc *auth.Service
+	log *slog.Logger
+	mux *http.ServeMux
+	// TrustedDeviceTTL is the device cookie's lifetime.
+	deviceTTL time.Duration
+}
+
+// New returns the API server for svc.
+func New(svc *auth.Service, log *slog.Logger, deviceTTL time.Duration) *Server {
+	s := &Server{svc: svc, log: log, mux: http.NewServeMux(), deviceTTL: deviceTTL}
+	s.routes()
+	return s
+}
+
+// Handler returns the server's handler, with cross-site protection for
+// state-changing requests (Sec-Fetch-Site and Origin checks; SameSite=Strict
+// cookies are the second line).
+func (s *Server) Handler() http.Handler {
+	cop := http.NewCrossOriginProtection()
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, &auth.Error{Code: auth.CodeForbidden, Message: "cross-site request refused"})
+	}))
+	return securityHeaders(cop.Handler(s.mux))
+}
+
+func securityHeaders(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hdr := w.Header()
+		hdr.Set("X-Content-Type-Options", "nosniff")
+		hdr.Set("X-Frame-Options", "DENY")
+		hdr.Set("Referrer-Policy", "no-referrer")
+		if strings.HasPrefix(r.URL.Path, "/api/") {
+			hdr.Set("Cache-Control", "no-store")
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// Handle registers h for pattern (e.g. "GET /api/v1/time/status") with the
+// given access.
+func (s *Server) Handle(pattern string, access Access, h HandlerFunc) {
+	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		c := &Caller{Client: clientOf(r)}
+		if access != Public {
+			if err := s.authorize(r, c, access); err != nil {
+				writeError(w, err)
+				return
+			}
+		}
+		if err := h(w, r, c); err != nil {
+			e := auth.AsError(err)
+			if e.Code == auth.CodeInternal {
+				s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+			}
+			writeError(w, e)
+		}
+	})
+}
+
+// HandleHTTP registers a plain handler (static pages).
+func (s *Server) HandleHTTP(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+
+func (s *Server) authorize(r *http.Request, c *Caller, access Access) error {
+	ck, err := r.Cookie(SessionCookie)
+	if err != nil {
+		return auth.AsError(&auth.Error{Code: auth.CodeUnauthorized, Message: "not logged in"})
+	}
+	sess, u, err := s.svc.Authenticate(ck.Value)
+	if err != nil {
+		return err
+	}
+	c.Token, c.Session, c.User = ck.Value, sess, u
+	switch sess.Kind {
+	case session.PasswordChange:
+		if access != AnySession {
+			return &auth.Error{Code: auth.CodePasswordChangeRequired, Message: "set a new password first"}
+		}
+	case session.Enroll:
+		if access != AnySession && access != EnrollSession {
+			return &auth.Error{Code: auth.CodeEnrollRequired, Message: "set up two-factor authentication first"}
+		}
+	}
+	if access == Admin && !u.IsAdmin() {
+		return &auth.Error{Code: auth.CodeForbidden, Message: "an administrator account is needed"}
+	}
+	return nil
+}
+
+// clientOf returns the request's client. The peer address is used as is:
+// authd is not meant to sit behind a proxy, and trusting a forwarded
+// header would let anyone pick the address they are throttled under.
+func clientOf(r *http.Request) auth.Client {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	addr, err := netip.ParseAddr(host)
+	if err != nil {
+		addr = netip.IPv4Unspecified()
+	}
+	ua := r.UserAgent()
+	if len(ua) > 256 {
+		ua = ua[:256]
+	}
+	return auth.Client{Addr: addr.Unmap(), UserAgent: ua}
+}
+
+// httpStatus maps error codes to HTTP status codes.
+var httpStatus = map[string]int{
+	auth.CodeInvalidCredentials:     http.StatusUnauthorized,
+	auth.CodeInvalidCode:            http.StatusUnauthorized,
+	auth.CodeCodeReused:             http.StatusUnauthorized,
+	auth.CodeChallengeExpired:       http.StatusUnauthorized,
+	auth.CodeClockNotSynchronized:   http.StatusUnauthorized,
+	auth.CodeUnauthorized:           http.StatusUnauthorized,
+	auth.CodeLocked:                 http.StatusTooManyRequests,
+	auth.CodePasswordChangeRequired: http.StatusForbidden,
+	auth.CodeEnrollRequired:         http.StatusForbidden,
+	auth.CodeForbidden:              http.StatusForbidden,
+	auth.CodeNotFound:               http.StatusNotFound,
+	auth.CodeBadRequest:             http.StatusBadRequest,
+	auth.CodeConflict:               http.StatusConflict,
+	auth.CodeBusy:                   http.StatusServiceUnavailable,
+	auth.CodeInternal:               http.StatusInternalServerError,
+}
+
+type errorBody struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+// statusError lets a decode error carry its HTTP status (413).
+type statusError struct {
+	err    *auth.Error
+	status int
+}
+
+func (e *statusError) Error() string { return e.err.Error() }
+func (e *statusError) Unwrap() error { return e.err }
+
+func writeError(w http.ResponseWriter, err error) {
+	status := 0
+	var se *statusError
+	if errors.As(err, &se) {
+		status = se.status
+	}
+	e := auth.AsError(err)
+	if status == 0 {
+		status = httpStatus[e.Code]
+	}
+	if status == 0 {
+		status = http.StatusInternalServerError
+	}
+	if e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int((e.RetryAfter+time.Second-1)/time.Second)))
+	}
+	var b errorBody
+	b.Error.Code, b.Error.Message = e.Code, e.Message
+	writeJSON(w, status, b)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// OK writes v as a 200 JSON answer.
+func OK(w http.ResponseWriter, v any) error {
+	writeJSON(w, http.StatusOK, v)
+	return nil
+}
+
+// Decode reads the request body as exactly one JSON object into v: unknown
+// fields, wrong types, trailing data and bodies over MaxBody are refused
+// with an error that names the problem.
+func Decode(w http.ResponseWriter, r *http.Request, v any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		return errBad("body: Content-Type must be application/json, not %q", ct)
+	}
+	body := http.MaxBytesReader(w, r.Body, MaxBody)
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return decodeError(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return decodeError(err)
+		}
+		return errBad("body: unexpected data after the JSON object")
+	}
+	return nil
+}
+
+func errBad(format string, args ...any) error {
+	return &auth.Error{Code: auth.CodeBadRequest, Message: fmt.Sprintf(format, args...)}
+}
+
+func decodeError(err error) error {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		return &statusError{err: &auth.Error{Code: auth.CodeBadRequest, Message: fmt.Sprintf("body: larger than %d bytes", MaxBody)}, status: http.StatusRequestEntityTooLarge}
+	case errors.Is(err, io.EOF):
+		return errBad("body: empty; a JSON object is expected")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return errBad("body: the JSON ends too early")
+	case errors.As(err, &syn):
+		return errBad("body: invalid JSON at byte %d", syn.Offset)
+	case errors.As(err, &typ):
+		field := typ.Field
+		if field == "" {
+			return errBad("body: a JSON object is expected, not %s", typ.Value)
+		}
+		return errBad("%s: expected %s, got %s", field, jsonType(typ.Type.Kind().String()), typ.Value)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return errBad("%s: unknown field", strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`))
+	}
+	return errBad("body: %v", err)
+}
+
+func jsonType(kind string) string {
+	switch kind {
+	case "string":
+		return "a string"
+	case "bool":
+		return "true or false"
+	case "slice", "array":
+		return "an array"
+	case "struct", "map":
+		return "an object"
+	case "ptr":
+		return "a value"
+	}
+	return "a number"
+}

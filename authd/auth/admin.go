@@ -1,0 +1,450 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/rknas/firmware/authd/account"
+	"github.com/rknas/firmware/authd/store"
+)
+
+// UserView is an account as shown by the API, without secrets.
+type UserView struct {
+	Name               string    `json:"name"`
+	Role               string    `json:"role"`
+	Groups             []string  `json:"groups"`
+	Disabled           bool      `json:"disabled"`
+	MustChangePassword bool      `json:"must_change_password"`
+	TwoFactor          bool      `json:"two_factor"`
+	TwoFactorRequired  bool      `json:"two_factor_required"`
+	RecoveryCodesLeft  int       `json:"recovery_codes_left"`
+	SecurityEmail      string    `json:"security_email,omitempty"`
+	SecurityEmailOK    bool      `json:"security_email_verified"`
+	Created            time.Time `json:"created"`
+	PasswordChanged    time.Time `json:"password_changed"`
+	Sessions           int       `json:"sessions"`
+}
+
+// View returns the API view of u.
+func (s *Service) View(u store.User) UserView {
+	var policy store.Policy
+	_ = s.store.View(func(tx *store.Tx) error { var err error; policy, err = tx.Policy(); return err })
+	groups := u.Groups
+	if groups == nil {
+		groups = []string{}
+	}
+	return UserView{Name: u.Name, Role: u.Role, Groups: groups, Disabled: u.Disabled, MustChangePassword: u.MustChangePassword,
+		TwoFactor: u.TOTP.Enabled, TwoFactorRequired: policy.Requires(u), RecoveryCodesLeft: len(u.TOTP.RecoveryCodes),
+		SecurityEmail: u.SecurityEmail, SecurityEmailOK: u.SecurityEmailVerified, Created: u.Created,
+		PasswordChanged: u.PasswordChanged, Sessions: s.sessions.Count(u.Name)}
+}
+
+// Users lists all accounts.
+func (s *Service) Users() ([]UserView, error) {
+	var users []store.User
+	if err := s.store.View(func(tx *store.Tx) error { var err error; users, err = tx.Users(); return err }); err != nil {
+		return nil, errInternal(err)
+	}
+	out := make([]UserView, 0, len(users))
+	for _, u := range users {
+		out = append(out, s.View(u))
+	}
+	return out, nil
+}
+
+// NewUser is an account to create.
+type NewUser struct {
+	Name     string   `json:"name"`
+	Password string   `json:"password"`
+	Role     string   `json:"role"`
+	Groups   []string `json:"groups"`
+	// MustChangePassword defaults to true: the person should choose their
+	// own password at the first login.
+	MustChangePassword *bool `json:"must_change_password"`
+}
+
+func checkRole(role string) error {
+	if role != store.RoleAdmin && role != store.RoleUser {
+		return errBadRequest("role: %q is not admin or user", role)
+	}
+	return nil
+}
+
+func checkGroups(tx *store.Tx, groups []string) error {
+	if len(groups) > 64 {
+		return errBadRequest("groups: at most 64")
+	}
+	for _, g := range groups {
+		if _, err := tx.Group(g); errors.Is(err, store.ErrNotFound) {
+			return errBadRequest("groups: no group %q", g)
+		} else if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func dedupe(in []string) []string {
+	out := slices.Clone(in)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// CreateUser creates an account.
+func (s *Service) CreateUser(ctx context.Context, actor string, n NewUser, c Client) (UserView, error) {
+	if err := account.CheckName(n.Name); err != nil {
+		return UserView{}, errBadRequest("name: %s", err.Error())
+	}
+	if err := checkRole(n.Role); err != nil {
+		return UserView{}, err
+	}
+	if err := account.CheckNewPassword(n.Password, n.Name, s.cfg.DefaultPassword); err != nil {
+		return UserView{}, errBadRequest("password: %s", err.Error())
+	}
+	hash, err := s.hasher.Hash(ctx, n.Password)
+	if errors.Is(err, account.ErrBusy) {
+		return UserView{}, errBusy()
+	}
+	if err != nil {
+		return UserView{}, errInternal(err)
+	}
+	now := s.clock.Now()
+	must := n.MustChangePassword == nil || *n.MustChangePassword
+	u := store.User{Name: n.Name, Role: n.Role, Groups: dedupe(n.Groups), PasswordHash: hash, MustChangePassword: must, Created: now, PasswordChanged: now}
+	err = s.store.Update(func(tx *store.Tx) error {
+		if err := checkGroups(tx, u.Groups); err != nil {
+			return err
+		}
+		if err := tx.CreateUser(u); err != nil {
+			return err
+		}
+		return tx.AppendAudit(store.AuditEntry{Time: now, Event: "user_created", User: u.Name, Actor: actor, Client: c.String(), Detail: "role " + u.Role})
+	})
+	if errors.Is(err, store.ErrExists) {
+		return UserView{}, newErr(CodeConflict, fmt.Sprintf("an account called %q exists", n.Name))
+	}
+	if err != nil {
+		return UserView{}, asErr(err)
+	}
+	return s.View(u), nil
+}
+
+func asErr(err error) error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return newErr(CodeNotFound, "no such account")
+	}
+	return errInternal(err)
+}
+
+// UserPatch changes an account; nil fields stay.
+type UserPatch struct {
+	Role               *string   `json:"role"`
+	Groups             *[]string `json:"groups"`
+	Password           *string   `json:"password"`
+	Disabled           *bool     `json:"disabled"`
+	MustChangePassword *bool     `json:"must_change_password"`
+}
+
+// activeAdmins counts enabled admins, with u replacing its stored version.
+func activeAdmins(tx *store.Tx, u *store.User) (int, error) {
+	users, err := tx.Users()
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, x := range users {
+		if u != nil && x.Name == u.Name {
+			x = *u
+		}
+		if x.IsAdmin() && !x.Disabled {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// UpdateUser applies an admin's change to an account. The last enabled
+// admin cannot be demoted or disabled, and neither can the built-in admin.
+func (s *Service) UpdateUser(ctx context.Context, actor, name string, p UserPatch, c Client) (UserView, error) {
+	var hash string
+	if p.Password != nil {
+		if err := account.CheckNewPassword(*p.Password, name, s.cfg.DefaultPassword); err != nil {
+			return UserView{}, errBadRequest("password: %s", err.Error())
+		}
+		var err error
+		if hash, err = s.hasher.Hash(ctx, *p.Password); errors.Is(err, account.ErrBusy) {
+			return UserView{}, errBusy()
+		} else if err != nil {
+			return UserView{}, errInternal(err)
+		}
+	}
+	if p.Role != nil {
+		if err := checkRole(*p.Role); err != nil {
+			return UserView{}, err
+		}
+	}
+	now := s.clock.Now()
+	revoke := false
+	u, err := s.updateUser(name, func(tx *store.Tx, u *store.User) error {
+		var changes []string
+		if p.Role != nil && *p.Role != u.Role {
+			if u.Name == store.AdminName {
+				return newErr(CodeForbidden, "the built-in admin account keeps the admin role")
+			}
+			u.Role = *p.Role
+			changes = append(changes, "role "+u.Role)
+		}
+		if p.Groups != nil {
+			g := dedupe(*p.Groups)
+			if err := checkGroups(tx, g); err != nil {
+				return err
+			}
+			u.Groups = g
+			changes = append(changes, "groups")
+		}
+		if p.Disabled != nil && *p.Disabled != u.Disabled {
+			if *p.Disabled && u.Name == store.AdminName {
+				return newErr(CodeForbidden, "the built-in admin account cannot be disabled")
+			}
+			u.Disabled = *p.Disabled
+			revoke = revoke || u.Disabled
+			changes = append(changes, fmt.Sprintf("disabled=%v", u.Disabled))
+		}
+		if hash != "" {
+			u.PasswordHash, u.PasswordChanged, u.MustChangePassword = hash, now, true
+			revoke = true
+			changes = append(changes, "password set")
+		}
+		if p.MustChangePassword != nil {
+			u.MustChangePassword = *p.MustChangePassword
+			changes = append(changes, fmt.Sprintf("must_change_password=%v", u.MustChangePassword))
+		}
+		if n, err := activeAdmins(tx, u); err != nil {
+			return err
+		} else if n == 0 {
+			return newErr(CodeForbidden, "this would leave no enabled admin account")
+		}
+		return tx.AppendAudit(store.AuditEntry{Time: now, Event: "user_updated", User: u.Name, Actor: actor, Client: c.String(), Detail: fmt.Sprint(changes)})
+	})
+	if err != nil {
+		return UserView{}, asErr(err)
+	}
+	if revoke {
+		s.sessions.RevokeUser(u.Name, "")
+	}
+	return s.View(u), nil
+}
+
+// DeleteUser removes an account. The built-in admin, the last admin and the
+// caller's own account cannot be deleted.
+func (s *Service) DeleteUser(actor, name string, c Client) error {
+	if name == store.AdminName {
+		return newErr(CodeForbidden, "the built-in admin account cannot be deleted")
+	}
+	if name == actor {
+		return newErr(CodeForbidden, "you cannot delete your own account")
+	}
+	err := s.store.Update(func(tx *store.Tx) error {
+		u, err := tx.User(name)
+		if err != nil {
+			return err
+		}
+		if err := tx.DeleteUser(name); err != nil {
+			return err
+		}
+		if n, err := activeAdmins(tx, nil); err != nil {
+			return err
+		} else if n == 0 && u.IsAdmin() {
+			return newErr(CodeForbidden, "this would leave no enabled admin account")
+		}
+		p, err := tx.Policy()
+		if err != nil {
+			return err
+		}
+		if i := slices.Index(p.Users, name); i >= 0 {
+			p.Users = slices.Delete(p.Users, i, i+1)
+			if err := tx.PutPolicy(p); err != nil {
+				return err
+			}
+		}
+		return tx.AppendAudit(store.AuditEntry{Time: s.clock.Now(), Event: "user_deleted", User: name, Actor: actor, Client: c.String()})
+	})
+	if err != nil {
+		return asErr(err)
+	}
+	s.sessions.RevokeUser(name, "")
+	return nil
+}
+
+// AdminDisable2FA turns off another account's 2FA (the owner lost the
+// phone): key, recovery codes and trusted devices go, sessions end.
+func (s *Service) AdminDisable2FA(actor, name string, c Client) error {
+	now := s.clock.Now()
+	u, err := s.updateUser(name, func(tx *store.Tx, u *store.User) error {
+		u.TOTP = store.TOTP{}
+		if _, err := tx.DeleteDevices(u.Name); err != nil {
+			return err
+		}
+		return tx.AppendAudit(store.AuditEntry{Time: now, Event: "2fa_disabled", User: u.Name, Actor: actor, Client: c.String(), Detail: "by an admin"})
+	})
+	if err != nil {
+		return asErr(err)
+	}
+	s.sessions.RevokeUser(name, "")
+	s.notify(u, "2fa_disabled", map[string]string{"client": c.String(), "by": actor})
+	return nil
+}
+
+// Groups lists the groups with their members.
+func (s *Service) Groups() ([]GroupView, error) {
+	out := []GroupView{}
+	err := s.store.View(func(tx *store.Tx) error {
+		groups, err := tx.Groups()
+		if err != nil {
+			return err
+		}
+		users, err := tx.Users()
+		if err != nil {
+			return err
+		}
+		for _, g := range groups {
+			v := GroupView{Name: g.Name, Created: g.Created, Members: []string{}}
+			for _, u := range users {
+				if u.InGroup(g.Name) {
+					v.Members = append(v.Members, u.Name)
+				}
+			}
+			out = append(out, v)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, errInternal(err)
+	}
+	return out, nil
+}
+
+// GroupView is a group as shown by the API.
+type GroupView struct {
+	Name    string    `json:"name"`
+	Created time.Time `json:"created"`
+	Members []string  `json:"members"`
+}
+
+// CreateGroup creates a group.
+func (s *Service) CreateGroup(actor, name string, c Client) (GroupView, error) {
+	if err := account.CheckName(name); err != nil {
+		return GroupView{}, errBadRequest("name: %s", err.Error())
+	}
+	now := s.clock.Now()
+	err := s.store.Update(func(tx *store.Tx) error {
+		if err := tx.CreateGroup(store.Group{Name: name, Created: now}); err != nil {
+			return err
+		}
+		return tx.AppendAudit(store.AuditEntry{Time: now, Event: "group_created", Actor: actor, Client: c.String(), Detail: name})
+	})
+	if errors.Is(err, store.ErrExists) {
+		return GroupView{}, newErr(CodeConflict, fmt.Sprintf("a group called %q exists", name))
+	}
+	if err != nil {
+		return GroupView{}, errInternal(err)
+	}
+	return GroupView{Name: name, Created: now, Members: []string{}}, nil
+}
+
+// DeleteGroup removes a group, its memberships and its place in the policy.
+func (s *Service) DeleteGroup(actor, name string, c Client) error {
+	err := s.store.Update(func(tx *store.Tx) error {
+		if err := tx.DeleteGroup(name); err != nil {
+			return err
+		}
+		users, err := tx.Users()
+		if err != nil {
+			return err
+		}
+		for _, u := range users {
+			if i := slices.Index(u.Groups, name); i >= 0 {
+				u.Groups = slices.Delete(u.Groups, i, i+1)
+				if err := tx.PutUser(u); err != nil {
+					return err
+				}
+			}
+		}
+		p, err := tx.Policy()
+		if err != nil {
+			return err
+		}
+		if i := slices.Index(p.Groups, name); i >= 0 {
+			p.Groups = slices.Delete(p.Groups, i, i+1)
+			if err := tx.PutPolicy(p); err != nil {
+				return err
+			}
+		}
+		return tx.AppendAudit(store.AuditEntry{Time: s.clock.Now(), Event: "group_deleted", Actor: actor, Client: c.String(), Detail: name})
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return newErr(CodeNotFound, "no such group")
+	}
+	if err != nil {
+		return errInternal(err)
+	}
+	return nil
+}
+
+// Policy returns the mandatory-2FA policy.
+func (s *Service) Policy() (store.Policy, error) {
+	var p store.Policy
+	err := s.store.View(func(tx *store.Tx) error { var err error; p, err = tx.Policy(); return err })
+	if err != nil {
+		return p, errInternal(err)
+	}
+	if p.Users == nil {
+		p.Users = []string{}
+	}
+	if p.Groups == nil {
+		p.Groups = []string{}
+	}
+	return p, nil
+}
+
+// SetPolicy replaces the mandatory-2FA policy. Users and groups must exist.
+// Sessions already open keep running; the policy applies at the next login.
+func (s *Service) SetPolicy(actor string, p store.Policy, c Client) (store.Policy, error) {
+	switch p.Scope {
+	case store.ScopeNone, store.ScopeAdmins, store.ScopeAll, store.ScopeSelected:
+	default:
+		return p, errBadRequest("scope: %q is not none, admins, all or selected", p.Scope)
+	}
+	p.Users, p.Groups = dedupe(p.Users), dedupe(p.Groups)
+	if len(p.Users) > 1000 || len(p.Groups) > 1000 {
+		return p, errBadRequest("users, groups: at most 1000 each")
+	}
+	err := s.store.Update(func(tx *store.Tx) error {
+		for _, n := range p.Users {
+			if _, err := tx.User(n); errors.Is(err, store.ErrNotFound) {
+				return errBadRequest("users: no account %q", n)
+			} else if err != nil {
+				return err
+			}
+		}
+		if err := checkGroups(tx, p.Groups); err != nil {
+			return err
+		}
+		if err := tx.PutPolicy(p); err != nil {
+			return err
+		}
+		return tx.AppendAudit(store.AuditEntry{Time: s.clock.Now(), Event: "policy_changed", Actor: actor, Client: c.String(),
+			Detail: fmt.Sprintf("scope=%s users=%v groups=%v", p.Scope, p.Users, p.Groups)})
+	})
+	if err != nil {
+		return p, asErr(err)
+	}
+	return p, nil
+}

@@ -1,0 +1,311 @@
+package auth
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/rknas/firmware/authd/account"
+	"github.com/rknas/firmware/authd/session"
+	"github.com/rknas/firmware/authd/store"
+	"github.com/rknas/firmware/authd/twofa"
+)
+
+// Login statuses.
+const (
+	StatusOK                     = "ok"
+	StatusOTPRequired            = "otp_required"
+	StatusEnrollRequired         = "enroll_required"
+	StatusPasswordChangeRequired = "password_change_required"
+)
+
+// Methods of the code step.
+const (
+	MethodTOTP     = "totp"
+	MethodRecovery = "recovery"
+	MethodEmail    = "email"
+)
+
+// LoginResult is the outcome of a login step.
+type LoginResult struct {
+	Status    string
+	Challenge string
+	Methods   []string
+	// SessionToken is set when a session was created.
+	SessionToken string
+	Session      session.Session
+	// DeviceToken is set when the device was trusted at this step.
+	DeviceToken string
+	// DeviceUsed tells that a trusted device skipped the code step.
+	DeviceUsed bool
+}
+
+// accountKey returns the regulator and key for a username.
+func (s *Service) accountKey(name string, exists bool) (limiter interface {
+	Check(string) time.Duration
+	Fail(string) time.Duration
+	Succeed(string)
+}, key string) {
+	if exists {
+		return s.accounts, name
+	}
+	return s.unknown, name
+}
+
+// Login is the password step. deviceToken is the trusted-device cookie, if
+// the browser sent one.
+func (s *Service) Login(ctx context.Context, username, password string, c Client, deviceToken string) (LoginResult, error) {
+	if username == "" || len(username) > account.MaxNameLen || !utf8.ValidString(username) {
+		// Still cost a hash, so malformed names are not a fast oracle.
+		_, _ = s.hasher.Verify(ctx, password, "")
+		return LoginResult{}, errInvalidCredentials
+	}
+	if len(password) > 4*account.MaxPasswordLen {
+		return LoginResult{}, errBadRequest("password: longer than %d characters", account.MaxPasswordLen)
+	}
+	u, err := s.user(username)
+	exists := err == nil
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return LoginResult{}, errInternal(err)
+	}
+	acct, akey := s.accountKey(username, exists)
+	device, deviceOK := s.trustedDevice(u, exists, deviceToken)
+	wait := s.clients.Check(c.Key())
+	// A trusted device has passed the second factor before: it is not
+	// held by the account-wide cap, so guessing from elsewhere cannot lock
+	// the owner out of their own browser.
+	if !deviceOK {
+		wait = max(wait, acct.Check(akey))
+	}
+	if wait > 0 {
+		return LoginResult{}, errLocked(wait)
+	}
+	ok, err := s.hasher.Verify(ctx, password, u.PasswordHash)
+	if errors.Is(err, account.ErrBusy) {
+		return LoginResult{}, errBusy()
+	}
+	if err != nil {
+		return LoginResult{}, errInternal(err)
+	}
+	if !ok || u.Disabled {
+		s.clients.Fail(c.Key())
+		acct.Fail(akey)
+		detail := "wrong password"
+		if !exists {
+			detail = "no such account"
+		} else if u.Disabled && ok {
+			detail = "account disabled"
+		}
+		s.audit(store.AuditEntry{Event: "login_failed", User: username, Client: c.String(), Detail: detail})
+		return LoginResult{}, errInvalidCredentials
+	}
+	if s.hasher.Params() != (account.Params{}) && account.NeedsRehash(u.PasswordHash, s.hasher.Params()) {
+		s.rehash(ctx, u.Name, password)
+	}
+	if u.TOTP.Enabled {
+		if deviceOK {
+			s.touchDevice(device, c)
+			res, err := s.finish(u, c)
+			res.DeviceUsed = true
+			return res, err
+		}
+		ch, err := s.sessions.NewChallenge(u.Name, c.Key())
+		if err != nil {
+			return LoginResult{}, errBusy()
+		}
+		methods := []string{MethodTOTP, MethodRecovery}
+		if u.SecurityEmailVerified {
+			methods = append(methods, MethodEmail)
+		}
+		s.audit(store.AuditEntry{Event: "login_password_ok", User: u.Name, Client: c.String(), Detail: "code required"})
+		return LoginResult{Status: StatusOTPRequired, Challenge: ch, Methods: methods}, nil
+	}
+	return s.finish(u, c)
+}
+
+// rehash upgrades a stored hash to the current parameters after a good
+// login; failure only costs the upgrade.
+func (s *Service) rehash(ctx context.Context, name, password string) {
+	h, err := s.hasher.Hash(ctx, password)
+	if err != nil {
+		return
+	}
+	if _, err := s.updateUser(name, func(_ *store.Tx, u *store.User) error { u.PasswordHash = h; return nil }); err != nil {
+		s.log.Warn("password rehash failed", "user", name, "err", err)
+	}
+}
+
+// finish creates the session a login ends in.
+func (s *Service) finish(u store.User, c Client) (LoginResult, error) {
+	var policy store.Policy
+	if err := s.store.View(func(tx *store.Tx) error { var err error; policy, err = tx.Policy(); return err }); err != nil {
+		return LoginResult{}, errInternal(err)
+	}
+	kind, status := session.Full, StatusOK
+	switch {
+	case u.MustChangePassword:
+		kind, status = session.PasswordChange, StatusPasswordChangeRequired
+	case policy.Requires(u) && !u.TOTP.Enabled:
+		kind, status = session.Enroll, StatusEnrollRequired
+	}
+	token, sess, err := s.sessions.Create(u.Name, kind, c.String(), c.UserAgent)
+	if err != nil {
+		return LoginResult{}, errInternal(err)
+	}
+	s.clients.Succeed(c.Key())
+	s.accounts.Succeed(u.Name)
+	s.audit(store.AuditEntry{Event: "login", User: u.Name, Client: c.String(), Detail: status})
+	return LoginResult{Status: status, SessionToken: token, Session: sess}, nil
+}
+
+// LoginOTP is the code step: a TOTP code, a recovery code or an emailed
+// emergency code for the challenge.
+func (s *Service) LoginOTP(ctx context.Context, challenge, code string, trust bool, deviceName string, c Client) (LoginResult, error) {
+	if len(code) > 64 {
+		return LoginResult{}, errBadRequest("code: longer than 64 characters")
+	}
+	if len(deviceName) > 64 || !utf8.ValidString(deviceName) {
+		return LoginResult{}, errBadRequest("device_name: at most 64 characters of text")
+	}
+	ch, err := s.sessions.Challenge(challenge, c.Key())
+	if err != nil {
+		return LoginResult{}, errChallengeExpired
+	}
+	if wait := max(s.clients.Check(c.Key()), s.accounts.Check(ch.User)); wait > 0 {
+		return LoginResult{}, errLocked(wait)
+	}
+	now := s.clock.Now()
+	method := ""
+	var verr error
+	var u store.User
+	err = s.store.Update(func(tx *store.Tx) error {
+		var err error
+		u, err = tx.User(ch.User)
+		if err != nil {
+			return err
+		}
+		if u.Disabled || !u.TOTP.Enabled {
+			verr = errChallengeExpired
+			return nil
+		}
+		switch {
+		case ch.EmergencyHash != "" && looksLikeEmergency(code):
+			method = MethodEmail
+			if now.After(ch.EmergencyUntil) || subtle.ConstantTimeCompare([]byte(hashEmergency(code)), []byte(ch.EmergencyHash)) != 1 {
+				verr = errInvalidCode
+			}
+		case twofa.LooksLikeTOTP(code):
+			method = MethodTOTP
+			step, err := twofa.Verify(u.TOTP.Secret, code, now, u.TOTP.LastStep)
+			switch {
+			case errors.Is(err, twofa.ErrCodeReused):
+				verr = errCodeReused
+			case err != nil:
+				verr = errInvalidCode
+			default:
+				u.TOTP.LastStep = step
+				return tx.PutUser(u)
+			}
+		default:
+			method = MethodRecovery
+			i := twofa.MatchRecoveryCode(u.TOTP.RecoveryCodes, code)
+			if i < 0 {
+				verr = errInvalidCode
+				return nil
+			}
+			u.TOTP.RecoveryCodes = append(u.TOTP.RecoveryCodes[:i:i], u.TOTP.RecoveryCodes[i+1:]...)
+			return tx.PutUser(u)
+		}
+		return nil
+	})
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return LoginResult{}, errChallengeExpired
+		}
+		return LoginResult{}, errInternal(err)
+	}
+	if verr != nil {
+		if verr == errChallengeExpired {
+			return LoginResult{}, verr
+		}
+		s.clients.Fail(c.Key())
+		s.accounts.Fail(u.Name)
+		detail := method + ": " + verr.(*Error).Code
+		if method == MethodTOTP && s.clockSuspect() {
+			s.audit(store.AuditEntry{Event: "login_code_failed", User: u.Name, Client: c.String(), Detail: detail + "; clock not synchronized"})
+			return LoginResult{}, errClock
+		}
+		s.audit(store.AuditEntry{Event: "login_code_failed", User: u.Name, Client: c.String(), Detail: detail})
+		return LoginResult{}, verr
+	}
+	if !s.sessions.Consume(challenge) {
+		return LoginResult{}, errChallengeExpired
+	}
+	switch method {
+	case MethodRecovery:
+		left := strconv.Itoa(len(u.TOTP.RecoveryCodes))
+		s.audit(store.AuditEntry{Event: "recovery_code_used", User: u.Name, Client: c.String(), Detail: left + " left"})
+		s.notify(u, "recovery_code_used", map[string]string{"client": c.String(), "left": left})
+	case MethodEmail:
+		s.audit(store.AuditEntry{Event: "emergency_code_used", User: u.Name, Client: c.String()})
+		s.notify(u, "emergency_code_used", map[string]string{"client": c.String()})
+	}
+	var deviceToken string
+	if trust {
+		deviceToken, err = s.trustDevice(u, deviceName, c)
+		if err != nil {
+			return LoginResult{}, err
+		}
+	}
+	res, err := s.finish(u, c)
+	res.DeviceToken = deviceToken
+	return res, err
+}
+
+// looksLikeEmergency tells an 8-digit emergency code from the 6-digit TOTP
+// and the lettered recovery codes.
+func looksLikeEmergency(code string) bool {
+	code = strings.ReplaceAll(strings.ReplaceAll(code, " ", ""), "-", "")
+	if len(code) != 8 {
+		return false
+	}
+	for i := 0; i < len(code); i++ {
+		if code[i] < '0' || code[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// hashEmergency returns the stored form of an emergency code.
+func hashEmergency(code string) string {
+	code = strings.ReplaceAll(strings.ReplaceAll(code, " ", ""), "-", "")
+	return session.HashToken("emergency:" + code)
+}
+
+// Authenticate returns the session of token and its account. A session
+// whose account is gone or disabled ends.
+func (s *Service) Authenticate(token string) (session.Session, store.User, error) {
+	sess, ok := s.sessions.Lookup(token)
+	if !ok {
+		return sess, store.User{}, errUnauthorized
+	}
+	u, err := s.user(sess.User)
+	if err != nil || u.Disabled {
+		s.sessions.Delete(token)
+		return sess, u, errUnauthorized
+	}
+	return sess, u, nil
+}
+
+// Logout ends the session of token.
+func (s *Service) Logout(token string, c Client) {
+	if sess, ok := s.sessions.Lookup(token); ok {
+		s.audit(store.AuditEntry{Event: "logout", User: sess.User, Client: c.String()})
+	}
+	s.sessions.Delete(token)
+}

@@ -1,0 +1,210 @@
+// Package regulate throttles failed authentication attempts per key (a
+// client address or an account) with bounded memory and growing bans for
+// repeat offenders.
+package regulate
+
+import (
+	"container/list"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/rknas/firmware/authd/clock"
+)
+
+// Limits configure one Regulator.
+type Limits struct {
+	// MaxFailures failures within Window ban the key.
+	MaxFailures int
+	Window      time.Duration
+	// The first ban lasts BaseBan; each further ban while the key is still
+	// remembered as an offender doubles it, up to MaxBan.
+	BaseBan time.Duration
+	MaxBan  time.Duration
+	// Forget is how long a key must stay quiet before its offences are
+	// forgotten.
+	Forget time.Duration
+	// MaxKeys bounds memory. When full, the least recently active key that
+	// is not banned is dropped (banned ones only if all are banned).
+	MaxKeys int
+}
+
+// ClientLimits are the defaults per client address: 5 failures in 5
+// minutes, bans from 5 minutes doubling to a day.
+var ClientLimits = Limits{MaxFailures: 5, Window: 5 * time.Minute, BaseBan: 5 * time.Minute, MaxBan: 24 * time.Hour, Forget: 24 * time.Hour, MaxKeys: 16384}
+
+// AccountLimits are the defaults per account, across all addresses: they
+// bound guesses spread over many addresses to 10 per 15 minutes.
+var AccountLimits = Limits{MaxFailures: 10, Window: 15 * time.Minute, BaseBan: 15 * time.Minute, MaxBan: 24 * time.Hour, Forget: 24 * time.Hour, MaxKeys: 16384}
+
+type entry struct {
+	key         string
+	failures    []time.Time // within Window, oldest first, at most MaxFailures
+	bannedUntil time.Time
+	offences    int
+	last        time.Time
+	elem        *list.Element
+}
+
+// Regulator counts failures per key. It is safe for concurrent use.
+type Regulator struct {
+	mu      sync.Mutex
+	clock   clock.Clock
+	limits  Limits
+	entries map[string]*entry
+	lru     *list.List // front = most recently active
+}
+
+// New returns a Regulator with the given limits.
+func New(c clock.Clock, l Limits) *Regulator {
+	return &Regulator{clock: c, limits: l, entries: make(map[string]*entry), lru: list.New()}
+}
+
+// Check returns how long key must wait before trying again (0 if it may
+// try now).
+func (r *Regulator) Check(key string) time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e, ok := r.entries[key]
+	if !ok {
+		return 0
+	}
+	now := r.clock.Now()
+	if wait := e.bannedUntil.Sub(now); wait > 0 {
+		return wait
+	}
+	return 0
+}
+
+// Fail records a failure for key and returns the ban it now carries (0 if
+// none).
+func (r *Regulator) Fail(key string) time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.clock.Now()
+	e := r.get(key, now)
+	e.last = now
+	r.lru.MoveToFront(e.elem)
+	if e.bannedUntil.After(now) {
+		// Failures while banned do not count again: the ban already
+		// answers them, and a client hammering during a ban must not
+		// make the owner's own wait endless.
+		return e.bannedUntil.Sub(now)
+	}
+	e.failures = append(prune(e.failures, now.Add(-r.limits.Window)), now)
+	if len(e.failures) < r.limits.MaxFailures {
+		return 0
+	}
+	ban := r.limits.BaseBan << min(e.offences, 30)
+	if ban > r.limits.MaxBan || ban <= 0 {
+		ban = r.limits.MaxBan
+	}
+	e.offences++
+	e.failures = e.failures[:0]
+	e.bannedUntil = now.Add(ban)
+	return ban
+}
+
+// Succeed forgets key's recent failures after a complete successful login.
+// Offences, and a running ban, stay.
+func (r *Regulator) Succeed(key string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e, ok := r.entries[key]; ok {
+		e.failures = e.failures[:0]
+	}
+}
+
+// Reset forgets everything about key (the physical reset unlocks the
+// admin account).
+func (r *Regulator) Reset(key string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e, ok := r.entries[key]; ok {
+		r.lru.Remove(e.elem)
+		delete(r.entries, key)
+	}
+}
+
+// Len returns the number of keys remembered.
+func (r *Regulator) Len() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.entries)
+}
+
+func prune(ts []time.Time, cutoff time.Time) []time.Time {
+	i := 0
+	for i < len(ts) && !ts[i].After(cutoff) {
+		i++
+	}
+	return append(ts[:0], ts[i:]...)
+}
+
+func (r *Regulator) get(key string, now time.Time) *entry {
+	if e, ok := r.entries[key]; ok {
+		if now.Sub(e.last) > r.limits.Forget && !e.bannedUntil.After(now) {
+			e.offences = 0
+			e.failures = e.failures[:0]
+		}
+		return e
+	}
+	r.expire(now)
+	if len(r.entries) >= r.limits.MaxKeys {
+		r.evict(now)
+	}
+	e := &entry{key: key, failures: make([]time.Time, 0, r.limits.MaxFailures)}
+	e.elem = r.lru.PushFront(e)
+	r.entries[key] = e
+	return e
+}
+
+// expire drops a few of the least recently active keys that have nothing
+// left to remember, so memory follows the attack, not its peak.
+func (r *Regulator) expire(now time.Time) {
+	for i := 0; i < 4; i++ {
+		back := r.lru.Back()
+		if back == nil {
+			return
+		}
+		e := back.Value.(*entry)
+		if now.Sub(e.last) <= r.limits.Forget || e.bannedUntil.After(now) {
+			return
+		}
+		r.lru.Remove(back)
+		delete(r.entries, e.key)
+	}
+}
+
+// evict drops the least recently active key that is not banned, looking at
+// a bounded number from the back; failing that, the oldest one.
+func (r *Regulator) evict(now time.Time) {
+	victim := r.lru.Back()
+	el := victim
+	for i := 0; el != nil && i < 64; i, el = i+1, el.Prev() {
+		if !el.Value.(*entry).bannedUntil.After(now) {
+			victim = el
+			break
+		}
+	}
+	if victim == nil {
+		return
+	}
+	e := victim.Value.(*entry)
+	r.lru.Remove(victim)
+	delete(r.entries, e.key)
+}
+
+// ClientKey returns the throttling key of a client address: the address
+// itself for IPv4, its /64 for IPv6 (one host usually owns a whole /64, so
+// counting single IPv6 addresses would let it rotate freely).
+func ClientKey(addr netip.Addr) string {
+	addr = addr.Unmap()
+	if addr.Is6() {
+		p, err := addr.Prefix(64)
+		if err == nil {
+			return p.String()
+		}
+	}
+	return addr.String()
+}

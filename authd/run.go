@@ -1,0 +1,275 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/rknas/firmware/authd/account"
+	"github.com/rknas/firmware/authd/api"
+	"github.com/rknas/firmware/authd/atomicfile"
+	"github.com/rknas/firmware/authd/auth"
+	"github.com/rknas/firmware/authd/clock"
+	"github.com/rknas/firmware/authd/store"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// errConfig marks errors a restart cannot fix.
+var errConfig = errors.New("configuration error")
+
+type options struct {
+	state           string
+	listen          string
+	defaultPassFile string
+	board           string
+	deviceName      string
+	tlsCert         string
+	tlsKey          string
+	hashTime        uint
+	hashMemKiB      uint
+	hashThreads     uint
+	hashCap         int
+	deviceTTL       time.Duration
+	logLevel        string
+}
+
+func parseFlags(args []string, stderr io.Writer) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("authd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: authd [flags]\n       authd version\n\nauthd serves the NAS login API (see docs/api.yaml).\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&o.state, "state", "/state/authd", "directory for the database and other state (created 0700)")
+	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address to serve the API on, host:port")
+	fs.StringVar(&o.defaultPassFile, "default-password-file", "", "file holding this device's default admin password, provisioned by the firmware; "+
+		"without it a random password is generated on first start, stored 0600 in the state directory and printed once")
+	fs.StringVar(&o.board, "board", "auto", "board profile: a name, auto (detect from the device tree) or none")
+	fs.StringVar(&o.deviceName, "device-name", "", "name shown in authenticator apps and mails (default: the hostname)")
+	fs.StringVar(&o.tlsCert, "tls-cert", "", "serve HTTPS with this certificate (PEM); needs -tls-key")
+	fs.StringVar(&o.tlsKey, "tls-key", "", "private key (PEM) for -tls-cert")
+	fs.UintVar(&o.hashTime, "argon2-time", uint(account.DefaultParams.Time), "argon2id passes")
+	fs.UintVar(&o.hashMemKiB, "argon2-memory", uint(account.DefaultParams.MemKiB), "argon2id memory in KiB")
+	fs.UintVar(&o.hashThreads, "argon2-threads", uint(account.DefaultParams.Threads), "argon2id lanes")
+	fs.IntVar(&o.hashCap, "hash-concurrency", 0, "password hashes allowed at once (0: sized from available memory)")
+	fs.DurationVar(&o.deviceTTL, "trusted-device-ttl", 30*24*time.Hour, "how long \"trust this device\" skips the code step")
+	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return nil, fmt.Errorf("%w: %v", errConfig, err)
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("%w: unexpected argument %q", errConfig, fs.Arg(0))
+	}
+	if _, _, err := net.SplitHostPort(o.listen); err != nil {
+		return nil, fmt.Errorf("%w: -listen %q: %v", errConfig, o.listen, err)
+	}
+	if (o.tlsCert == "") != (o.tlsKey == "") {
+		return nil, fmt.Errorf("%w: -tls-cert and -tls-key go together", errConfig)
+	}
+	if o.hashThreads > 255 {
+		return nil, fmt.Errorf("%w: -argon2-threads %d: at most 255", errConfig, o.hashThreads)
+	}
+	return o, nil
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "version" {
+		fmt.Fprintln(stdout, "authd", version)
+		return nil
+	}
+	o, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) || (err != nil && strings.Contains(err.Error(), flag.ErrHelp.Error())) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
+		return fmt.Errorf("%w: -log-level %q: %v", errConfig, o.logLevel, err)
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	if err := os.MkdirAll(o.state, 0o700); err != nil {
+		return fmt.Errorf("%w: -state %s: %v", errConfig, o.state, err)
+	}
+	defaultPass, source, err := defaultPassword(o, stderr)
+	if err != nil {
+		return err
+	}
+	log.Info("default admin password available", "source", source)
+
+	params := account.Params{Time: uint32(o.hashTime), MemKiB: uint32(o.hashMemKiB), Threads: uint8(o.hashThreads),
+		KeyLen: account.DefaultParams.KeyLen, SaltLen: account.DefaultParams.SaltLen}
+	if err := params.Validate(); err != nil {
+		return fmt.Errorf("%w: %v", errConfig, err)
+	}
+	hashCap := o.hashCap
+	if hashCap <= 0 {
+		hashCap = account.CapFromMemory(params)
+	}
+	hasher, err := account.NewHasher(params, hashCap, 3*time.Second)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errConfig, err)
+	}
+	// A soft memory limit makes the garbage collector hand argon2's
+	// buffers back before the heap grows past what the cap allows.
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(int64(hashCap)*int64(params.MemKiB)*1024 + 48<<20)
+	}
+	log.Info("password hashing", "argon2_time", params.Time, "argon2_memory_kib", params.MemKiB, "argon2_threads", params.Threads, "concurrency", hashCap)
+
+	db, err := store.Open(filepath.Join(o.state, "auth.db"))
+	if err != nil {
+		if errors.Is(err, store.ErrCorrupt) || errors.Is(err, store.ErrForeign) || errors.Is(err, store.ErrTooNew) {
+			return fmt.Errorf("%w: %v (the file was left untouched; move it away to start with a fresh database)", errConfig, err)
+		}
+		return err
+	}
+	defer db.Close()
+
+	cfg := auth.DefaultConfig()
+	cfg.DefaultPassword = defaultPass
+	cfg.TrustedDeviceTTL = o.deviceTTL
+	cfg.DeviceName = o.deviceName
+	if cfg.DeviceName == "" {
+		cfg.DeviceName, _ = os.Hostname()
+		if cfg.DeviceName == "" {
+			cfg.DeviceName = "NAS"
+		}
+	}
+	svc, err := auth.New(ctx, cfg, auth.Deps{Store: db, Clock: clock.System{}, Hasher: hasher, Log: log})
+	if err != nil {
+		return fmt.Errorf("%w: %v", errConfig, err)
+	}
+	srv := api.New(svc, log, cfg.TrustedDeviceTTL)
+	return serve(ctx, o, srv.Handler(), log)
+}
+
+func serve(ctx context.Context, o *options, h http.Handler, log *slog.Logger) error {
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", o.listen, err)
+	}
+	hs := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() {
+		if o.tlsCert != "" {
+			errc <- hs.ServeTLS(ln, o.tlsCert, o.tlsKey)
+		} else {
+			errc <- hs.Serve(ln)
+		}
+	}()
+	scheme := "http"
+	if o.tlsCert != "" {
+		scheme = "https"
+	}
+	log.Info("authd ready", "url", scheme+"://"+ln.Addr().String(), "version", version)
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return hs.Shutdown(sctx)
+}
+
+// passwordAlphabet leaves out characters that look alike (0/O, 1/l/I).
+const passwordAlphabet = "abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+// generatePassword returns 16 characters (about 92 bits) in groups of four.
+func generatePassword() (string, error) {
+	raw := make([]byte, 16)
+	var b strings.Builder
+	for i := range raw {
+		if i > 0 && i%4 == 0 {
+			b.WriteByte('-')
+		}
+		for {
+			if _, err := rand.Read(raw[i : i+1]); err != nil {
+				return "", err
+			}
+			// Rejection sampling keeps every character equally likely.
+			if int(raw[i]) < 256-256%len(passwordAlphabet) {
+				b.WriteByte(passwordAlphabet[int(raw[i])%len(passwordAlphabet)])
+				break
+			}
+		}
+	}
+	return b.String(), nil
+}
+
+// defaultPassword returns the device's default admin password and where it
+// came from: the provisioned file, or one generated on first start.
+func defaultPassword(o *options, console io.Writer) (string, string, error) {
+	if o.defaultPassFile != "" {
+		p, err := readPasswordFile(o.defaultPassFile)
+		if err != nil {
+			return "", "", fmt.Errorf("%w: -default-password-file: %v", errConfig, err)
+		}
+		return p, o.defaultPassFile, nil
+	}
+	path := filepath.Join(o.state, "default-password")
+	p, err := readPasswordFile(path)
+	if err == nil {
+		return p, path + " (generated on first start)", nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return "", "", fmt.Errorf("%w: %v", errConfig, err)
+	}
+	p, err = generatePassword()
+	if err != nil {
+		return "", "", fmt.Errorf("generate default password: %w", err)
+	}
+	if err := atomicfile.Write(path, []byte(p+"\n"), 0o600); err != nil {
+		return "", "", err
+	}
+	// Printed once, on the console only (never through the logger): this
+	// is how the owner learns it when no password was provisioned.
+	fmt.Fprintf(console, "authd: default admin password: %s (generated on first start, stored in %s)\n", p, path)
+	return p, path + " (generated now)", nil
+}
+
+func readPasswordFile(path string) (string, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	if len(raw) > 1024 {
+		return "", fmt.Errorf("%s: larger than 1 KiB", path)
+	}
+	p := strings.TrimRight(string(raw), "\r\n")
+	if !utf8.ValidString(p) || strings.ContainsAny(p, "\n\r\x00") {
+		return "", fmt.Errorf("%s: one line of text expected", path)
+	}
+	if utf8.RuneCountInString(p) < account.MinPasswordLen {
+		return "", fmt.Errorf("%s: the password has fewer than %d characters", path, account.MinPasswordLen)
+	}
+	return p, nil
+}

@@ -1,0 +1,361 @@
+// Package session keeps login sessions and the short-lived challenges of the
+// two-step login in memory, with idle and absolute expiry measured on the
+// monotonic clock so a step of the wall clock neither extends nor cuts them.
+//
+// Sessions live in memory on purpose: a reboot of the NAS logs everybody out,
+// and no session token is ever written to the state partition.
+package session
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/rknas/firmware/authd/clock"
+)
+
+// Kind says what a session may do.
+type Kind string
+
+// Session kinds.
+const (
+	// Full sessions may use the whole API their role allows.
+	Full Kind = "full"
+	// PasswordChange sessions may only set a new password.
+	PasswordChange Kind = "password_change"
+	// Enroll sessions may only enrol an authenticator.
+	Enroll Kind = "enroll"
+)
+
+// Session is a logged-in client.
+type Session struct {
+	// ID is a public identifier (not the token) for listing and logs.
+	ID        string
+	User      string
+	Kind      Kind
+	Created   time.Time
+	LastSeen  time.Time
+	Client    string
+	UserAgent string
+}
+
+// Config sets expiry and bounds.
+type Config struct {
+	Idle     time.Duration
+	Absolute time.Duration
+	// ChallengeTTL is how long the code step may follow the password.
+	ChallengeTTL time.Duration
+	// MaxPerUser bounds sessions (and separately challenges) per account:
+	// the oldest goes first.
+	MaxPerUser int
+	// MaxTotal bounds all sessions (and separately all challenges).
+	MaxTotal int
+}
+
+// DefaultConfig: 30 minutes idle, 12 hours at most, 5 minutes for the code.
+var DefaultConfig = Config{Idle: 30 * time.Minute, Absolute: 12 * time.Hour, ChallengeTTL: 5 * time.Minute, MaxPerUser: 32, MaxTotal: 20000}
+
+// Validate names the first bad option.
+func (c Config) Validate() error {
+	switch {
+	case c.Idle < time.Minute:
+		return fmt.Errorf("session idle timeout %v: at least 1m", c.Idle)
+	case c.Absolute < c.Idle:
+		return fmt.Errorf("session absolute timeout %v: at least the idle timeout %v", c.Absolute, c.Idle)
+	case c.ChallengeTTL < 30*time.Second || c.ChallengeTTL > 30*time.Minute:
+		return fmt.Errorf("challenge ttl %v: between 30s and 30m", c.ChallengeTTL)
+	case c.MaxPerUser < 1 || c.MaxTotal < c.MaxPerUser:
+		return fmt.Errorf("session bounds %d per user, %d total: need 1 <= per user <= total", c.MaxPerUser, c.MaxTotal)
+	}
+	return nil
+}
+
+// ErrChallenge means the challenge is unknown, expired, used, or belongs to
+// another client.
+var ErrChallenge = errors.New("session: challenge expired or invalid")
+
+type tokenHash [32]byte
+
+func hashToken(token string) tokenHash { return sha256.Sum256([]byte(token)) }
+
+// NewToken returns 256 random bits, base64url encoded.
+func NewToken() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("session: random: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// HashToken returns the hex SHA-256 of a token, the form stored for
+// long-lived tokens (trusted devices).
+func HashToken(token string) string {
+	h := hashToken(token)
+	return hex.EncodeToString(h[:])
+}
+
+// Challenge is the pending second step of a login.
+type Challenge struct {
+	User    string
+	Client  string
+	Created time.Time
+	// Emergency holds the hash of an emailed emergency code for this
+	// challenge, if one was sent.
+	EmergencyHash string
+	EmergencyUntil time.Time
+}
+
+// Manager holds sessions and challenges. It is safe for concurrent use.
+type Manager struct {
+	mu         sync.Mutex
+	clock      clock.Clock
+	cfg        Config
+	sessions   map[tokenHash]*Session
+	challenges map[tokenHash]*Challenge
+}
+
+// NewManager returns an empty Manager.
+func NewManager(c clock.Clock, cfg Config) (*Manager, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("session: %w", err)
+	}
+	return &Manager{clock: c, cfg: cfg, sessions: map[tokenHash]*Session{}, challenges: map[tokenHash]*Challenge{}}, nil
+}
+
+// Config returns the manager's configuration.
+func (m *Manager) Config() Config { return m.cfg }
+
+// Create starts a session and returns its token.
+func (m *Manager) Create(user string, kind Kind, client, userAgent string) (string, Session, error) {
+	token, err := NewToken()
+	if err != nil {
+		return "", Session{}, err
+	}
+	id, err := NewToken()
+	if err != nil {
+		return "", Session{}, err
+	}
+	now := m.clock.Now()
+	s := &Session{ID: id[:16], User: user, Kind: kind, Created: now, LastSeen: now, Client: client, UserAgent: userAgent}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.expireLocked(now)
+	m.boundLocked(user)
+	m.sessions[hashToken(token)] = s
+	return token, *s, nil
+}
+
+func (m *Manager) alive(s *Session, now time.Time) bool {
+	return now.Sub(s.LastSeen) < m.cfg.Idle && now.Sub(s.Created) < m.cfg.Absolute
+}
+
+// Lookup returns the live session of token and marks it used.
+func (m *Manager) Lookup(token string) (Session, bool) {
+	if token == "" {
+		return Session{}, false
+	}
+	h := hashToken(token)
+	now := m.clock.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s, ok := m.sessions[h]
+	if !ok {
+		return Session{}, false
+	}
+	if !m.alive(s, now) {
+		delete(m.sessions, h)
+		return Session{}, false
+	}
+	s.LastSeen = now
+	return *s, true
+}
+
+// SetKind changes what the session of token may do (after a password change
+// or an enrolment).
+func (m *Manager) SetKind(token string, kind Kind) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s, ok := m.sessions[hashToken(token)]
+	if ok {
+		s.Kind = kind
+	}
+	return ok
+}
+
+// Delete ends the session of token.
+func (m *Manager) Delete(token string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.sessions, hashToken(token))
+}
+
+// RevokeUser ends every session of user except the one of keepToken ("" for
+// none), and every pending challenge of user, and says how many sessions
+// ended.
+func (m *Manager) RevokeUser(user, keepToken string) int {
+	keep := hashToken(keepToken)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for h, s := range m.sessions {
+		if s.User == user && (keepToken == "" || h != keep) {
+			delete(m.sessions, h)
+			n++
+		}
+	}
+	for h, c := range m.challenges {
+		if c.User == user {
+			delete(m.challenges, h)
+		}
+	}
+	return n
+}
+
+// Count returns the number of live sessions of user ("" for all).
+func (m *Manager) Count(user string) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	now := m.clock.Now()
+	for _, s := range m.sessions {
+		if (user == "" || s.User == user) && m.alive(s, now) {
+			n++
+		}
+	}
+	return n
+}
+
+// expireLocked drops dead sessions and challenges when the maps are large,
+// so memory follows use.
+func (m *Manager) expireLocked(now time.Time) {
+	if len(m.sessions) >= m.cfg.MaxTotal/2 {
+		for h, s := range m.sessions {
+			if !m.alive(s, now) {
+				delete(m.sessions, h)
+			}
+		}
+	}
+	if len(m.challenges) >= m.cfg.MaxTotal/2 {
+		for h, c := range m.challenges {
+			if now.Sub(c.Created) >= m.cfg.ChallengeTTL {
+				delete(m.challenges, h)
+			}
+		}
+	}
+}
+
+// boundLocked makes room for one more session of user.
+func (m *Manager) boundLocked(user string) {
+	type item struct {
+		h tokenHash
+		t time.Time
+	}
+	var mine, all []item
+	for h, s := range m.sessions {
+		if s.User == user {
+			mine = append(mine, item{h, s.LastSeen})
+		}
+		if len(m.sessions) >= m.cfg.MaxTotal {
+			all = append(all, item{h, s.LastSeen})
+		}
+	}
+	drop := func(items []item, keep int) {
+		if len(items) <= keep {
+			return
+		}
+		sort.Slice(items, func(i, j int) bool { return items[i].t.Before(items[j].t) })
+		for _, it := range items[:len(items)-keep] {
+			delete(m.sessions, it.h)
+		}
+	}
+	drop(mine, m.cfg.MaxPerUser-1)
+	drop(all, m.cfg.MaxTotal-1)
+}
+
+// NewChallenge records that user passed the password step from client and
+// returns the challenge token for the code step.
+func (m *Manager) NewChallenge(user, client string) (string, error) {
+	token, err := NewToken()
+	if err != nil {
+		return "", err
+	}
+	now := m.clock.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.expireLocked(now)
+	var oldest tokenHash
+	var oldestT time.Time
+	mine := 0
+	for h, c := range m.challenges {
+		if c.User == user {
+			mine++
+			if oldestT.IsZero() || c.Created.Before(oldestT) {
+				oldest, oldestT = h, c.Created
+			}
+		}
+	}
+	if mine >= m.cfg.MaxPerUser {
+		delete(m.challenges, oldest)
+	}
+	if len(m.challenges) >= m.cfg.MaxTotal {
+		for h, c := range m.challenges {
+			if now.Sub(c.Created) >= m.cfg.ChallengeTTL/2 {
+				delete(m.challenges, h)
+			}
+		}
+		if len(m.challenges) >= m.cfg.MaxTotal {
+			return "", errors.New("session: too many pending logins")
+		}
+	}
+	m.challenges[hashToken(token)] = &Challenge{User: user, Client: client, Created: now}
+	return token, nil
+}
+
+// Challenge returns the live challenge of token if it belongs to client.
+func (m *Manager) Challenge(token, client string) (Challenge, error) {
+	now := m.clock.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	h := hashToken(token)
+	c, ok := m.challenges[h]
+	if !ok {
+		return Challenge{}, ErrChallenge
+	}
+	if now.Sub(c.Created) >= m.cfg.ChallengeTTL {
+		delete(m.challenges, h)
+		return Challenge{}, ErrChallenge
+	}
+	if c.Client != client {
+		return Challenge{}, ErrChallenge
+	}
+	return *c, nil
+}
+
+// SetEmergency attaches the hash of an emailed emergency code to the
+// challenge of token, valid until until.
+func (m *Manager) SetEmergency(token, codeHash string, until time.Time) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c, ok := m.challenges[hashToken(token)]
+	if ok {
+		c.EmergencyHash, c.EmergencyUntil = codeHash, until
+	}
+	return ok
+}
+
+// Consume ends the challenge of token; it reports false if it was already
+// gone, so two requests racing with the same challenge cannot both win.
+func (m *Manager) Consume(token string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	h := hashToken(token)
+	_, ok := m.challenges[h]
+	delete(m.challenges, h)
+	return ok
+}

@@ -1,0 +1,131 @@
+package store
+
+import "time"
+
+// Roles of an account.
+const (
+	RoleAdmin = "admin"
+	RoleUser  = "user"
+)
+
+// AdminName is the built-in administrator, the account the physical reset
+// gives back.
+const AdminName = "admin"
+
+// User is an account.
+type User struct {
+	Name         string   `json:"name"`
+	Role         string   `json:"role"`
+	Groups       []string `json:"groups,omitempty"`
+	PasswordHash string   `json:"password_hash"`
+	// MustChangePassword limits logins to setting a new password: set for
+	// the default password and for passwords an admin set.
+	MustChangePassword bool      `json:"must_change_password,omitempty"`
+	Disabled           bool      `json:"disabled,omitempty"`
+	Created            time.Time `json:"created"`
+	PasswordChanged    time.Time `json:"password_changed"`
+
+	TOTP TOTP `json:"totp"`
+
+	SecurityEmail         string `json:"security_email,omitempty"`
+	SecurityEmailVerified bool   `json:"security_email_verified,omitempty"`
+}
+
+// TOTP is an account's authenticator state.
+type TOTP struct {
+	Enabled bool `json:"enabled,omitempty"`
+	// Secret is the base32 key of the enrolled authenticator.
+	Secret string `json:"secret,omitempty"`
+	// LastStep is the newest RFC 6238 time step accepted; a step at or
+	// before it is never accepted again.
+	LastStep int64 `json:"last_step,omitempty"`
+	// PendingSecret is a key handed out by enrolment and not yet
+	// confirmed by a correct code.
+	PendingSecret  string    `json:"pending_secret,omitempty"`
+	PendingCreated time.Time `json:"pending_created,omitzero"`
+	// RecoveryCodes are SHA-256 hashes (hex) of the unused recovery codes.
+	RecoveryCodes []string  `json:"recovery_codes,omitempty"`
+	EnabledAt     time.Time `json:"enabled_at,omitzero"`
+}
+
+// IsAdmin tells whether the account has the admin role.
+func (u User) IsAdmin() bool { return u.Role == RoleAdmin }
+
+// InGroup tells whether the account is a member of group.
+func (u User) InGroup(group string) bool {
+	for _, g := range u.Groups {
+		if g == group {
+			return true
+		}
+	}
+	return false
+}
+
+// Group is a named set of accounts (membership is kept on the accounts).
+type Group struct {
+	Name    string    `json:"name"`
+	Created time.Time `json:"created"`
+}
+
+// Device is a trusted device: a browser that may skip the code step for one
+// account until it expires.
+type Device struct {
+	// TokenHash is the hex SHA-256 of the device cookie; the cookie itself
+	// is never stored.
+	TokenHash string    `json:"token_hash"`
+	ID        string    `json:"id"`
+	User      string    `json:"user"`
+	Name      string    `json:"name"`
+	Created   time.Time `json:"created"`
+	LastUsed  time.Time `json:"last_used"`
+	LastAddr  string    `json:"last_addr"`
+	Expires   time.Time `json:"expires"`
+}
+
+// Scopes of the mandatory-2FA policy.
+const (
+	ScopeNone     = "none"
+	ScopeAdmins   = "admins"
+	ScopeAll      = "all"
+	ScopeSelected = "selected"
+)
+
+// Policy says who must use two-factor authentication.
+type Policy struct {
+	Scope  string   `json:"scope"`
+	Users  []string `json:"users"`
+	Groups []string `json:"groups"`
+}
+
+// Requires tells whether the policy makes 2FA mandatory for u.
+func (p Policy) Requires(u User) bool {
+	switch p.Scope {
+	case ScopeAll:
+		return true
+	case ScopeAdmins:
+		return u.IsAdmin()
+	case ScopeSelected:
+		for _, n := range p.Users {
+			if n == u.Name {
+				return true
+			}
+		}
+		for _, g := range p.Groups {
+			if u.InGroup(g) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// AuditEntry is one line of the audit log.
+type AuditEntry struct {
+	ID     uint64    `json:"id"`
+	Time   time.Time `json:"time"`
+	Event  string    `json:"event"`
+	User   string    `json:"user,omitempty"`
+	Actor  string    `json:"actor,omitempty"`
+	Client string    `json:"client,omitempty"`
+	Detail string    `json:"detail,omitempty"`
+}

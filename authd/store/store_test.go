@@ -1,0 +1,208 @@
+package store
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+func openTemp(t *testing.T) *Store {
+	t.Helper()
+	s, err := Open(filepath.Join(t.TempDir(), "auth.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestOpenCreatesPrivateFileAndReopens(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "auth.db")
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Update(func(tx *Tx) error {
+		return tx.CreateUser(User{Name: "alice", Role: RoleUser, Created: time.Unix(1e9, 0).UTC()})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v, want 0600", fi.Mode().Perm())
+	}
+	s, err = Open(path)
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	defer s.Close()
+	err = s.View(func(tx *Tx) error {
+		u, err := tx.User("alice")
+		if err != nil {
+			return err
+		}
+		if u.Role != RoleUser {
+			t.Errorf("role %q", u.Role)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestOpenRefusesBadFiles(t *testing.T) {
+	tests := []struct {
+		name  string
+		setup func(path string) error
+		want  error
+	}{
+		{"garbage", func(p string) error { return os.WriteFile(p, make([]byte, 8192), 0o600) }, ErrCorrupt},
+		{"text", func(p string) error { return os.WriteFile(p, []byte("hello, this is not a database\n"), 0o600) }, ErrCorrupt},
+		{"empty", func(p string) error { return os.WriteFile(p, nil, 0o600) }, ErrCorrupt},
+		{"directory", func(p string) error { return os.Mkdir(p, 0o700) }, ErrForeign},
+		{"foreign bolt", func(p string) error {
+			db, err := bolt.Open(p, 0o600, nil)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			return db.Update(func(tx *bolt.Tx) error { _, err := tx.CreateBucket([]byte("other")); return err })
+		}, ErrForeign},
+		{"newer schema", func(p string) error {
+			s, err := Open(p)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(keySchema, u64(SchemaVersion+1)) })
+		}, ErrTooNew},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "auth.db")
+			if err := tc.setup(path); err != nil {
+				t.Fatal(err)
+			}
+			before, _ := os.ReadFile(path)
+			s, err := Open(path)
+			if err == nil {
+				s.Close()
+				t.Fatal("Open succeeded")
+			}
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("err = %v, want %v", err, tc.want)
+			}
+			after, _ := os.ReadFile(path)
+			if string(before) != string(after) {
+				t.Error("Open changed the refused file")
+			}
+		})
+	}
+}
+
+func TestOpenTwiceIsLocked(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "auth.db")
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	// bbolt's flock is per open file description, so a second Open in the
+	// same process contends like another process would.
+	if _, err := Open(path); !errors.Is(err, ErrLocked) {
+		t.Fatalf("second Open: %v, want ErrLocked", err)
+	}
+}
+
+func TestAuditIsBoundedAndPaged(t *testing.T) {
+	s := openTemp(t)
+	const n = MaxAudit + 25
+	err := s.Update(func(tx *Tx) error {
+		for i := 0; i < n; i++ {
+			if err := tx.AppendAudit(AuditEntry{Event: "login_failed"}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.View(func(tx *Tx) error {
+		all, err := tx.Audit(2*MaxAudit, 0)
+		if err != nil {
+			return err
+		}
+		if len(all) != MaxAudit {
+			t.Errorf("kept %d entries, want %d", len(all), MaxAudit)
+		}
+		if all[0].ID != n || all[len(all)-1].ID != n-MaxAudit+1 {
+			t.Errorf("ids %d..%d, want %d..%d", all[0].ID, all[len(all)-1].ID, n, n-MaxAudit+1)
+		}
+		page, err := tx.Audit(3, all[1].ID)
+		if err != nil {
+			return err
+		}
+		if len(page) != 3 || page[0].ID != all[2].ID {
+			t.Errorf("page before %d = %+v", all[1].ID, page)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestFailedUpdateChangesNothing(t *testing.T) {
+	s := openTemp(t)
+	boom := errors.New("boom")
+	err := s.Update(func(tx *Tx) error {
+		if err := tx.CreateUser(User{Name: "bob"}); err != nil {
+			return err
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatal(err)
+	}
+	_ = s.View(func(tx *Tx) error {
+		if _, err := tx.User("bob"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("bob exists after a failed transaction: %v", err)
+		}
+		return nil
+	})
+}
+
+func TestPolicyRequires(t *testing.T) {
+	admin := User{Name: "root", Role: RoleAdmin}
+	alice := User{Name: "alice", Role: RoleUser, Groups: []string{"media"}}
+	bob := User{Name: "bob", Role: RoleUser}
+	tests := []struct {
+		p    Policy
+		u    User
+		want bool
+	}{
+		{Policy{Scope: ScopeNone}, admin, false},
+		{Policy{Scope: ScopeAdmins}, admin, true},
+		{Policy{Scope: ScopeAdmins}, alice, false},
+		{Policy{Scope: ScopeAll}, bob, true},
+		{Policy{Scope: ScopeSelected, Users: []string{"bob"}}, bob, true},
+		{Policy{Scope: ScopeSelected, Users: []string{"bob"}}, alice, false},
+		{Policy{Scope: ScopeSelected, Groups: []string{"media"}}, alice, true},
+		{Policy{Scope: ScopeSelected, Groups: []string{"media"}}, admin, false},
+	}
+	for _, tc := range tests {
+		if got := tc.p.Requires(tc.u); got != tc.want {
+			t.Errorf("%+v.Requires(%s) = %v, want %v", tc.p, tc.u.Name, got, tc.want)
+		}
+	}
+}
