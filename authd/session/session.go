@@ -107,7 +107,7 @@ type Challenge struct {
 	Created time.Time
 	// Emergency holds the hash of an emailed emergency code for this
 	// challenge, if one was sent.
-	EmergencyHash string
+	EmergencyHash  string
 	EmergencyUntil time.Time
 }
 
