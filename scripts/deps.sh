@@ -4,8 +4,8 @@
 set -euo pipefail
 
 packages=(
-	# TOTP cross-checks: an independent TOTP implementation and a QR decoder.
-	oathtool zbar-tools
+	# Cross-checks against independent implementations: TOTP, QR decoding, argon2.
+	oathtool zbar-tools argon2
 	# Real network peers for integration tests.
 	chrony python3-aiosmtpd dnsmasq iproute2
 	# Browser tests.

@@ -101,7 +101,7 @@ func (s *Server) loginOTP(w http.ResponseWriter, r *http.Request, c *Caller) err
 	}
 	s.setSessionCookie(w, r, res.SessionToken)
 	if res.DeviceToken != "" {
-		http.SetCookie(w, &http.Cookie{Name: DeviceCookie, Value: res.DeviceToken, Path: "/api/v1/login", MaxAge: int(s.deviceTTL / time.Second),
+		http.SetCookie(w, &http.Cookie{Name: DeviceCookie, Value: res.DeviceToken, Path: "/api/v1/", MaxAge: int(s.deviceTTL / time.Second),
 			HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
 	}
 	return OK(w, loginResponse{Status: res.Status})
@@ -201,7 +201,7 @@ func (s *Server) disable2FA(w http.ResponseWriter, r *http.Request, c *Caller) e
 	if err != nil {
 		return err
 	}
-	clearCookie(w, r, DeviceCookie, "/api/v1/login")
+	clearCookie(w, r, DeviceCookie, "/api/v1/")
 	return OK(w, map[string]string{"status": status})
 }
 
@@ -237,7 +237,7 @@ func (s *Server) revokeDevices(w http.ResponseWriter, r *http.Request, c *Caller
 	if err != nil {
 		return err
 	}
-	clearCookie(w, r, DeviceCookie, "/api/v1/login")
+	clearCookie(w, r, DeviceCookie, "/api/v1/")
 	return OK(w, map[string]any{"revoked": n})
 }
 

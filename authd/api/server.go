@@ -112,11 +112,10 @@ func (s *Server) Handle(pattern string, access Access, h HandlerFunc) {
 			}
 		}
 		if err := h(w, r, c); err != nil {
-			e := auth.AsError(err)
-			if e.Code == auth.CodeInternal {
+			if auth.AsError(err).Code == auth.CodeInternal {
 				s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 			}
-			writeError(w, e)
+			writeError(w, err)
 		}
 	})
 }

@@ -1,0 +1,182 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pquerna/otp"
+	"github.com/pquerna/otp/totp"
+
+	"github.com/rknas/firmware/authd/account"
+	"github.com/rknas/firmware/authd/auth"
+	"github.com/rknas/firmware/authd/clock"
+	"github.com/rknas/firmware/authd/clock/clocktest"
+	"github.com/rknas/firmware/authd/store"
+)
+
+const testDefaultPassword = "Dflt-Pass-1234"
+
+// testParams keep argon2id cheap in tests; the parameters themselves are
+// tested in package account.
+var testParams = account.Params{Time: 1, MemKiB: 8 * 1024, Threads: 1, KeyLen: 32, SaltLen: 16}
+
+type env struct {
+	t     testing.TB
+	url   string
+	clock *clocktest.Clock
+	svc   *auth.Service
+	db    *store.Store
+}
+
+func newEnv(t testing.TB, c clock.Clock) *env {
+	t.Helper()
+	db, err := store.Open(filepath.Join(t.TempDir(), "auth.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	hasher, err := account.NewHasher(testParams, 4, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := auth.DefaultConfig()
+	cfg.DefaultPassword = testDefaultPassword
+	cfg.DeviceName = "TestNAS"
+	log := discardLog()
+	svc, err := auth.New(context.Background(), cfg, auth.Deps{Store: db, Clock: c, Hasher: hasher, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(New(svc, log, cfg.TrustedDeviceTTL).Handler())
+	t.Cleanup(ts.Close)
+	e := &env{t: t, url: ts.URL, svc: svc, db: db}
+	if fc, ok := c.(*clocktest.Clock); ok {
+		e.clock = fc
+	}
+	return e
+}
+
+// browser is a client with its own cookie jar, like one browser profile.
+type browser struct {
+	e  *env
+	hc *http.Client
+}
+
+func (e *env) browser() *browser {
+	jar, _ := cookiejar.New(nil)
+	return &browser{e: e, hc: &http.Client{Jar: jar}}
+}
+
+// call sends a JSON request and decodes the JSON answer into a map.
+func (b *browser) call(method, path string, body any) (int, map[string]any, http.Header) {
+	b.e.t.Helper()
+	var r io.Reader
+	if body != nil {
+		if s, ok := body.(string); ok {
+			r = strings.NewReader(s)
+		} else {
+			raw, _ := json.Marshal(body)
+			r = bytes.NewReader(raw)
+		}
+	}
+	req, err := http.NewRequest(method, b.e.url+path, r)
+	if err != nil {
+		b.e.t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := b.hc.Do(req)
+	if err != nil {
+		b.e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out := map[string]any{}
+	raw, _ := io.ReadAll(resp.Body)
+	if err := json.Unmarshal(raw, &out); err != nil {
+		b.e.t.Fatalf("%s %s: answer is not JSON: %q", method, path, raw)
+	}
+	return resp.StatusCode, out, resp.Header
+}
+
+// must calls and checks the status.
+func (b *browser) must(want int, method, path string, body any) map[string]any {
+	b.e.t.Helper()
+	status, out, _ := b.call(method, path, body)
+	if status != want {
+		b.e.t.Fatalf("%s %s: status %d, want %d: %v", method, path, status, want, out)
+	}
+	return out
+}
+
+func errCode(out map[string]any) string {
+	e, _ := out["error"].(map[string]any)
+	code, _ := e["code"].(string)
+	return code
+}
+
+// wantErr calls and checks status and error code.
+func (b *browser) wantErr(status int, code, method, path string, body any) map[string]any {
+	b.e.t.Helper()
+	st, out, _ := b.call(method, path, body)
+	if st != status || errCode(out) != code {
+		b.e.t.Fatalf("%s %s: %d %v, want %d %s", method, path, st, out, status, code)
+	}
+	return out
+}
+
+func codeAt(t testing.TB, secret string, at time.Time) string {
+	t.Helper()
+	c, err := totp.GenerateCodeCustom(secret, at, totp.ValidateOpts{Period: 30, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func login(username, password string) map[string]string {
+	return map[string]string{"username": username, "password": password}
+}
+
+// setUpAdmin takes the admin through the first login: default password,
+// new password, and back to a full session.
+func (b *browser) setUpAdmin(newPassword string) {
+	b.e.t.Helper()
+	out := b.must(200, "POST", "/api/v1/login", login("admin", testDefaultPassword))
+	if out["status"] != "password_change_required" {
+		b.e.t.Fatalf("first login: %v", out)
+	}
+	out = b.must(200, "PUT", "/api/v1/me/password", map[string]string{"current_password": testDefaultPassword, "new_password": newPassword})
+	if out["status"] != "ok" {
+		b.e.t.Fatalf("password change: %v", out)
+	}
+}
+
+// enroll turns on 2FA for the logged-in account and returns the secret and
+// the recovery codes.
+func (b *browser) enroll() (string, []string) {
+	b.e.t.Helper()
+	out := b.must(200, "POST", "/api/v1/me/2fa/enroll", nil)
+	secret := out["secret"].(string)
+	code := codeAt(b.e.t, secret, b.e.clock.Now())
+	out = b.must(200, "POST", "/api/v1/me/2fa/verify", map[string]string{"code": code})
+	var codes []string
+	for _, c := range out["recovery_codes"].([]any) {
+		codes = append(codes, c.(string))
+	}
+	// The step used to enrol is spent; move to the next one.
+	b.e.clock.Advance(30 * time.Second)
+	return secret, codes
+}
+
+func discardLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
