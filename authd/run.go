@@ -131,7 +131,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// A soft memory limit makes the garbage collector hand argon2's
 	// buffers back before the heap grows past what the cap allows.
 	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(int64(hashCap)*int64(params.MemKiB)*1024 + 48<<20)
+		debug.SetMemoryLimit(int64(hashCap)*int64(params.MemKiB)*1024 + 16<<20)
 	}
 	log.Info("password hashing", "argon2_time", params.Time, "argon2_memory_kib", params.MemKiB, "argon2_threads", params.Threads, "concurrency", hashCap)
 
@@ -159,6 +159,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%w: %v", errConfig, err)
 	}
 	srv := api.New(svc, log, cfg.TrustedDeviceTTL)
+	// Start-up hashed the default password: give those argon2 buffers back
+	// to the system now rather than when the scavenger gets to them, so an
+	// idle authd stays small.
+	debug.FreeOSMemory()
 	return serve(ctx, o, srv.Handler(), log)
 }
 

@@ -190,7 +190,7 @@ func (s *Service) bootstrap(ctx context.Context) error {
 // returned, so an audit problem never decides a login.
 func (s *Service) audit(e store.AuditEntry) {
 	e.Time = s.clock.Now()
-	if err := s.store.Update(func(tx *store.Tx) error { return tx.AppendAudit(e) }); err != nil {
+	if err := s.store.Batch(func(tx *store.Tx) error { return tx.AppendAudit(e) }); err != nil {
 		s.log.Error("audit write failed", "event", e.Event, "err", err)
 	}
 }

@@ -100,6 +100,8 @@ func Open(path string) (*Store, error) {
 		}
 		return nil, fmt.Errorf("store: open %s: %v: %w", path, err, ErrCorrupt)
 	}
+	// Batched audit writes wait at most this long for company.
+	db.MaxBatchDelay = 2 * time.Millisecond
 	s := &Store{db: db, path: path}
 	if err := s.init(fresh); err != nil {
 		db.Close()
@@ -170,6 +172,13 @@ func (s *Store) Close() error { return s.db.Close() }
 // Update returns nil; if fn returns an error nothing is changed.
 func (s *Store) Update(fn func(tx *Tx) error) error {
 	return s.db.Update(func(btx *bolt.Tx) error { return fn(&Tx{tx: btx}) })
+}
+
+// Batch runs fn in a read-write transaction that may be shared with other
+// concurrent Batch calls, so many small writes (audit entries) cost one
+// fsync. fn may run more than once and must only write through tx.
+func (s *Store) Batch(fn func(tx *Tx) error) error {
+	return s.db.Batch(func(btx *bolt.Tx) error { return fn(&Tx{tx: btx}) })
 }
 
 // View runs fn in a read-only transaction.
