@@ -265,5 +265,17 @@ func (s *Service) AuditLog(limit int, before uint64) ([]store.AuditEntry, error)
 	return out, nil
 }
 
+// AdminReset drops what memory holds about the built-in admin after a
+// physical reset: its sessions and pending logins end and its failure
+// counters are cleared, so the owner standing at the device gets straight
+// in. It also sends the admin's security notice.
+func (s *Service) AdminReset(source string) {
+	s.sessions.RevokeUser(store.AdminName, "")
+	s.accounts.Reset(store.AdminName)
+	if u, err := s.user(store.AdminName); err == nil {
+		s.notify(u, "physical_reset", map[string]string{"source": source})
+	}
+}
+
 // Audit records an event from another package (recovery, time, mail).
 func (s *Service) Audit(e store.AuditEntry) { s.audit(e) }

@@ -1,0 +1,210 @@
+// Package recovery is the one physical-reset action: the built-in admin gets
+// the device's default password back (to be changed at the next login) with
+// no 2FA, trusted devices or sessions, and the network goes back to DHCP. It
+// is journaled, so a power cut half way is finished at the next start, and it
+// never touches other accounts, groups, the policy or data.
+package recovery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/rknas/firmware/authd/account"
+	"github.com/rknas/firmware/authd/clock"
+	"github.com/rknas/firmware/authd/session"
+	"github.com/rknas/firmware/authd/store"
+)
+
+// journalKey is where the journal lives in the store's settings.
+const journalKey = "recovery_journal"
+
+// Journal records a recovery in progress.
+type Journal struct {
+	ID      string    `json:"id"`
+	Source  string    `json:"source"`
+	Started time.Time `json:"started"`
+	// AdminDone is set in the same transaction that resets the admin, so
+	// the admin is reset exactly once per journal.
+	AdminDone   bool `json:"admin_done"`
+	NetworkDone bool `json:"network_done"`
+}
+
+// Last describes the most recent completed recovery, for the status page.
+type Last struct {
+	ID       string    `json:"id"`
+	Source   string    `json:"source"`
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished"`
+}
+
+const lastKey = "recovery_last"
+
+// Network puts the network configuration back to its default and applies
+// it; netconf.Manager implements it. It must be idempotent.
+type Network interface {
+	ResetToDefault(ctx context.Context) error
+}
+
+// Live receives the in-memory consequences (sessions end, counters reset,
+// the admin is notified); auth.Service implements it. Optional.
+type Live interface {
+	AdminReset(source string)
+}
+
+// Deps are what a recovery works on.
+type Deps struct {
+	Store           *store.Store
+	Hasher          *account.Hasher
+	DefaultPassword string
+	Network         Network
+	Live            Live
+	Clock           clock.Clock
+	Log             *slog.Logger
+}
+
+// Run performs a recovery triggered by source ("button", "rescue"). If an
+// unfinished one is in the journal, that one is finished instead: one press
+// during a half-done reset must not reset twice.
+func Run(ctx context.Context, d Deps, source string) error {
+	j, ok, err := pending(d.Store)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		id, err := session.NewToken()
+		if err != nil {
+			return err
+		}
+		j = Journal{ID: id[:16], Source: source, Started: d.Clock.Now()}
+		if err := d.Store.Update(func(tx *store.Tx) error { return tx.Put(journalKey, j) }); err != nil {
+			return fmt.Errorf("recovery: write journal: %w", err)
+		}
+		d.Log.Warn("recovery started", "id", j.ID, "source", source)
+	}
+	return finish(ctx, d, j)
+}
+
+// Resume finishes a recovery left unfinished by a power cut; it does nothing
+// when the journal is empty. authd calls it at start.
+func Resume(ctx context.Context, d Deps) (bool, error) {
+	j, ok, err := pending(d.Store)
+	if err != nil || !ok {
+		return false, err
+	}
+	d.Log.Warn("finishing an interrupted recovery", "id", j.ID, "source", j.Source)
+	return true, finish(ctx, d, j)
+}
+
+// LastRecovery returns the most recent finished recovery, if any.
+func LastRecovery(s *store.Store) (Last, bool, error) {
+	var l Last
+	err := s.View(func(tx *store.Tx) error { return tx.Get(lastKey, &l) })
+	if errors.Is(err, store.ErrNotFound) {
+		return l, false, nil
+	}
+	return l, err == nil, err
+}
+
+func pending(s *store.Store) (Journal, bool, error) {
+	var j Journal
+	err := s.View(func(tx *store.Tx) error { return tx.Get(journalKey, &j) })
+	if errors.Is(err, store.ErrNotFound) {
+		return j, false, nil
+	}
+	if err != nil {
+		return j, false, fmt.Errorf("recovery: read journal: %w", err)
+	}
+	return j, true, nil
+}
+
+func finish(ctx context.Context, d Deps, j Journal) error {
+	if !j.AdminDone {
+		if err := resetAdmin(ctx, d, &j); err != nil {
+			return err
+		}
+	}
+	// The in-memory part is repeated on every run: it is idempotent and
+	// lost anyway if the process died.
+	if d.Live != nil {
+		d.Live.AdminReset(j.Source)
+	}
+	if !j.NetworkDone {
+		if d.Network != nil {
+			if err := d.Network.ResetToDefault(ctx); err != nil {
+				// The admin part stands; the network part is retried at
+				// the next start or the next press.
+				return fmt.Errorf("recovery: reset network: %w", err)
+			}
+		}
+		j.NetworkDone = true
+	}
+	now := d.Clock.Now()
+	err := d.Store.Update(func(tx *store.Tx) error {
+		if err := tx.Delete(journalKey); err != nil {
+			return err
+		}
+		if err := tx.Put(lastKey, Last{ID: j.ID, Source: j.Source, Started: j.Started, Finished: now}); err != nil {
+			return err
+		}
+		return tx.AppendAudit(store.AuditEntry{Time: now, Event: "physical_reset_completed", User: store.AdminName, Actor: j.Source,
+			Detail: "id " + j.ID + "; network back to DHCP"})
+	})
+	if err != nil {
+		return fmt.Errorf("recovery: close journal: %w", err)
+	}
+	d.Log.Warn("recovery finished", "id", j.ID, "source", j.Source)
+	return nil
+}
+
+func resetAdmin(ctx context.Context, d Deps, j *Journal) error {
+	// Hash outside the transaction: argon2 takes a while and the database
+	// has a single writer.
+	hash, err := d.Hasher.Hash(ctx, d.DefaultPassword)
+	if err != nil {
+		return fmt.Errorf("recovery: hash default password: %w", err)
+	}
+	now := d.Clock.Now()
+	err = d.Store.Update(func(tx *store.Tx) error {
+		var cur Journal
+		if err := tx.Get(journalKey, &cur); err != nil {
+			return fmt.Errorf("read journal: %w", err)
+		}
+		if cur.ID != j.ID || cur.AdminDone {
+			// Another run finished this step meanwhile.
+			*j = cur
+			return nil
+		}
+		u, err := tx.User(store.AdminName)
+		if errors.Is(err, store.ErrNotFound) {
+			u = store.User{Name: store.AdminName, Created: now}
+		} else if err != nil {
+			return err
+		}
+		u.Role = store.RoleAdmin
+		u.PasswordHash = hash
+		u.MustChangePassword = true
+		u.PasswordChanged = now
+		u.Disabled = false
+		u.TOTP = store.TOTP{}
+		if err := tx.PutUser(u); err != nil {
+			return err
+		}
+		if _, err := tx.DeleteDevices(store.AdminName); err != nil {
+			return err
+		}
+		cur.AdminDone = true
+		if err := tx.Put(journalKey, cur); err != nil {
+			return err
+		}
+		*j = cur
+		return tx.AppendAudit(store.AuditEntry{Time: now, Event: "physical_reset", User: store.AdminName, Actor: j.Source,
+			Detail: "id " + j.ID + "; admin back to the default password, 2FA and trusted devices removed"})
+	})
+	if err != nil {
+		return fmt.Errorf("recovery: reset admin: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,314 @@
+package recovery
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rknas/firmware/authd/account"
+	"github.com/rknas/firmware/authd/atomicfile"
+	"github.com/rknas/firmware/authd/clock"
+	"github.com/rknas/firmware/authd/store"
+)
+
+const defaultPW = "Dflt-Pass-1234"
+
+var fast = account.Params{Time: 1, MemKiB: 8 * 1024, Threads: 1, KeyLen: 32, SaltLen: 16}
+
+// fileNetwork stands in for netconf: it writes the default configuration
+// durably, like netconf.Manager.ResetToDefault does.
+type fileNetwork struct {
+	path  string
+	fails int
+	calls int
+}
+
+func (n *fileNetwork) ResetToDefault(context.Context) error {
+	n.calls++
+	if n.fails > 0 {
+		n.fails--
+		return errors.New("link down")
+	}
+	return atomicfile.Write(n.path, []byte(`{"hostname":"rknas","interfaces":[{"name":"eth0","mode":"dhcp"}]}`), 0o600)
+}
+
+type liveRecorder struct{ sources []string }
+
+func (l *liveRecorder) AdminReset(source string) { l.sources = append(l.sources, source) }
+
+// seed writes a database with an admin that has 2FA and a trusted device, a
+// second user with 2FA, a group and a policy.
+func seed(t testing.TB, dir string) {
+	t.Helper()
+	s, err := store.Open(filepath.Join(dir, "auth.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	now := time.Unix(1.7e9, 0).UTC()
+	err = s.Update(func(tx *store.Tx) error {
+		if err := tx.CreateGroup(store.Group{Name: "media", Created: now}); err != nil {
+			return err
+		}
+		admin := store.User{Name: "admin", Role: store.RoleAdmin, PasswordHash: "$argon2id$old", Created: now,
+			TOTP: store.TOTP{Enabled: true, Secret: "JBSWY3DPEHPK3PXP", LastStep: 5, RecoveryCodes: []string{"aa"}}}
+		alice := store.User{Name: "alice", Role: store.RoleUser, Groups: []string{"media"}, PasswordHash: "$argon2id$alice", Created: now,
+			TOTP: store.TOTP{Enabled: true, Secret: "KRSXG5CTMVRXEZLU", LastStep: 9}}
+		for _, u := range []store.User{admin, alice} {
+			if err := tx.CreateUser(u); err != nil {
+				return err
+			}
+		}
+		for _, d := range []store.Device{{TokenHash: "h1", ID: "d1", User: "admin", Expires: now.Add(time.Hour)}, {TokenHash: "h2", ID: "d2", User: "alice", Expires: now.Add(time.Hour)}} {
+			if err := tx.PutDevice(d); err != nil {
+				return err
+			}
+		}
+		return tx.PutPolicy(store.Policy{Scope: store.ScopeSelected, Groups: []string{"media"}})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func deps(t testing.TB, s *store.Store, net Network, live Live) Deps {
+	h, err := account.NewHasher(fast, 1, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Deps{Store: s, Hasher: h, DefaultPassword: defaultPW, Network: net, Live: live, Clock: clock.System{},
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+}
+
+type snapshot struct {
+	alice   store.User
+	groups  []store.Group
+	policy  store.Policy
+	devices []store.Device
+}
+
+func take(t testing.TB, s *store.Store) snapshot {
+	var sn snapshot
+	err := s.View(func(tx *store.Tx) error {
+		var err error
+		if sn.alice, err = tx.User("alice"); err != nil {
+			return err
+		}
+		if sn.groups, err = tx.Groups(); err != nil {
+			return err
+		}
+		if sn.policy, err = tx.Policy(); err != nil {
+			return err
+		}
+		sn.devices, err = tx.Devices("alice")
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sn
+}
+
+func checkAdminReset(t testing.TB, s *store.Store, h *account.Hasher) {
+	t.Helper()
+	var admin store.User
+	var devs []store.Device
+	_ = s.View(func(tx *store.Tx) error {
+		admin, _ = tx.User("admin")
+		devs, _ = tx.Devices("admin")
+		return nil
+	})
+	ok, err := h.Verify(context.Background(), defaultPW, admin.PasswordHash)
+	if err != nil || !ok || !admin.MustChangePassword || admin.TOTP.Enabled || admin.TOTP.Secret != "" || len(admin.TOTP.RecoveryCodes) != 0 || admin.Disabled || len(devs) != 0 {
+		t.Fatalf("admin not reset: %+v devices %v (default password ok=%v, %v)", admin, devs, ok, err)
+	}
+}
+
+func countResets(t testing.TB, s *store.Store) map[string]int {
+	t.Helper()
+	n := map[string]int{}
+	_ = s.View(func(tx *store.Tx) error {
+		entries, err := tx.Audit(store.MaxAudit, 0)
+		for _, e := range entries {
+			if e.Event == "physical_reset" {
+				n[strings.Fields(e.Detail)[1]]++
+			}
+		}
+		return err
+	})
+	return n
+}
+
+func TestRecoveryResetsAdminAndNothingElse(t *testing.T) {
+	dir := t.TempDir()
+	seed(t, dir)
+	s, err := store.Open(filepath.Join(dir, "auth.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	before := take(t, s)
+	net := &fileNetwork{path: filepath.Join(dir, "network.json")}
+	live := &liveRecorder{}
+	d := deps(t, s, net, live)
+	if err := Run(context.Background(), d, "button"); err != nil {
+		t.Fatal(err)
+	}
+	checkAdminReset(t, s, d.Hasher)
+	if after := take(t, s); !reflect.DeepEqual(before, after) {
+		t.Fatalf("other state changed:\nbefore %+v\nafter  %+v", before, after)
+	}
+	if net.calls != 1 || !reflect.DeepEqual(live.sources, []string{"button"}) {
+		t.Fatalf("network calls %d, live %v", net.calls, live.sources)
+	}
+	if resets := countResets(t, s); len(resets) != 1 {
+		t.Fatalf("physical_reset entries %v", resets)
+	}
+	last, ok, err := LastRecovery(s)
+	if err != nil || !ok || last.Source != "button" {
+		t.Fatalf("last recovery %+v %v %v", last, ok, err)
+	}
+	if again, err := Resume(context.Background(), d); again || err != nil {
+		t.Fatalf("Resume with an empty journal: %v %v", again, err)
+	}
+}
+
+func TestNetworkFailureIsFinishedLater(t *testing.T) {
+	dir := t.TempDir()
+	seed(t, dir)
+	s, err := store.Open(filepath.Join(dir, "auth.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	net := &fileNetwork{path: filepath.Join(dir, "network.json"), fails: 1}
+	d := deps(t, s, net, nil)
+	if err := Run(context.Background(), d, "button"); err == nil {
+		t.Fatal("Run succeeded with the network failing")
+	}
+	checkAdminReset(t, s, d.Hasher)
+	// A second press (or the next start) finishes the same recovery.
+	if err := Run(context.Background(), d, "button"); err != nil {
+		t.Fatal(err)
+	}
+	if resets := countResets(t, s); len(resets) != 1 {
+		t.Fatalf("admin reset more than once: %v", resets)
+	}
+	if _, err := os.Stat(net.path); err != nil {
+		t.Fatalf("network default not written: %v", err)
+	}
+}
+
+// TestRecoveryChild is the body of the crash test's child process.
+func TestRecoveryChild(t *testing.T) {
+	dir := os.Getenv("RKNAS_RECOVERY_CHILD")
+	if dir == "" {
+		t.Skip("only run as the crash test's child")
+	}
+	s, err := store.Open(filepath.Join(dir, "auth.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	d := deps(t, s, &fileNetwork{path: filepath.Join(dir, "network.json")}, nil)
+	if err := Run(context.Background(), d, "button"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRecoveryCrashSafety runs the recovery in a child process and kills it
+// with SIGKILL at random points, hundreds of times; after every kill the
+// database opens, other accounts are intact, and in the end every recovery
+// reset the admin exactly once.
+func TestRecoveryCrashSafety(t *testing.T) {
+	rounds := 200
+	if v, err := strconv.Atoi(os.Getenv("RKNAS_CRASH_ROUNDS")); err == nil {
+		rounds = v
+	}
+	dir := t.TempDir()
+	seed(t, dir)
+	s0, err := store.Open(filepath.Join(dir, "auth.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := take(t, s0)
+	s0.Close()
+	killed, completed := 0, 0
+	// The first round runs to the end and tells how long a child takes;
+	// later rounds are killed at a uniformly random instant up to 30% past
+	// that, so every step is hit, and some children finish.
+	var childTime time.Duration
+	for i := 0; i < rounds; i++ {
+		startRound := time.Now()
+		cmd := exec.Command(os.Args[0], "-test.run=^TestRecoveryChild$", "-test.count=1")
+		cmd.Env = append(os.Environ(), "RKNAS_RECOVERY_CHILD="+dir)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("round %d: child failed: %v", i, err)
+			}
+			completed++
+			if i == 0 {
+				childTime = time.Since(startRound)
+			}
+		case <-time.After(killAfter(i, childTime)):
+			cmd.Process.Kill()
+			<-done
+			killed++
+		}
+		s, err := store.Open(filepath.Join(dir, "auth.db"))
+		if err != nil {
+			t.Fatalf("round %d: database does not open after the kill: %v", i, err)
+		}
+		if after := take(t, s); !reflect.DeepEqual(before, after) {
+			s.Close()
+			t.Fatalf("round %d: other state changed", i)
+		}
+		for id, n := range countResets(t, s) {
+			if n != 1 {
+				s.Close()
+				t.Fatalf("round %d: recovery %s reset the admin %d times", i, id, n)
+			}
+		}
+		s.Close()
+	}
+	s, err := store.Open(filepath.Join(dir, "auth.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	d := deps(t, s, &fileNetwork{path: filepath.Join(dir, "network.json")}, nil)
+	if _, err := Resume(context.Background(), d); err != nil {
+		t.Fatal(err)
+	}
+	checkAdminReset(t, s, d.Hasher)
+	if _, pending, _ := pending(s); pending {
+		t.Fatal("journal still open after Resume")
+	}
+	t.Logf("%d rounds: %d killed, %d completed, %d recoveries", rounds, killed, completed, len(countResets(t, s)))
+	if killed == 0 || completed == 0 {
+		t.Errorf("the kill points did not cover both outcomes (killed %d, completed %d)", killed, completed)
+	}
+}
+
+func killAfter(round int, childTime time.Duration) time.Duration {
+	if round == 0 {
+		return time.Minute
+	}
+	return time.Duration(rand.Int64N(int64(childTime) * 13 / 10))
+}
