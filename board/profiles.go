@@ -1,0 +1,310 @@
+package board
+
+// The profile table. Facts come from the mainline device trees under
+// arch/arm64/boot/dts/rockchip/ (torvalds/linux); each profile names its file.
+// Pins: <&gpioN RK_Px<d> ...> is chip label "gpioN", offset (x-'A')*8+d.
+// LED class names follow the kernel's rules: the "label" property if set,
+// else "color:function[-enumerator]", else the node name.
+
+// Key codes from include/uapi/linux/input-event-codes.h.
+const (
+	keyPower   = 116   // KEY_POWER
+	keySetup   = 141   // KEY_SETUP
+	keyVendor  = 0x168 // KEY_VENDOR
+	keyRestart = 0x198 // KEY_RESTART
+	btn1       = 0x101 // BTN_1
+)
+
+// rk returns the line offset of a Rockchip pin name such as "PB5" (13).
+func rk(pin string) int {
+	return int(pin[1]-'A')*8 + int(pin[2]-'0')
+}
+
+func line(chip, pin, name string, activeLow bool, bias Bias) *GPIOLine {
+	return &GPIOLine{Chip: chip, Offset: rk(pin), ActiveLow: activeLow, Bias: bias, Name: pin + " " + name}
+}
+
+func profiles() []Profile {
+	ps := []Profile{
+		{
+			// rk3568-qnap-ts433.dts: gpio-keys node "keys" owns "reset" on
+			// <&gpio0 RK_PB5 GPIO_ACTIVE_LOW> (KEY_RESTART), pinctrl pull-up; the
+			// "copy" key is gpio0 RK_PB6 (KEY_COPY). stdout-path serial2:115200n8,
+			// mmc0 = &sdhci. The status LEDs hang off the MCU on uart0
+			// (qnap-mcu-leds, class names not checked here), so the first disk
+			// LED (gpio-leds "hdd1:green:disk") is the feedback LED.
+			Name:       "qnap-ts433",
+			Model:      "QNAP TS-433",
+			SoC:        "rk3568",
+			Compatible: []string{"qnap,ts433"},
+			Models:     []string{"Qnap TS-433-4G NAS System 4-Bay"},
+			DTS:        "arch/arm64/boot/dts/rockchip/rk3568-qnap-ts433.dts",
+			Button: Button{Kind: ButtonInput, Label: "reset", KeyCode: keyRestart, KeyName: "KEY_RESTART",
+				InputName: "keys", Line: line("gpio0", "PB5", "reset", true, BiasPullUp)},
+			LEDs:  []LED{{Role: "status", Class: "hdd1:green:disk"}},
+			UART:  UART{Device: "ttyS2", Baud: 115200},
+			EMMC:  EMMC{Alias: 0, Controller: "sdhci"},
+			Notes: "gpio-keys owns the reset line (a cdev request gets EBUSY): read as an input device. The MCU LEDs are not used.",
+		},
+		{
+			// rk3568-qnap-ts233.dts includes rk3568-qnap-tsx33.dtsi: the same keys
+			// node (reset gpio0 RK_PB5 active-low, KEY_RESTART), stdout-path
+			// serial2:115200n8, mmc0 = &sdhci, gpio-leds "hdd1:green:disk".
+			Name:       "qnap-ts233",
+			Model:      "QNAP TS-233",
+			SoC:        "rk3568",
+			Compatible: []string{"qnap,ts233"},
+			Models:     []string{"Qnap TS-233-2G NAS System 2-Bay"},
+			DTS:        "arch/arm64/boot/dts/rockchip/rk3568-qnap-ts233.dts (+ rk3568-qnap-tsx33.dtsi)",
+			Button: Button{Kind: ButtonInput, Label: "reset", KeyCode: keyRestart, KeyName: "KEY_RESTART",
+				InputName: "keys", Line: line("gpio0", "PB5", "reset", true, BiasPullUp)},
+			LEDs:  []LED{{Role: "status", Class: "hdd1:green:disk"}},
+			UART:  UART{Device: "ttyS2", Baud: 115200},
+			EMMC:  EMMC{Alias: 0, Controller: "sdhci"},
+			Notes: "Device tree added to mainline after 6.12; gpio-keys owns the reset line.",
+		},
+		{
+			// rk3588-friendlyelec-cm3588-nas.dts: gpio-keys "User Button" on
+			// <&gpio0 RK_PD5 GPIO_ACTIVE_LOW> (BTN_1, debounce 50 ms, pull-up);
+			// adc-keys "Recovery" (KEY_VENDOR) on SARADC channel 1.
+			// rk3588-friendlyelec-cm3588.dtsi: stdout-path serial2:1500000n8,
+			// mmc0 = &sdhci, gpio-leds green indicator (gpio1 RK_PC6) and amber
+			// heartbeat (gpio2 RK_PC5).
+			Name:       "friendlyelec-cm3588-nas",
+			Model:      "FriendlyElec CM3588 NAS",
+			SoC:        "rk3588",
+			Compatible: []string{"friendlyarm,cm3588-nas"},
+			Models:     []string{"FriendlyElec CM3588 NAS"},
+			DTS:        "arch/arm64/boot/dts/rockchip/rk3588-friendlyelec-cm3588-nas.dts (+ rk3588-friendlyelec-cm3588.dtsi)",
+			Button: Button{Kind: ButtonInput, Label: "User Button", KeyCode: btn1, KeyName: "BTN_1",
+				InputName: "gpio-keys", Line: line("gpio0", "PD5", "User Button", true, BiasPullUp)},
+			LEDs: []LED{
+				{Role: "status", Class: "green:indicator"},
+				{Role: "alert", Class: "amber:heartbeat"},
+			},
+			UART:  UART{Device: "ttyS2", Baud: 1500000},
+			EMMC:  EMMC{Alias: 0, Controller: "sdhci"},
+			Notes: "The Recovery key (adc-keys, KEY_VENDOR) is not used.",
+		},
+		{
+			// rk3568-nanopi-r5c.dts: gpio-keys "reset" on <&gpio0 RK_PB7
+			// GPIO_ACTIVE_LOW> (KEY_RESTART, debounce 50 ms). Its pinctrl entry
+			// names gpio4 RK_PA0 instead, so the pull-up comes from the board, not
+			// that pinctrl: uncertain until checked on hardware.
+			// rk3568-nanopi-r5s.dtsi: stdout-path serial2:1500000n8, mmc0 =
+			// &sdmmc0, mmc1 = &sdhci. LEDs red:power (heartbeat), green:lan/wan/wlan.
+			Name:       "nanopi-r5c",
+			Model:      "FriendlyElec NanoPi R5C",
+			SoC:        "rk3568",
+			Compatible: []string{"friendlyarm,nanopi-r5c"},
+			Models:     []string{"FriendlyElec NanoPi R5C"},
+			DTS:        "arch/arm64/boot/dts/rockchip/rk3568-nanopi-r5c.dts (+ rk3568-nanopi-r5s.dtsi)",
+			Button: Button{Kind: ButtonInput, Label: "reset", KeyCode: keyRestart, KeyName: "KEY_RESTART",
+				InputName: "gpio-keys", Line: line("gpio0", "PB7", "reset", true, BiasPullUp)},
+			LEDs:  []LED{{Role: "status", Class: "red:power"}},
+			UART:  UART{Device: "ttyS2", Baud: 1500000},
+			EMMC:  EMMC{Alias: 1, Controller: "sdhci"},
+			Notes: "The dts pinctrl for the reset key names gpio4 RK_PA0 while the key uses gpio0 RK_PB7.",
+		},
+		{
+			// rk3588s-nanopi-r6s.dts includes rk3588s-nanopi-r6.dtsi: gpio-keys
+			// "User" on <&gpio1 RK_PC0 GPIO_ACTIVE_LOW> (BTN_1, pull-up); adc-keys
+			// "Maskrom" (KEY_VENDOR) on SARADC channel 0; stdout-path
+			// serial2:1500000n8; mmc0 = &sdmmc, mmc1 = &sdhci; gpio-leds labelled
+			// sys_led (heartbeat), wan_led, lan1_led, lan2_led.
+			Name:       "nanopi-r6s",
+			Model:      "FriendlyElec NanoPi R6S",
+			SoC:        "rk3588s",
+			Compatible: []string{"friendlyarm,nanopi-r6s"},
+			Models:     []string{"FriendlyElec NanoPi R6S"},
+			DTS:        "arch/arm64/boot/dts/rockchip/rk3588s-nanopi-r6s.dts (+ rk3588s-nanopi-r6.dtsi)",
+			Button: Button{Kind: ButtonInput, Label: "User", KeyCode: btn1, KeyName: "BTN_1",
+				InputName: "gpio-keys", Line: line("gpio1", "PC0", "User", true, BiasPullUp)},
+			LEDs:  []LED{{Role: "status", Class: "sys_led"}},
+			UART:  UART{Device: "ttyS2", Baud: 1500000},
+			EMMC:  EMMC{Alias: 1, Controller: "sdhci"},
+			Notes: "The Maskrom key (adc-keys, KEY_VENDOR) is not used.",
+		},
+		{
+			// rk3588s-nanopi-r6c.dts: the R6S tree with lan2_led relabelled
+			// user_led; same User key (gpio1 RK_PC0, BTN_1), UART and eMMC.
+			Name:       "nanopi-r6c",
+			Model:      "FriendlyElec NanoPi R6C",
+			SoC:        "rk3588s",
+			Compatible: []string{"friendlyarm,nanopi-r6c"},
+			Models:     []string{"FriendlyElec NanoPi R6C"},
+			DTS:        "arch/arm64/boot/dts/rockchip/rk3588s-nanopi-r6c.dts (+ rk3588s-nanopi-r6.dtsi)",
+			Button: Button{Kind: ButtonInput, Label: "User", KeyCode: btn1, KeyName: "BTN_1",
+				InputName: "gpio-keys", Line: line("gpio1", "PC0", "User", true, BiasPullUp)},
+			LEDs: []LED{
+				{Role: "status", Class: "sys_led"},
+				{Role: "alert", Class: "user_led"},
+			},
+			UART: UART{Device: "ttyS2", Baud: 1500000},
+			EMMC: EMMC{Alias: 1, Controller: "sdhci"},
+		},
+		{
+			// rk3399-rockpro64.dtsi: gpio-keys "GPIO Key Power" on <&gpio0 RK_PA5
+			// GPIO_ACTIVE_LOW> (KEY_POWER, debounce 100 ms, pull-up); gpio-leds
+			// "work" (gpio0 RK_PB3, on) and "diy" (gpio0 RK_PA2); stdout-path
+			// serial2:1500000n8; mmc0 = &sdio0, mmc1 = &sdmmc, mmc2 = &sdhci.
+			// rk3399-rockpro64.dts (v2.1) and rk3399-rockpro64-v2.dts (v2.0).
+			Name:  "pine64-rockpro64",
+			Model: "Pine64 RockPro64",
+			SoC:   "rk3399",
+			Compatible: []string{
+				"pine64,rockpro64-v2.1", "pine64,rockpro64-v2.0", "pine64,rockpro64",
+			},
+			Models: []string{"Pine64 RockPro64 v2.1", "Pine64 RockPro64 v2.0", "Pine64 RockPro64"},
+			DTS:    "arch/arm64/boot/dts/rockchip/rk3399-rockpro64.dts (+ rk3399-rockpro64.dtsi)",
+			Button: Button{Kind: ButtonInput, Label: "power", KeyCode: keyPower, KeyName: "KEY_POWER",
+				InputName: "gpio-keys", Line: line("gpio0", "PA5", "power", true, BiasPullUp)},
+			LEDs: []LED{
+				{Role: "status", Class: "work"},
+				{Role: "alert", Class: "diy"},
+			},
+			UART:  UART{Device: "ttyS2", Baud: 1500000},
+			EMMC:  EMMC{Alias: 2, Controller: "sdhci"},
+			Notes: "The only key Linux sees is POWER (the RESET key resets the SoC). Whether the PMIC forces a power-off on a long press has not been checked on hardware.",
+		},
+		{
+			// rk3568-odroid-m1.dts: no gpio-keys or adc-keys node; gpio-leds
+			// red:power (gpio0 RK_PC6) and blue:heartbeat (gpio0 RK_PB7);
+			// stdout-path serial2:1500000n8; mmc0 = &sdhci, mmc1 = &sdmmc0. The
+			// compatible was "rockchip,rk3568-odroid-m1" until mainline renamed
+			// it "hardkernel,odroid-m1".
+			Name:       "hardkernel-odroid-m1",
+			Model:      "Hardkernel ODROID-M1",
+			SoC:        "rk3568",
+			Compatible: []string{"hardkernel,odroid-m1", "rockchip,rk3568-odroid-m1"},
+			Models:     []string{"Hardkernel ODROID-M1"},
+			DTS:        "arch/arm64/boot/dts/rockchip/rk3568-odroid-m1.dts",
+			Button:     Button{Kind: ButtonNone},
+			LEDs: []LED{
+				{Role: "status", Class: "blue:heartbeat"},
+				{Role: "alert", Class: "red:power"},
+			},
+			UART:  UART{Device: "ttyS2", Baud: 1500000},
+			EMMC:  EMMC{Alias: 0, Controller: "sdhci"},
+			Notes: "The mainline device tree exposes no button: recovery is by the rescue console only.",
+		},
+		{
+			// rk3588-rock-5-itx.dts: adc-keys "Mask Rom" (KEY_SETUP) on SARADC
+			// channel 0; gpio-leds nodes power-led1 (gpio0 RK_PB7, default-on) and
+			// hdd-led2 (gpio0 RK_PC0, disk-activity) without label or colour, so
+			// the class names are the node names; stdout-path serial2:1500000n8;
+			// mmc0 = &sdhci, mmc1 = &sdmmc.
+			Name:       "radxa-rock-5-itx",
+			Model:      "Radxa ROCK 5 ITX",
+			SoC:        "rk3588",
+			Compatible: []string{"radxa,rock-5-itx"},
+			Models:     []string{"Radxa ROCK 5 ITX"},
+			DTS:        "arch/arm64/boot/dts/rockchip/rk3588-rock-5-itx.dts",
+			Button: Button{Kind: ButtonInput, Label: "Mask Rom", KeyCode: keySetup, KeyName: "KEY_SETUP",
+				InputName: "adc-keys"},
+			LEDs:  []LED{{Role: "status", Class: "power-led1"}},
+			UART:  UART{Device: "ttyS2", Baud: 1500000},
+			EMMC:  EMMC{Alias: 0, Controller: "sdhci"},
+			Notes: "The button is the Maskrom key on the SARADC (adc-keys, polled every 100 ms); held at power-on it enters Maskrom mode instead.",
+		},
+		{
+			// rk3588-orangepi-5-plus.dts: adc-keys "Mask Rom" (KEY_SETUP, SARADC
+			// channel 0) and "Recovery" (KEY_VENDOR, SARADC channel 1, node
+			// adc-keys-1); gpio-leds blue indicator-1 (gpio3 RK_PA6), pwm-leds
+			// green indicator-2; stdout-path serial2:1500000n8; mmc0 = &sdhci.
+			Name:       "orangepi-5-plus",
+			Model:      "Xunlong Orange Pi 5 Plus",
+			SoC:        "rk3588",
+			Compatible: []string{"xunlong,orangepi-5-plus"},
+			Models:     []string{"Xunlong Orange Pi 5 Plus"},
+			DTS:        "arch/arm64/boot/dts/rockchip/rk3588-orangepi-5-plus.dts",
+			Button: Button{Kind: ButtonInput, Label: "Recovery", KeyCode: keyVendor, KeyName: "KEY_VENDOR",
+				InputName: "adc-keys-1"},
+			LEDs: []LED{
+				{Role: "status", Class: "blue:indicator-1"},
+				{Role: "alert", Class: "green:indicator-2"},
+			},
+			UART: UART{Device: "ttyS2", Baud: 1500000},
+			EMMC: EMMC{Alias: 0, Controller: "sdhci"},
+		},
+		{
+			// rk3568-radxa-e25.dts includes rk3568-radxa-cm3i.dtsi: no key node;
+			// gpio-leds green:heartbeat (gpio0 RK_PA6) on the CM3I, an RGB
+			// pwm-leds-multicolor on the carrier; stdout-path serial2:115200n8;
+			// mmc0 = &sdhci (CM3I eMMC), mmc1 = &sdmmc0.
+			Name:       "radxa-e25",
+			Model:      "Radxa E25",
+			SoC:        "rk3568",
+			Compatible: []string{"radxa,e25"},
+			Models:     []string{"Radxa E25 Carrier Board"},
+			DTS:        "arch/arm64/boot/dts/rockchip/rk3568-radxa-e25.dts (+ rk3568-radxa-cm3i.dtsi)",
+			Button:     Button{Kind: ButtonNone},
+			LEDs:       []LED{{Role: "status", Class: "green:heartbeat"}},
+			UART:       UART{Device: "ttyS2", Baud: 115200},
+			EMMC:       EMMC{Alias: 0, Controller: "sdhci"},
+			Notes:      "The mainline device tree exposes no button.",
+		},
+		{
+			// rk3399-kobol-helios64.dts: no key node; gpio-leds
+			// "helios64:green:status" (gpio0 RK_PB4) and "helios64:red:fault"
+			// (gpio0 RK_PB5); stdout-path serial2:1500000n8; mmc0 = &sdmmc,
+			// mmc1 = &sdhci.
+			Name:       "kobol-helios64",
+			Model:      "Kobol Helios64",
+			SoC:        "rk3399",
+			Compatible: []string{"kobol,helios64"},
+			Models:     []string{"Kobol Helios64"},
+			DTS:        "arch/arm64/boot/dts/rockchip/rk3399-kobol-helios64.dts",
+			Button:     Button{Kind: ButtonNone},
+			LEDs: []LED{
+				{Role: "status", Class: "helios64:green:status"},
+				{Role: "alert", Class: "helios64:red:fault"},
+			},
+			UART:  UART{Device: "ttyS2", Baud: 1500000},
+			EMMC:  EMMC{Alias: 1, Controller: "sdhci"},
+			Notes: "The mainline device tree describes none of the front-panel buttons; the vendor tree's USER buttons are not known here.",
+		},
+		{
+			// The QEMU arm64 virt machine (see the qemu-virt convention): init
+			// creates gpio-sim bank "rknas-sim" with line0 "reset" (active low,
+			// pulled up when released), line1 "led-status", line2 "led-alert".
+			// The PL011 console is ttyAMA0 at 115200; the state disk is virtio.
+			Name:       "qemu-virt",
+			Model:      "QEMU arm64 virt machine",
+			Compatible: []string{"linux,dummy-virt"},
+			Button: Button{Kind: ButtonGPIO, Label: "reset",
+				GPIO: &GPIOLine{Chip: "rknas-sim", Offset: 0, ActiveLow: true, Bias: BiasNone, Name: "reset"}},
+			LEDs: []LED{
+				{Role: "status", GPIO: &GPIOLine{Chip: "rknas-sim", Offset: 1, Name: "led-status"}},
+				{Role: "alert", GPIO: &GPIOLine{Chip: "rknas-sim", Offset: 2, Name: "led-alert"}},
+			},
+			UART:  UART{Device: "ttyAMA0", Baud: 115200},
+			EMMC:  EMMC{Alias: -1},
+			Notes: "The button line is driven through gpio-sim's sysfs pull attribute; no bias is requested so the simulated pull stays in charge.",
+		},
+		NoneProfile(""),
+	}
+	for i := range ps {
+		if ps[i].ResetHold == 0 {
+			ps[i].ResetHold = DefaultResetHold
+		}
+		if ps[i].CancelHold == 0 {
+			ps[i].CancelHold = DefaultCancelHold
+		}
+	}
+	return ps
+}
+
+// NoneProfile is the profile of a development host or an unknown board: no
+// button, no LEDs, no UART, no eMMC. reason says why it was chosen.
+func NoneProfile(reason string) Profile {
+	return Profile{
+		Name:       "none",
+		Model:      "no board (development host or unknown board)",
+		Button:     Button{Kind: ButtonNone},
+		EMMC:       EMMC{Alias: -1},
+		ResetHold:  DefaultResetHold,
+		CancelHold: DefaultCancelHold,
+		Reason:     reason,
+	}
+}
