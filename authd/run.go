@@ -46,6 +46,10 @@ type options struct {
 	hashCap         int
 	deviceTTL       time.Duration
 	logLevel        string
+	ntp             string
+	setClock        bool
+	manageNetwork   bool
+	confirmTimeout  time.Duration
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -53,7 +57,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs := flag.NewFlagSet("authd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: authd [flags]\n       authd version\n\nauthd serves the NAS login API (see docs/api.yaml).\n\nFlags:\n")
+		fmt.Fprintf(stderr, "Usage: authd [flags]\n       authd version\n       authd board [-json] [-board NAME|auto]\n\nauthd serves the NAS login API (see docs/api.yaml).\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&o.state, "state", "/state/authd", "directory for the database and other state (created 0700)")
@@ -70,6 +74,11 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.hashCap, "hash-concurrency", 0, "password hashes allowed at once (0: sized from available memory)")
 	fs.DurationVar(&o.deviceTTL, "trusted-device-ttl", 30*24*time.Hour, "how long \"trust this device\" skips the code step")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&o.ntp, "ntp", "", "NTP servers, comma-separated host[:port] (default: pool.ntp.org,time.cloudflare.com); "+
+		"settings saved through the API take precedence")
+	fs.BoolVar(&o.setClock, "set-clock", true, "correct the system clock and RTC from NTP (false: measure and report only, for development hosts)")
+	fs.BoolVar(&o.manageNetwork, "manage-network", false, "own the network configuration: apply it at start, serve /api/v1/settings/network, reset it to DHCP on a physical reset")
+	fs.DurationVar(&o.confirmTimeout, "network-confirm-timeout", 120*time.Second, "a network change not confirmed within this time is rolled back")
 	if err := fs.Parse(args); err != nil {
 		return nil, fmt.Errorf("%w: %v", errConfig, err)
 	}
@@ -92,6 +101,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "version" {
 		fmt.Fprintln(stdout, "authd", version)
 		return nil
+	}
+	if len(args) > 0 && args[0] == "board" {
+		return boardCommand(args[1:], stdout, stderr)
 	}
 	o, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) || (err != nil && strings.Contains(err.Error(), flag.ErrHelp.Error())) {
@@ -159,6 +171,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%w: %v", errConfig, err)
 	}
 	srv := api.New(svc, log, cfg.TrustedDeviceTTL)
+	sys, err := startSystem(ctx, o, svc, hasher, defaultPass, log)
+	if err != nil {
+		return err
+	}
+	defer sys.close()
+	srv.AttachSystem(sys.api)
 	// Start-up hashed the default password: give those argon2 buffers back
 	// to the system now rather than when the scavenger gets to them, so an
 	// idle authd stays small.

@@ -57,9 +57,7 @@ func newEnv(t testing.TB, c clock.Clock) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewServer(New(svc, log, cfg.TrustedDeviceTTL).Handler())
-	t.Cleanup(ts.Close)
-	e := &env{t: t, url: ts.URL, svc: svc, db: db}
+	e := &env{t: t, url: startServer(t, New(svc, log, cfg.TrustedDeviceTTL)), svc: svc, db: db}
 	if fc, ok := c.(*clocktest.Clock); ok {
 		e.clock = fc
 	}
@@ -180,3 +178,10 @@ func (b *browser) enroll() (string, []string) {
 }
 
 func discardLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// startServer serves srv on a loopback port for the test's lifetime.
+func startServer(t testing.TB, srv *Server) string {
+	ts := httptest.NewServer(srv.Handler())
+	t.Cleanup(ts.Close)
+	return ts.URL
+}

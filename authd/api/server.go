@@ -303,3 +303,8 @@ func jsonType(kind string) string {
 	}
 	return "a number"
 }
+
+// auditEntry builds an audit entry for an admin's action.
+func auditEntry(event string, c *Caller, detail string) store.AuditEntry {
+	return store.AuditEntry{Event: event, Actor: c.User.Name, Client: c.Client.String(), Detail: detail}
+}

@@ -268,7 +268,11 @@ func (w *Watcher) drain(ctx context.Context, m *Machine, events <-chan Event) er
 }
 
 func (w *Watcher) fail(err error) {
-	w.log.Error("button: not watching", "err", err)
+	if errors.Is(err, ErrNoButton) {
+		w.log.Info("button: this board has no button to watch")
+	} else {
+		w.log.Error("button: not watching", "err", err)
+	}
 	w.update(func(s *Status) { s.Available, s.Error = false, err.Error() })
 }
 

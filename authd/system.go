@@ -1,0 +1,210 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/rknas/firmware/authd/account"
+	"github.com/rknas/firmware/authd/api"
+	"github.com/rknas/firmware/authd/auth"
+	"github.com/rknas/firmware/authd/button"
+	"github.com/rknas/firmware/authd/clock"
+	"github.com/rknas/firmware/authd/netconf"
+	"github.com/rknas/firmware/authd/recovery"
+	"github.com/rknas/firmware/authd/timesync"
+	"github.com/rknas/firmware/board"
+)
+
+// selectBoard resolves the -board flag.
+func selectBoard(name string) (board.Profile, error) {
+	switch name {
+	case "auto", "":
+		return board.Detect(), nil
+	case "none":
+		return board.NoneProfile("chosen with -board none"), nil
+	}
+	p, err := board.ByName(name)
+	if err != nil {
+		return p, fmt.Errorf("%w: -board %q: %v", errConfig, name, err)
+	}
+	return p, nil
+}
+
+// boardCommand prints the board profile authd would use.
+func boardCommand(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("authd board", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	asJSON := fs.Bool("json", false, "print the profile as JSON")
+	name := fs.String("board", "auto", "board profile: a name or auto")
+	list := fs.Bool("list", false, "list the supported boards")
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%w: %v", errConfig, err)
+	}
+	if *list {
+		for _, p := range board.All() {
+			fmt.Fprintf(stdout, "%-26s %s\n", p.Name, p.Model)
+		}
+		return nil
+	}
+	p, err := selectBoard(*name)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(p)
+	}
+	fmt.Fprintln(stdout, p.Describe())
+	return nil
+}
+
+// clockState lets the auth core ask timesync how far to trust the clock.
+type clockState struct{ ts *timesync.Service }
+
+func (c clockState) Synchronized() bool { return c.ts.State() == timesync.StateSynchronized }
+func (c clockState) Trusted() bool      { return c.ts.State() != timesync.StateUntrusted }
+
+// reportOnlySetter measures without touching the clock: for development
+// hosts, whose clock belongs to the host.
+type reportOnlySetter struct{ log *slog.Logger }
+
+func (r reportOnlySetter) Step(t time.Time) error {
+	r.log.Info("clock step not applied (-set-clock=false)", "to", t.UTC())
+	return nil
+}
+
+func (r reportOnlySetter) Slew(d time.Duration) error {
+	r.log.Info("clock slew not applied (-set-clock=false)", "by", d)
+	return nil
+}
+
+// system is everything besides the login core: clock, network, button.
+type system struct {
+	api     *api.System
+	closers []func()
+	wg      sync.WaitGroup
+}
+
+func (s *system) close() {
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		s.closers[i]()
+	}
+	s.wg.Wait()
+}
+
+func startSystem(ctx context.Context, o *options, svc *auth.Service, hasher *account.Hasher, defaultPass string, log *slog.Logger) (*system, error) {
+	prof, err := selectBoard(o.board)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("board", "profile", prof.Name, "reason", prof.Reason)
+	s := &system{api: &api.System{Version: version, Started: time.Now(), Board: prof}}
+
+	// Time first: TOTP codes depend on it.
+	settings := timesync.DefaultSettings()
+	if o.ntp != "" {
+		servers, err := timesync.ParseServers(o.ntp)
+		if err != nil {
+			return nil, fmt.Errorf("%w: -ntp: %v", errConfig, err)
+		}
+		settings.Servers = servers
+	}
+	var setter timesync.Setter = timesync.SystemSetter{}
+	var rtc timesync.RTC
+	if o.setClock {
+		rtc = timesync.DetectRTC(timesync.DefaultRTCPath)
+	} else {
+		setter = reportOnlySetter{log: log}
+	}
+	ts, err := timesync.New(timesync.Config{StateDir: o.state, Settings: settings},
+		timesync.Deps{Setter: setter, RTC: rtc, Clock: clock.System{}, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("%w: time: %v", errConfig, err)
+	}
+	svc.SetClockState(clockState{ts})
+	s.api.Time = ts
+	runCtx, cancel := context.WithCancel(ctx)
+	s.closers = append(s.closers, cancel)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := ts.Run(runCtx); err != nil {
+			log.Error("time keeping stopped", "err", err)
+		}
+	}()
+
+	// The network, if authd owns it.
+	var network recovery.Network
+	if o.manageNetwork {
+		applier, err := netconf.NewNetlinkApplier(netconf.NetlinkOptions{Logger: log.With("component", "netconf")})
+		if err != nil {
+			return nil, fmt.Errorf("network: %w", err)
+		}
+		m, err := netconf.NewManager(netconf.Options{Dir: o.state, Applier: applier, ConfirmTimeout: o.confirmTimeout,
+			RunDefaultIfCorrupt: true, Logger: log.With("component", "netconf")})
+		if err != nil {
+			applier.Close()
+			return nil, fmt.Errorf("network: %w", err)
+		}
+		s.closers = append(s.closers, func() { m.Close() })
+		// Optional boot step: a network that does not come up must not
+		// stop the console, the button or local logins.
+		if err := m.Start(ctx); err != nil {
+			log.Error("network configuration applied with errors", "err", err)
+		}
+		s.api.Network, network = m, m
+	}
+
+	rdeps := recovery.Deps{Store: svc.Store(), Hasher: hasher, DefaultPassword: defaultPass, Network: network, Live: svc,
+		Clock: clock.System{}, Log: log.With("component", "recovery")}
+	if resumed, err := recovery.Resume(ctx, rdeps); err != nil {
+		log.Error("interrupted recovery could not be finished; it is retried at the next start or press", "err", err)
+	} else if resumed {
+		log.Warn("an interrupted physical reset was finished")
+	}
+	s.api.LastReset = func() any {
+		l, ok, err := recovery.LastRecovery(svc.Store())
+		if err != nil || !ok {
+			return nil
+		}
+		return l
+	}
+
+	// The RESET button: optional, its failure is reported, never fatal.
+	src, err := button.SourceFor(prof)
+	if err != nil && !errors.Is(err, button.ErrNoButton) {
+		log.Error("reset button unavailable", "board", prof.Name, "err", err)
+	}
+	led, lerr := button.LEDFor(prof, "status")
+	if lerr != nil {
+		log.Warn("status LED unavailable", "err", lerr)
+		led = nil
+	}
+	if led != nil {
+		s.closers = append(s.closers, func() { led.Close() })
+	}
+	w, err := button.NewWatcher(button.Config{
+		Source: src, LED: led, Thresholds: button.ThresholdsFor(prof), Logger: log,
+		Recover: func(ctx context.Context) error { return recovery.Run(ctx, rdeps, "button") },
+	})
+	if err != nil {
+		return nil, fmt.Errorf("button: %w", err)
+	}
+	s.api.Button = w.Status
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := w.Run(runCtx); err != nil && !errors.Is(err, button.ErrNoButton) {
+			log.Error("reset button watcher stopped", "err", err)
+		}
+	}()
+	return s, nil
+}
