@@ -5,10 +5,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rknas/firmware/board"
 	"github.com/rknas/firmware/authd/clock/clocktest"
 	"github.com/rknas/firmware/authd/timesync"
 	"github.com/rknas/firmware/authd/timesync/timesynctest"
+	"github.com/rknas/firmware/board"
 )
 
 type clockAdapter struct{ ts *timesync.Service }
