@@ -229,7 +229,8 @@ func TestTwoFactorChangesEndOtherSessions(t *testing.T) {
 	// Regenerating recovery codes ends other sessions and voids old codes.
 	ch := other.must(200, "POST", "/api/v1/login", login("admin", "correct horse"))["challenge"]
 	other.must(200, "POST", "/api/v1/login/otp", map[string]any{"challenge": ch, "code": codeAt(t, secret, e.clock.Now())})
-	codes := a.must(200, "POST", "/api/v1/me/2fa/recovery-codes", nil)["recovery_codes"].([]any)
+	a.wantErr(401, "invalid_credentials", "POST", "/api/v1/me/2fa/recovery-codes", map[string]string{"password": "wrong horse"})
+	codes := a.must(200, "POST", "/api/v1/me/2fa/recovery-codes", map[string]string{"password": "correct horse"})["recovery_codes"].([]any)
 	if len(codes) != 10 {
 		t.Fatal(codes)
 	}
@@ -281,6 +282,8 @@ func TestPolicyAndAdministration(t *testing.T) {
 		t.Fatalf("bob: %v", out)
 	}
 
+	// An admin cannot turn off their own 2FA this way.
+	a.wantErr(403, "forbidden", "DELETE", "/api/v1/users/admin/2fa", nil)
 	// An admin turns off alice's 2FA (lost phone): her sessions end.
 	a.must(200, "DELETE", "/api/v1/users/alice/2fa", nil)
 	alice.wantErr(401, "unauthorized", "GET", "/api/v1/me", nil)

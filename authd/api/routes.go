@@ -206,7 +206,13 @@ func (s *Server) disable2FA(w http.ResponseWriter, r *http.Request, c *Caller) e
 }
 
 func (s *Server) regenerateCodes(w http.ResponseWriter, r *http.Request, c *Caller) error {
-	codes, err := s.svc.RegenerateRecoveryCodes(r.Context(), c.Token, c.User.Name, c.Client)
+	var req struct {
+		Password string `json:"password"`
+	}
+	if err := Decode(w, r, &req); err != nil {
+		return err
+	}
+	codes, err := s.svc.RegenerateRecoveryCodes(r.Context(), c.Token, c.User.Name, req.Password, c.Client)
 	if err != nil {
 		return err
 	}

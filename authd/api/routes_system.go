@@ -87,8 +87,13 @@ func (s *Server) AttachSystem(sys *System) {
 		if err := Decode(w, r, &req); err != nil {
 			return err
 		}
-		if err := sys.Time.SetManual(req.Time); err != nil {
+		switch err := sys.Time.SetManual(req.Time); {
+		case errors.Is(err, timesync.ErrSynchronized):
+			return &auth.Error{Code: auth.CodeConflict, Message: "the clock is synchronized by NTP; turn NTP off to set the time by hand"}
+		case errors.Is(err, timesync.ErrZeroTime), errors.Is(err, timesync.ErrBeforeBuild):
 			return errBad("time: %v", err)
+		case err != nil:
+			return err
 		}
 		s.svc.Audit(auditEntry("time_set_manually", c, req.Time.UTC().Format(time.RFC3339)))
 		return OK(w, sys.Time.Status())
@@ -114,7 +119,8 @@ func (s *Server) AttachSystem(sys *System) {
 			return err
 		}
 		s.svc.Audit(auditEntry("time_settings_changed", c, strings.Join(set.Servers, ",")))
-		return OK(w, req)
+		set = sys.Time.Settings()
+		return OK(w, timeSettings{NTPEnabled: set.Enabled, NTPServers: append([]string{}, set.Servers...)})
 	}))
 
 	needNet := func(h HandlerFunc) HandlerFunc {

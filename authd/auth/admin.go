@@ -88,7 +88,7 @@ func checkGroups(tx *store.Tx, groups []string) error {
 }
 
 func dedupe(in []string) []string {
-	out := slices.Clone(in)
+	out := append([]string{}, in...)
 	slices.Sort(out)
 	return slices.Compact(out)
 }
@@ -286,6 +286,11 @@ func (s *Service) DeleteUser(actor, name string, c Client) error {
 // AdminDisable2FA turns off another account's 2FA (the owner lost the
 // phone): key, recovery codes and trusted devices go, sessions end.
 func (s *Service) AdminDisable2FA(actor, name string, c Client) error {
+	if actor == name {
+		// One's own 2FA goes off only with the password and a code
+		// (DELETE /me/2fa), so a stolen admin session cannot do it.
+		return newErr(CodeForbidden, "turn off your own two-factor authentication with your password and a code (DELETE /api/v1/me/2fa)")
+	}
 	now := s.clock.Now()
 	u, err := s.updateUser(name, func(tx *store.Tx, u *store.User) error {
 		u.TOTP = store.TOTP{}

@@ -208,15 +208,23 @@ func (s *Service) Disable2FA(ctx context.Context, token string, user, password, 
 }
 
 // RegenerateRecoveryCodes voids the old recovery codes and returns new ones;
-// the account's other sessions end.
-func (s *Service) RegenerateRecoveryCodes(ctx context.Context, token, user string, c Client) ([]string, error) {
+// the account's other sessions end. It needs the password again, so a
+// stolen session cannot mint codes of its own.
+func (s *Service) RegenerateRecoveryCodes(ctx context.Context, token, user, password string, c Client) ([]string, error) {
+	u, err := s.User(user)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.checkPassword(ctx, u, password, c); err != nil {
+		return nil, err
+	}
 	codes, hashes, err := twofa.NewRecoveryCodes()
 	if err != nil {
 		return nil, errInternal(err)
 	}
 	now := s.clock.Now()
 	var verr error
-	u, err := s.updateUser(user, func(tx *store.Tx, u *store.User) error {
+	u, err = s.updateUser(user, func(tx *store.Tx, u *store.User) error {
 		if !u.TOTP.Enabled {
 			verr = newErr(CodeConflict, "two-factor authentication is not on")
 			return verr
