@@ -23,6 +23,7 @@ import (
 	"github.com/rknas/firmware/authd/atomicfile"
 	"github.com/rknas/firmware/authd/auth"
 	"github.com/rknas/firmware/authd/clock"
+	"github.com/rknas/firmware/authd/mail"
 	"github.com/rknas/firmware/authd/store"
 )
 
@@ -177,6 +178,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer sys.close()
 	srv.AttachSystem(sys.api)
+
+	mailer, err := mail.New(mail.Config{StateDir: o.state, DeviceName: cfg.DeviceName, Clock: clock.System{}, Logger: log})
+	if err != nil {
+		return fmt.Errorf("%w: mail: %v", errConfig, err)
+	}
+	svc.SetCodeMailer(mailer)
+	svc.SetNotifier(auth.MailNotifier{Mailer: mailer, Log: log})
+	srv.AttachMail(mailer)
+	mailCtx, stopMail := context.WithCancel(ctx)
+	mailDone := make(chan struct{})
+	go func() {
+		defer close(mailDone)
+		if err := mailer.Run(mailCtx); err != nil {
+			log.Error("mail outbox stopped", "err", err)
+		}
+	}()
+	defer func() { stopMail(); <-mailDone }()
 	// Start-up hashed the default password: give those argon2 buffers back
 	// to the system now rather than when the scavenger gets to them, so an
 	// idle authd stays small.

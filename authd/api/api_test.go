@@ -185,3 +185,8 @@ func startServer(t testing.TB, srv *Server) string {
 	t.Cleanup(ts.Close)
 	return ts.URL
 }
+
+func jsonString(v any) string {
+	raw, _ := json.Marshal(v)
+	return string(raw)
+}

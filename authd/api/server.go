@@ -184,6 +184,7 @@ var httpStatus = map[string]int{
 	auth.CodeBadRequest:             http.StatusBadRequest,
 	auth.CodeConflict:               http.StatusConflict,
 	auth.CodeBusy:                   http.StatusServiceUnavailable,
+	auth.CodeMailFailed:             http.StatusBadGateway,
 	auth.CodeInternal:               http.StatusInternalServerError,
 }
 

@@ -106,6 +106,7 @@ type Service struct {
 
 	clockState ClockState
 	notifier   Notifier
+	mailer     CodeMailer
 }
 
 // Deps are the Service's collaborators.

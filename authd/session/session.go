@@ -243,7 +243,7 @@ func (m *Manager) expireLocked(now time.Time) {
 	}
 	if len(m.challenges) >= m.cfg.MaxTotal/2 {
 		for h, c := range m.challenges {
-			if now.Sub(c.Created) >= m.cfg.ChallengeTTL {
+			if m.challengeDead(c, now) {
 				delete(m.challenges, h)
 			}
 		}
@@ -327,7 +327,7 @@ func (m *Manager) Challenge(token, client string) (Challenge, error) {
 	if !ok {
 		return Challenge{}, ErrChallenge
 	}
-	if now.Sub(c.Created) >= m.cfg.ChallengeTTL {
+	if m.challengeDead(c, now) {
 		delete(m.challenges, h)
 		return Challenge{}, ErrChallenge
 	}
@@ -335,6 +335,12 @@ func (m *Manager) Challenge(token, client string) (Challenge, error) {
 		return Challenge{}, ErrChallenge
 	}
 	return *c, nil
+}
+
+// challengeDead tells whether a challenge has expired: after ChallengeTTL,
+// or after its emailed emergency code's validity if that is later.
+func (m *Manager) challengeDead(c *Challenge, now time.Time) bool {
+	return now.Sub(c.Created) >= m.cfg.ChallengeTTL && !now.Before(c.EmergencyUntil)
 }
 
 // SetEmergency attaches the hash of an emailed emergency code to the

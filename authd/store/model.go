@@ -29,6 +29,18 @@ type User struct {
 
 	SecurityEmail         string `json:"security_email,omitempty"`
 	SecurityEmailVerified bool   `json:"security_email_verified,omitempty"`
+	// EmailPending is an address waiting for its verification code, whose
+	// hash, expiry and wrong tries follow.
+	EmailPending     string    `json:"email_pending,omitempty"`
+	EmailCodeHash    string    `json:"email_code_hash,omitempty"`
+	EmailCodeExpires time.Time `json:"email_code_expires,omitzero"`
+	EmailCodeTries   int       `json:"email_code_tries,omitempty"`
+	// MailsSent are the times codes were mailed for this account in the
+	// last day (verification and emergency), to cap them.
+	MailsSent []time.Time `json:"mails_sent,omitempty"`
+	// EmergencySent are the times emergency codes were mailed in the last
+	// day.
+	EmergencySent []time.Time `json:"emergency_sent,omitempty"`
 }
 
 // TOTP is an account's authenticator state.
