@@ -1,0 +1,771 @@
+// Package console is the rescue console on the board's debug UART: a banner
+// with the board's state, and a menu of a few fixed recovery actions behind
+// physical confirmation. It offers no shell and runs no commands.
+package console
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"strings"
+	"time"
+
+	"github.com/rknas/firmware/authd/clock"
+	"github.com/rknas/firmware/rescue/lineread"
+)
+
+// The console's fixed texts. Scripts (and the attach client) look for them, so
+// they are part of the interface: change them only together with attach.
+const (
+	// Title starts the banner.
+	Title = "rknas rescue console"
+	// FailsafeNote is on the banner in failsafe mode.
+	FailsafeNote = "FAILSAFE MODE (RESET held at power-on): the menu is open"
+	// BannerHint ends the banner: the console waits for "r".
+	BannerHint = "press r and Enter for the rescue menu"
+	// Prompt is the menu prompt, written without a line end.
+	Prompt = "rescue> "
+	// OK is the line that ends a successful action's output.
+	OK = "== ok =="
+	// FailedPrefix starts the line that ends a failed action's output; the
+	// reason and " ==" follow.
+	FailedPrefix = "== failed: "
+	// ConfirmTypePrefix starts the prompt asking for the confirmation word,
+	// which follows it up to the next space.
+	ConfirmTypePrefix = "confirm: type "
+	// ConfirmButtonPrefix starts the line asking for a button press.
+	ConfirmButtonPrefix = "confirm: press the button on the board"
+	// TimePrompt asks for the new time in set-clock.
+	TimePrompt = "new time in UTC (YYYY-MM-DD HH:MM:SS): "
+	// CommentPrefix starts a line the console ignores without a word, at the
+	// banner and in the menu. attach sends one with a random tag and waits for
+	// its echo to know that what follows is fresh output; on a line where a
+	// shell listens instead, it is a shell comment and harmless too.
+	CommentPrefix = "#"
+	// UnknownChoice starts the answer to input that is not in the menu.
+	UnknownChoice = "unknown choice "
+	// TimeLayout is how set-clock reads the time.
+	TimeLayout = "2006-01-02 15:04:05"
+)
+
+// Begin returns the line that starts the output of the action named name.
+func Begin(name string) string { return "== " + name + " ==" }
+
+// Names of the menu entries, as typed at the prompt and given to attach --run.
+const (
+	ActionStatus       = "status"
+	ActionResetAdmin   = "reset-admin"
+	ActionResetNetwork = "reset-network"
+	ActionAudit        = "audit"
+	ActionClock        = "clock"
+	ActionSetClock     = "set-clock"
+	ActionReboot       = "reboot"
+	ActionPowerOff     = "poweroff"
+)
+
+// Defaults of Config.
+const (
+	DefaultIdleTimeout    = 5 * time.Minute
+	DefaultConfirmTimeout = 30 * time.Second
+	DefaultConfirmWord    = "RESET"
+	DefaultAuditEntries   = 20
+	DefaultActionTimeout  = 2 * time.Minute
+	DefaultStatusTimeout  = 5 * time.Second
+	DefaultBackoffMin     = 250 * time.Millisecond
+	DefaultBackoffMax     = 10 * time.Second
+)
+
+// Config configures a Console. Actions is required; the rest has defaults.
+type Config struct {
+	// Actions performs the menu's actions.
+	Actions Actions
+	// Button confirms destructive actions. Nil means the board has no usable
+	// button: the operator types a confirmation word instead.
+	Button Button
+	// Failsafe opens the menu at once (the board was started with RESET
+	// held) and says so on the banner.
+	Failsafe bool
+	// Clock measures idle and confirmation timeouts; clock.System when nil.
+	Clock clock.Clock
+	// Log receives what happened (never secrets); slog.Default when nil.
+	Log *slog.Logger
+	// IdleTimeout sends an idle menu back to the banner.
+	IdleTimeout time.Duration
+	// ConfirmTimeout is how long the operator has to confirm.
+	ConfirmTimeout time.Duration
+	// ConfirmWord starts the word to type on boards without a button; four
+	// random digits are added each time so that stale or replayed input
+	// cannot confirm by accident.
+	ConfirmWord string
+	// AuditEntries is how many audit entries the audit entry shows.
+	AuditEntries int
+	// MaxLine bounds an input line (lineread.DefaultMax when zero).
+	MaxLine int
+	// ActionTimeout bounds each call to Actions.
+	ActionTimeout time.Duration
+	// StatusTimeout bounds the Status call of the banner.
+	StatusTimeout time.Duration
+	// BackoffMin and BackoffMax bound the wait between attempts to open the
+	// port in Run; the wait doubles after each failure.
+	BackoffMin, BackoffMax time.Duration
+}
+
+func (c *Config) setDefaults() error {
+	if c.Actions == nil {
+		return errors.New("console: config: Actions is required")
+	}
+	if c.Clock == nil {
+		c.Clock = clock.System{}
+	}
+	if c.Log == nil {
+		c.Log = slog.Default()
+	}
+	durations := []struct {
+		name string
+		d    *time.Duration
+		def  time.Duration
+	}{
+		{"IdleTimeout", &c.IdleTimeout, DefaultIdleTimeout},
+		{"ConfirmTimeout", &c.ConfirmTimeout, DefaultConfirmTimeout},
+		{"ActionTimeout", &c.ActionTimeout, DefaultActionTimeout},
+		{"StatusTimeout", &c.StatusTimeout, DefaultStatusTimeout},
+		{"BackoffMin", &c.BackoffMin, DefaultBackoffMin},
+		{"BackoffMax", &c.BackoffMax, DefaultBackoffMax},
+	}
+	for _, d := range durations {
+		if *d.d < 0 {
+			return fmt.Errorf("console: config: %s is negative (%v)", d.name, *d.d)
+		}
+		if *d.d == 0 {
+			*d.d = d.def
+		}
+	}
+	if c.BackoffMax < c.BackoffMin {
+		return fmt.Errorf("console: config: BackoffMax %v is below BackoffMin %v", c.BackoffMax, c.BackoffMin)
+	}
+	if c.ConfirmWord == "" {
+		c.ConfirmWord = DefaultConfirmWord
+	}
+	for _, b := range []byte(c.ConfirmWord) {
+		if b <= 0x20 || b >= 0x7f {
+			return fmt.Errorf("console: config: ConfirmWord %q must be printable ASCII without spaces", c.ConfirmWord)
+		}
+	}
+	if c.AuditEntries < 0 {
+		return fmt.Errorf("console: config: AuditEntries is negative (%d)", c.AuditEntries)
+	}
+	if c.AuditEntries == 0 {
+		c.AuditEntries = DefaultAuditEntries
+	}
+	if c.MaxLine < 0 {
+		return fmt.Errorf("console: config: MaxLine is negative (%d)", c.MaxLine)
+	}
+	return nil
+}
+
+// Console serves the rescue console over a line.
+type Console struct {
+	cfg     Config
+	entries []entry
+}
+
+type entry struct {
+	key, name, help string
+	confirm         bool
+	// ask reads what the action needs before confirmation (set-clock).
+	ask func(s *session) (any, bool, error)
+	run func(ctx context.Context, s *session, arg any) error
+}
+
+// New checks cfg and returns a console.
+func New(cfg Config) (*Console, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	c := &Console{cfg: cfg}
+	c.entries = []entry{
+		{key: "1", name: ActionStatus, help: "board, version, addresses, clock, authd", run: c.doStatus},
+		{key: "2", name: ActionResetAdmin, help: "reset the admin password and 2FA", confirm: true, run: c.doResetAdmin},
+		{key: "3", name: ActionResetNetwork, help: "reset the network to DHCP", confirm: true, run: c.doResetNetwork},
+		{key: "4", name: ActionAudit, help: fmt.Sprintf("show the last %d audit entries", cfg.AuditEntries), run: c.doAudit},
+		{key: "5", name: ActionClock, help: "show the clock", run: c.doClock},
+		{key: "6", name: ActionSetClock, help: "set the clock", confirm: true, ask: c.askTime, run: c.doSetClock},
+		{key: "7", name: ActionReboot, help: "reboot the board", confirm: true, run: c.doReboot},
+		{key: "8", name: ActionPowerOff, help: "power the board off", confirm: true, run: c.doPowerOff},
+	}
+	return c, nil
+}
+
+// ActionNames lists the menu's action names in menu order.
+func ActionNames() []string {
+	return []string{ActionStatus, ActionResetAdmin, ActionResetNetwork, ActionAudit, ActionClock,
+		ActionSetClock, ActionReboot, ActionPowerOff}
+}
+
+// session is one connection of the line: it lives until the line fails.
+type session struct {
+	ctx context.Context
+	out *output
+	in  *lineread.Reader
+	// shown is set once the banner was shown in this session.
+	shown bool
+}
+
+// errLine marks an error of the line itself (read or write): the session
+// ends and Run reopens the port.
+type errLine struct{ err error }
+
+func (e errLine) Error() string { return "console: line: " + e.err.Error() }
+func (e errLine) Unwrap() error { return e.err }
+
+// Serve runs the console over rw until ctx is done (it returns nil) or the
+// line fails (it returns the read or write error). rw should return from Read
+// now and then without input, as go.bug.st/serial does with a read timeout
+// ((0, nil)); otherwise timeouts and ctx are only noticed on input.
+func (c *Console) Serve(ctx context.Context, rw io.ReadWriter) error {
+	out := &output{w: rw}
+	s := &session{
+		ctx: ctx,
+		out: out,
+		in:  lineread.New(rw, rw, lineread.Config{Max: c.cfg.MaxLine, Idle: c.cfg.IdleTimeout, Clock: c.cfg.Clock}),
+	}
+	inMenu := false
+	if c.cfg.Failsafe {
+		// Rescue mode at power-on: show where we are, then the menu at once.
+		c.showBanner(s)
+		inMenu = true
+	}
+	for {
+		var err error
+		if inMenu {
+			err = c.menu(s)
+		} else {
+			err = c.banner(s)
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		inMenu = !inMenu
+	}
+}
+
+// readLine reads a line; errors of the line come back as errLine, the rest
+// (idle, deadline, too long, Ctrl-C, ctx) as they are.
+func (s *session) readLine(deadline time.Time) (string, error) {
+	if s.out.err != nil {
+		return "", errLine{s.out.err}
+	}
+	line, err := s.in.ReadLine(s.ctx, deadline)
+	switch {
+	case err == nil, errors.Is(err, lineread.ErrIdle), errors.Is(err, lineread.ErrDeadline),
+		errors.Is(err, lineread.ErrTooLong), errors.Is(err, lineread.ErrInterrupt),
+		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return line, err
+	}
+	return "", errLine{err}
+}
+
+// banner shows the banner and waits for "r". It returns nil when the menu
+// should open.
+func (c *Console) banner(s *session) error {
+	c.showBanner(s)
+	for {
+		line, err := s.readLine(time.Time{})
+		switch {
+		case errors.Is(err, lineread.ErrIdle), errors.Is(err, lineread.ErrInterrupt):
+			continue
+		case errors.Is(err, lineread.ErrTooLong):
+			s.out.line(c.tooLong())
+			s.out.line(BannerHint)
+			continue
+		case err != nil:
+			return err
+		}
+		choice := strings.ToLower(strings.TrimSpace(line))
+		switch {
+		case choice == "r":
+			return s.out.err
+		case strings.HasPrefix(choice, CommentPrefix):
+		case choice == "":
+			c.showBanner(s)
+		default:
+			s.out.line(BannerHint)
+		}
+		if s.out.err != nil {
+			return errLine{s.out.err}
+		}
+	}
+}
+
+func (c *Console) tooLong() string {
+	return fmt.Sprintf("input too long (more than %d characters): ignored", c.maxLine())
+}
+
+func (c *Console) maxLine() int {
+	if c.cfg.MaxLine == 0 {
+		return lineread.DefaultMax
+	}
+	return c.cfg.MaxLine
+}
+
+func (c *Console) showBanner(s *session) {
+	s.out.line("")
+	if c.cfg.Failsafe {
+		s.out.line(Title + " -- " + FailsafeNote)
+	} else {
+		s.out.line(Title)
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, c.cfg.StatusTimeout)
+	st, err := c.cfg.Actions.Status(ctx)
+	cancel()
+	if err != nil {
+		c.cfg.Log.Warn("rescue: status", "err", err)
+		s.out.line("status: unavailable: " + Clean(err.Error()))
+	} else {
+		for _, l := range statusLines(st) {
+			s.out.line(l)
+		}
+	}
+	if !c.cfg.Failsafe || s.shown {
+		s.out.line(BannerHint)
+	}
+	s.shown = true
+}
+
+// statusLines formats st as "key: value" lines; scripts read them (for
+// example the address lines), so the keys are stable.
+func statusLines(st Status) []string {
+	lines := []string{"board: " + orUnknown(st.Board), "version: " + orUnknown(st.Version)}
+	if len(st.Addresses) == 0 {
+		lines = append(lines, "address: none")
+	}
+	for _, a := range st.Addresses {
+		lines = append(lines, "address: "+Clean(a))
+	}
+	lines = append(lines, "clock: "+clockLine(st.Clock))
+	authd := orUnknown(st.Authd)
+	if !st.AuthdOK {
+		authd = "FAILING: " + authd
+	}
+	return append(lines, "authd: "+authd)
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return Clean(s)
+}
+
+func clockLine(c ClockState) string {
+	s := c.Now.UTC().Format(time.RFC3339)
+	if c.Synchronized {
+		s += " synchronized"
+	} else {
+		s += " NOT synchronized"
+	}
+	if c.Source != "" {
+		s += " (" + Clean(c.Source) + ")"
+	}
+	return s
+}
+
+func (c *Console) showMenu(s *session) {
+	s.out.line("")
+	s.out.line("rescue menu (no shell: only these actions)")
+	for _, e := range c.entries {
+		mark := ""
+		if e.confirm {
+			mark = "  [confirm]"
+		}
+		s.out.line(fmt.Sprintf("  %s  %-14s %s%s", e.key, e.name, e.help, mark))
+	}
+	s.out.line("  q  quit           back to the banner")
+	s.out.line("type a number or a name and press Enter")
+}
+
+// menu runs the menu until the operator quits or it is idle (nil: back to
+// the banner) or the line fails.
+func (c *Console) menu(s *session) error {
+	c.showMenu(s)
+	for {
+		s.out.write(Prompt)
+		line, err := s.readLine(time.Time{})
+		switch {
+		case errors.Is(err, lineread.ErrIdle):
+			s.out.line("")
+			s.out.line(fmt.Sprintf("idle for %v: back to the banner", c.cfg.IdleTimeout))
+			return s.out.err
+		case errors.Is(err, lineread.ErrTooLong):
+			s.out.line(c.tooLong())
+			continue
+		case errors.Is(err, lineread.ErrInterrupt):
+			continue
+		case err != nil:
+			return err
+		}
+		choice := strings.ToLower(strings.TrimSpace(line))
+		if strings.HasPrefix(choice, CommentPrefix) {
+			continue
+		}
+		switch choice {
+		case "", "?", "h", "help", "m", "menu", "r":
+			c.showMenu(s)
+			continue
+		case "q", "quit", "exit":
+			return s.out.err
+		}
+		e := c.lookup(choice)
+		if e == nil {
+			c.cfg.Log.Info("rescue: unknown menu choice", "len", len(choice))
+			s.out.line(fmt.Sprintf("%s%q: choose one of the menu", UnknownChoice, Clean(choice)))
+			c.showMenu(s)
+			continue
+		}
+		if err := c.runEntry(s, e); err != nil {
+			return err
+		}
+	}
+}
+
+func (c *Console) lookup(choice string) *entry {
+	for i := range c.entries {
+		if c.entries[i].key == choice || c.entries[i].name == choice {
+			return &c.entries[i]
+		}
+	}
+	return nil
+}
+
+// runEntry runs one action between its Begin line and OK or FailedPrefix. It
+// returns only errors of the line.
+func (c *Console) runEntry(s *session, e *entry) error {
+	log := c.cfg.Log.With("action", e.name)
+	s.out.line(Begin(e.name))
+	var arg any
+	if e.ask != nil {
+		a, ok, err := e.ask(s)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return c.finish(s, log, ErrNotConfirmed)
+		}
+		arg = a
+	}
+	if e.confirm {
+		ok, err := c.confirm(s, e.name)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			log.Warn("rescue: action not confirmed")
+			return c.finish(s, log, ErrNotConfirmed)
+		}
+		log.Warn("rescue: action confirmed")
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, c.cfg.ActionTimeout)
+	defer cancel()
+	err := e.run(ctx, s, arg)
+	if s.ctx.Err() != nil {
+		return nil
+	}
+	return c.finish(s, log, err)
+}
+
+func (c *Console) finish(s *session, log *slog.Logger, err error) error {
+	// The frame line first, the log after: on a board whose log goes to the
+	// same UART, the log line then falls outside the action's output.
+	if err != nil {
+		s.out.line(FailedPrefix + Clean(err.Error()) + " ==")
+		if !errors.Is(err, ErrNotConfirmed) {
+			log.Error("rescue: action failed", "err", err)
+		}
+	} else {
+		s.out.line(OK)
+		log.Info("rescue: action done")
+	}
+	if s.out.err != nil {
+		return errLine{s.out.err}
+	}
+	return nil
+}
+
+// confirm asks for physical confirmation of the action named name. It
+// returns false when the operator did not confirm in time or cancelled, and
+// an error only when the line failed.
+func (c *Console) confirm(s *session, name string) (bool, error) {
+	if c.cfg.Button != nil {
+		return c.confirmButton(s, name)
+	}
+	word, err := confirmWord(c.cfg.ConfirmWord)
+	if err != nil {
+		c.cfg.Log.Error("rescue: confirmation word", "err", err)
+		return false, nil
+	}
+	s.out.write(fmt.Sprintf("%s%s and press Enter within %v to %s: ", ConfirmTypePrefix, word, c.cfg.ConfirmTimeout, name))
+	line, err := s.readLine(c.cfg.Clock.Now().Add(c.cfg.ConfirmTimeout))
+	switch {
+	case err == nil:
+	case isLine(err) || s.ctx.Err() != nil:
+		return false, lineErr(s, err)
+	case errors.Is(err, lineread.ErrDeadline), errors.Is(err, lineread.ErrIdle):
+		s.out.line("")
+		s.out.line("no confirmation within " + c.cfg.ConfirmTimeout.String())
+		return false, nil
+	default: // Ctrl-C or a line too long
+		s.out.line("cancelled")
+		return false, nil
+	}
+	if strings.TrimSpace(line) != word {
+		s.out.line("that is not " + word)
+		return false, nil
+	}
+	return true, nil
+}
+
+func isLine(err error) bool {
+	var le errLine
+	return errors.As(err, &le)
+}
+
+func lineErr(s *session, err error) error {
+	if s.ctx.Err() != nil {
+		return s.ctx.Err()
+	}
+	return err
+}
+
+// confirmButton waits for the button while still reading the line, so that
+// Enter cancels.
+func (c *Console) confirmButton(s *session, name string) (bool, error) {
+	s.out.line(fmt.Sprintf("%s within %v to %s (Enter cancels)", ConfirmButtonPrefix, c.cfg.ConfirmTimeout, name))
+	if s.out.err != nil {
+		return false, errLine{s.out.err}
+	}
+	bctx, cancel := context.WithCancel(s.ctx)
+	defer cancel()
+	type result struct {
+		pressed bool
+		err     error
+	}
+	done := make(chan result, 1)
+	go func() {
+		p, err := c.cfg.Button.WaitPress(bctx, c.cfg.ConfirmTimeout)
+		done <- result{p, err}
+		cancel()
+	}()
+	rs := &session{ctx: bctx, out: s.out, in: s.in}
+	var rerr error
+	for {
+		_, rerr = rs.readLine(time.Time{})
+		if !errors.Is(rerr, lineread.ErrIdle) { // an idle limit shorter than the wait
+			break
+		}
+	}
+	cancel()
+	res := <-done
+	switch {
+	case s.ctx.Err() != nil:
+		return false, s.ctx.Err()
+	case rerr != nil && isLine(rerr):
+		return false, rerr
+	case rerr == nil, errors.Is(rerr, lineread.ErrInterrupt), errors.Is(rerr, lineread.ErrTooLong):
+		s.out.line("cancelled")
+		return false, nil
+	case res.err != nil && !errors.Is(res.err, context.Canceled):
+		c.cfg.Log.Error("rescue: button", "err", res.err)
+		s.out.line("the button could not be read")
+		return false, nil
+	case !res.pressed:
+		s.out.line("no button press within " + c.cfg.ConfirmTimeout.String())
+		return false, nil
+	}
+	s.out.line("button pressed")
+	return true, nil
+}
+
+// confirmWord returns prefix, a dash and four random digits.
+func confirmWord(prefix string) (string, error) {
+	n, err := rand.Int(rand.Reader, big.NewInt(10000))
+	if err != nil {
+		return "", fmt.Errorf("console: random confirmation word: %w", err)
+	}
+	return fmt.Sprintf("%s-%04d", prefix, n.Int64()), nil
+}
+
+func (c *Console) doStatus(ctx context.Context, s *session, _ any) error {
+	st, err := c.cfg.Actions.Status(ctx)
+	if err != nil {
+		return fmt.Errorf("status: %w", err)
+	}
+	for _, l := range statusLines(st) {
+		s.out.line(l)
+	}
+	return nil
+}
+
+func (c *Console) doResetAdmin(ctx context.Context, s *session, _ any) error {
+	msg, err := c.cfg.Actions.ResetAdmin(ctx)
+	if msg != "" {
+		s.out.text(msg)
+	}
+	if err != nil {
+		return fmt.Errorf("reset-admin: %w", err)
+	}
+	return nil
+}
+
+func (c *Console) doResetNetwork(ctx context.Context, s *session, _ any) error {
+	msg, err := c.cfg.Actions.ResetNetwork(ctx)
+	if msg != "" {
+		s.out.text(msg)
+	}
+	if err != nil {
+		return fmt.Errorf("reset-network: %w", err)
+	}
+	return nil
+}
+
+func (c *Console) doAudit(ctx context.Context, s *session, _ any) error {
+	entries, err := c.cfg.Actions.Audit(ctx, c.cfg.AuditEntries)
+	if err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	if len(entries) == 0 {
+		s.out.line("no audit entries")
+	}
+	if len(entries) > c.cfg.AuditEntries {
+		entries = entries[len(entries)-c.cfg.AuditEntries:]
+	}
+	for _, e := range entries {
+		s.out.line(Clean(e))
+	}
+	return nil
+}
+
+func (c *Console) doClock(ctx context.Context, s *session, _ any) error {
+	cs, err := c.cfg.Actions.Clock(ctx)
+	if err != nil {
+		return fmt.Errorf("clock: %w", err)
+	}
+	s.out.line("clock: " + clockLine(cs))
+	return nil
+}
+
+// askTime reads the new time for set-clock.
+func (c *Console) askTime(s *session) (any, bool, error) {
+	s.out.write(TimePrompt)
+	line, err := s.readLine(time.Time{})
+	if err != nil {
+		if isLine(err) || s.ctx.Err() != nil {
+			return nil, false, lineErr(s, err)
+		}
+		s.out.line("")
+		return nil, false, nil
+	}
+	t, err := ParseTime(line)
+	if err != nil {
+		s.out.line(Clean(err.Error()))
+		return nil, false, nil
+	}
+	return t, true, nil
+}
+
+// ParseTime reads the time an operator typed for set-clock: TimeLayout in
+// UTC, or RFC 3339. Years before 2020 and after 2200 are refused: no board
+// runs then, and such a time is a typing error.
+func ParseTime(s string) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	t, err := time.ParseInLocation(TimeLayout, s, time.UTC)
+	if err != nil {
+		var err2 error
+		t, err2 = time.Parse(time.RFC3339, s)
+		if err2 != nil {
+			return time.Time{}, fmt.Errorf("not a time: %q (want YYYY-MM-DD HH:MM:SS in UTC)", s)
+		}
+	}
+	if t.Year() < 2020 || t.Year() > 2200 {
+		return time.Time{}, fmt.Errorf("year %d is out of range 2020..2200", t.Year())
+	}
+	return t.UTC(), nil
+}
+
+func (c *Console) doSetClock(ctx context.Context, s *session, arg any) error {
+	t := arg.(time.Time)
+	if err := c.cfg.Actions.SetClock(ctx, t); err != nil {
+		return fmt.Errorf("set-clock: %w", err)
+	}
+	s.out.line("clock set to " + t.Format(time.RFC3339))
+	return nil
+}
+
+func (c *Console) doReboot(ctx context.Context, s *session, _ any) error {
+	s.out.line("rebooting")
+	if err := c.cfg.Actions.Reboot(ctx); err != nil {
+		return fmt.Errorf("reboot: %w", err)
+	}
+	return nil
+}
+
+func (c *Console) doPowerOff(ctx context.Context, s *session, _ any) error {
+	s.out.line("powering off")
+	if err := c.cfg.Actions.PowerOff(ctx); err != nil {
+		return fmt.Errorf("poweroff: %w", err)
+	}
+	return nil
+}
+
+// Run opens the line with open, serves it, and when it fails (a cable pulled,
+// a USB adapter gone) closes it and opens it again, waiting between attempts
+// from BackoffMin doubling up to BackoffMax. It returns when ctx is done.
+func (c *Console) Run(ctx context.Context, open func() (io.ReadWriteCloser, error)) error {
+	delay := c.cfg.BackoffMin
+	wait := func() bool {
+		t := time.NewTimer(delay)
+		defer t.Stop()
+		delay = min(delay*2, c.cfg.BackoffMax)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+			return true
+		}
+	}
+	for ctx.Err() == nil {
+		port, err := open()
+		if err != nil {
+			c.cfg.Log.Warn("rescue: open port", "err", err, "retry_in", delay)
+			if !wait() {
+				break
+			}
+			continue
+		}
+		c.cfg.Log.Info("rescue: port open")
+		started := time.Now()
+		err = c.Serve(ctx, port)
+		if cerr := port.Close(); cerr != nil {
+			c.cfg.Log.Debug("rescue: close port", "err", cerr)
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		// A line that worked for a while starts again from the shortest
+		// wait; one that fails at once backs off.
+		if time.Since(started) > 10*c.cfg.BackoffMax {
+			delay = c.cfg.BackoffMin
+		}
+		c.cfg.Log.Warn("rescue: line lost, reopening", "err", err, "retry_in", delay)
+		if !wait() {
+			break
+		}
+	}
+	return nil
+}
