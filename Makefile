@@ -30,7 +30,7 @@ dev: ## run authd on this host: state in ./var, API on http://127.0.0.1:8080
 	@echo "authd: API on http://$(LISTEN)  (state in $(STATE)/, Ctrl-C stops)"
 	@if [[ -f $(STATE)/default-password ]]; then \
 		echo "authd: default admin password: $$(cat $(STATE)/default-password) (from $(STATE)/default-password, generated on first start)"; fi
-	exec $(OUT)/host/authd -state $(STATE) -listen $(LISTEN) -board none -set-clock=false $(ARGS)
+	exec $(OUT)/host/authd -state $(STATE) -listen $(LISTEN) -board none -set-clock=false -control-socket $(STATE)/control.sock $(ARGS)
 
 deps: ## install the Debian packages the tests need (QEMU, chronyd, oathtool, ...)
 	scripts/deps.sh

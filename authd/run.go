@@ -23,6 +23,7 @@ import (
 	"github.com/rknas/firmware/authd/atomicfile"
 	"github.com/rknas/firmware/authd/auth"
 	"github.com/rknas/firmware/authd/clock"
+	"github.com/rknas/firmware/authd/control"
 	"github.com/rknas/firmware/authd/mail"
 	"github.com/rknas/firmware/authd/store"
 )
@@ -51,6 +52,7 @@ type options struct {
 	setClock        bool
 	manageNetwork   bool
 	confirmTimeout  time.Duration
+	controlSocket   string
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -79,6 +81,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		"settings saved through the API take precedence")
 	fs.BoolVar(&o.setClock, "set-clock", true, "correct the system clock and RTC from NTP (false: measure and report only, for development hosts)")
 	fs.BoolVar(&o.manageNetwork, "manage-network", false, "own the network configuration: apply it at start, serve /api/v1/settings/network, reset it to DHCP on a physical reset")
+	fs.StringVar(&o.controlSocket, "control-socket", control.DefaultPath, "Unix socket (root only) through which the serial rescue console reaches authd; empty: none")
 	fs.DurationVar(&o.confirmTimeout, "network-confirm-timeout", 120*time.Second, "a network change not confirmed within this time is rolled back")
 	if err := fs.Parse(args); err != nil {
 		return nil, fmt.Errorf("%w: %v", errConfig, err)

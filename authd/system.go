@@ -16,8 +16,10 @@ import (
 	"github.com/rknas/firmware/authd/auth"
 	"github.com/rknas/firmware/authd/button"
 	"github.com/rknas/firmware/authd/clock"
+	"github.com/rknas/firmware/authd/control"
 	"github.com/rknas/firmware/authd/netconf"
 	"github.com/rknas/firmware/authd/recovery"
+	"github.com/rknas/firmware/authd/store"
 	"github.com/rknas/firmware/authd/timesync"
 	"github.com/rknas/firmware/board"
 )
@@ -191,9 +193,15 @@ func startSystem(ctx context.Context, o *options, svc *auth.Service, hasher *acc
 	if led != nil {
 		s.closers = append(s.closers, func() { led.Close() })
 	}
+	presses := &control.Presses{}
 	w, err := button.NewWatcher(button.Config{
 		Source: src, LED: led, Thresholds: button.ThresholdsFor(prof), Logger: log,
 		Recover: func(ctx context.Context) error { return recovery.Run(ctx, rdeps, "button") },
+		Notify: func(e button.Effect) {
+			if e.Kind == button.EffectPressed {
+				presses.Pressed()
+			}
+		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("button: %w", err)
@@ -206,5 +214,80 @@ func startSystem(ctx context.Context, o *options, svc *auth.Service, hasher *acc
 			log.Error("reset button watcher stopped", "err", err)
 		}
 	}()
+	if o.controlSocket != "" {
+		var pr *control.Presses
+		if src != nil {
+			pr = presses
+		}
+		cs, err := control.Listen(o.controlSocket, controlBackend{svc: svc, sys: s.api, rdeps: rdeps, network: network}, pr, log)
+		if err != nil {
+			// Optional: only the serial console needs it.
+			log.Error("control socket unavailable; the rescue console cannot reach authd", "err", err)
+		} else {
+			s.closers = append(s.closers, func() { cs.Close() })
+			log.Info("control socket", "path", o.controlSocket)
+		}
+	}
 	return s, nil
+}
+
+// controlBackend serves the rescue console through the control socket.
+type controlBackend struct {
+	svc     *auth.Service
+	sys     *api.System
+	rdeps   recovery.Deps
+	network recovery.Network
+}
+
+func (c controlBackend) Status(context.Context) (control.Status, error) {
+	st := control.Status{Version: c.sys.Version, Board: c.sys.Board.Name}
+	if c.sys.Time != nil {
+		ts := c.sys.Time.Status()
+		st.Clock = string(ts.State) + " (" + string(ts.Source) + ")"
+	}
+	if c.sys.Button != nil {
+		b := c.sys.Button()
+		st.Button = b.Source
+		if !b.Available {
+			st.Button += " (unavailable: " + b.Error + ")"
+		}
+	}
+	return st, nil
+}
+
+func (c controlBackend) ResetAdmin(ctx context.Context) error {
+	return recovery.Run(ctx, c.rdeps, "rescue")
+}
+
+func (c controlBackend) ResetNetwork(ctx context.Context) error {
+	if c.network == nil {
+		return errors.New("authd does not manage the network on this device (-manage-network is off)")
+	}
+	if err := c.network.ResetToDefault(ctx); err != nil {
+		return err
+	}
+	c.svc.Audit(store.AuditEntry{Event: "network_reset", Actor: "rescue", Detail: "network back to DHCP from the serial console"})
+	return nil
+}
+
+func (c controlBackend) Audit(_ context.Context, n int) ([]string, error) {
+	entries, err := c.svc.AuditLog(n, 0)
+	if err != nil {
+		return nil, err
+	}
+	lines := make([]string, 0, len(entries))
+	for i := len(entries) - 1; i >= 0; i-- {
+		e := entries[i]
+		line := e.Time.UTC().Format("2006-01-02 15:04:05") + " " + e.Event
+		for _, kv := range [][2]string{{"user", e.User}, {"by", e.Actor}, {"from", e.Client}} {
+			if kv[1] != "" {
+				line += " " + kv[0] + "=" + kv[1]
+			}
+		}
+		if e.Detail != "" {
+			line += " (" + e.Detail + ")"
+		}
+		lines = append(lines, line)
+	}
+	return lines, nil
 }

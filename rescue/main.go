@@ -35,7 +35,7 @@ const (
 )
 
 const usage = `usage:
-  rescue console [--port /dev/ttyS2] [--baud 1500000] [--failsafe] [--idle 5m]
+  rescue console [--port /dev/ttyS2] [--baud 1500000] [--failsafe] [--idle 5m] [--control SOCKET] [--state DIR] [--board NAME]
   rescue attach --port /dev/ttyUSB0 [--baud 1500000]                  interactive, Ctrl-] quits
   rescue attach --port /dev/ttyUSB0 [--baud 1500000] --run ACTION [--time T] [--yes] [--timeout 30s] [-v]
 ACTION is one of: ` // the list follows
@@ -104,6 +104,11 @@ func runConsole(ctx context.Context, args []string, stderr io.Writer) error {
 	baud := fs.Int("baud", 1500000, "line speed")
 	failsafe := fs.Bool("failsafe", false, "open the menu at once (RESET held at power-on)")
 	idle := fs.Duration("idle", console.DefaultIdleTimeout, "idle time before the menu closes")
+	var wo wireOptions
+	fs.StringVar(&wo.ControlSocket, "control", "/run/authd/control.sock", "authd's control socket")
+	fs.StringVar(&wo.StateDir, "state", "/state/authd", "authd's state directory, used directly in failsafe mode")
+	fs.StringVar(&wo.DefaultPasswordFile, "default-password-file", "", "the device's default admin password (default: STATE/default-password)")
+	fs.StringVar(&wo.Board, "board", "auto", "board profile: a name or auto")
 	if err := fs.Parse(args); err != nil {
 		return &exitError{exitUsage, err}
 	}
@@ -124,7 +129,10 @@ func runConsole(ctx context.Context, args []string, stderr io.Writer) error {
 	// retried by Run.
 	first, firstErr := openChecked(pcfg, log)
 
-	actions, button, err := wire(log)
+	// Only in failsafe mode, when authd is not started, may the console
+	// write the state partition itself.
+	wo.Direct = *failsafe
+	actions, button, err := wire(log, wo)
 	if err != nil {
 		if first != nil {
 			_ = first.Close()

@@ -103,13 +103,13 @@ func f() { os.StartProcess("/bin/sh", nil, nil); syscall.Exec("/bin/sh", nil, ni
 
 // board runs `rescue console` on a pty joined to a PC-side pty, with fake
 // actions.
-func board(t *testing.T, a *consoletest.Actions, args ...string) (pcPath string) {
+func boardSide(t *testing.T, a *consoletest.Actions, args ...string) (pcPath string) {
 	t.Helper()
 	dir := t.TempDir()
 	b, pc := ptytest.NewPort(t, dir, "ttyS2"), ptytest.NewPort(t, dir, "ttyUSB0")
 	ptytest.Join(b, pc)
 	old := wire
-	wire = func(*slog.Logger) (console.Actions, console.Button, error) { return a, nil, nil }
+	wire = func(*slog.Logger, wireOptions) (console.Actions, console.Button, error) { return a, nil, nil }
 	t.Cleanup(func() { wire = old })
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -141,7 +141,7 @@ func TestAttachToConsole(t *testing.T) {
 			AuthdOK: true, Authd: "ok"},
 		ResetAdminMsg: "admin reset",
 	}
-	pc := board(t, a)
+	pc := boardSide(t, a)
 
 	out, errs, code := attachRun(t, "--port", pc, "--run", "status")
 	if code != exitOK || !strings.Contains(out, "address: eth0 10.0.2.15/24\n") {
@@ -167,7 +167,7 @@ func TestAttachToConsole(t *testing.T) {
 }
 
 func TestFailsafeFlag(t *testing.T) {
-	pc := board(t, &consoletest.Actions{}, "--failsafe", "--baud", "115200")
+	pc := boardSide(t, &consoletest.Actions{}, "--failsafe", "--baud", "115200")
 	// The console in failsafe mode has its menu open; attach copes.
 	if _, errs, code := attachRun(t, "--port", pc, "--baud", "115200", "--run", "clock"); code != exitOK {
 		t.Errorf("clock: code %d: %s", code, errs)
@@ -229,7 +229,7 @@ func TestConsoleWaitsForMissingPort(t *testing.T) {
 	ptytest.Join(b, pc)
 	b.Unplug()
 	old := wire
-	wire = func(*slog.Logger) (console.Actions, console.Button, error) { return &consoletest.Actions{}, nil, nil }
+	wire = func(*slog.Logger, wireOptions) (console.Actions, console.Button, error) { return &consoletest.Actions{}, nil, nil }
 	defer func() { wire = old }()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -1,19 +1,259 @@
 package main
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
 
+	"github.com/rknas/firmware/authd/account"
+	"github.com/rknas/firmware/authd/button"
+	"github.com/rknas/firmware/authd/clock"
+	"github.com/rknas/firmware/authd/control"
+	"github.com/rknas/firmware/authd/netconf"
+	"github.com/rknas/firmware/authd/recovery"
+	"github.com/rknas/firmware/authd/store"
+	"github.com/rknas/firmware/board"
 	"github.com/rknas/firmware/rescue/console"
 	"github.com/rknas/firmware/rescue/sysactions"
 )
 
-// wire returns the actions and the button the console uses on the board.
-// The firmware's wiring replaces it to reach authd; a nil Button means the
-// operator confirms by typing a word. Reboot and power off go through the
-// firmware's uinit when it started us, so it unmounts the state partition
-// cleanly.
-var wire = func(log *slog.Logger) (console.Actions, console.Button, error) {
+// wireOptions say where authd and its state are.
+type wireOptions struct {
+	ControlSocket       string
+	StateDir            string
+	DefaultPasswordFile string
+	Board               string
+	// Direct lets the console change the state itself when authd is not
+	// running (failsafe boot: authd is not started).
+	Direct bool
+}
+
+// wire returns the actions and the button the console uses on the board:
+// through authd's control socket while authd runs, and directly on the
+// state partition in failsafe mode, when it does not. Reboot and power off
+// go through the firmware's uinit when it started us, so it unmounts the
+// state partition cleanly.
+var wire = func(log *slog.Logger, o wireOptions) (console.Actions, console.Button, error) {
 	initPID := sysactions.ParentIfNamed("uinit")
 	log.Info("rescue: reboot and power off", "via_init_pid", initPID)
-	return sysactions.System{Version: version, InitPID: initPID}, nil, nil
+	a := &authdActions{System: sysactions.System{Version: version, InitPID: initPID}, client: control.NewClient(o.ControlSocket), log: log}
+	prof := board.Detect()
+	if o.Board != "" && o.Board != "auto" {
+		p, err := board.ByName(o.Board)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--board: %w", err)
+		}
+		prof = p
+	}
+	if o.Direct {
+		a.direct = &direct{opts: o, log: log}
+	}
+	var btn console.Button
+	if prof.Button.Kind != board.ButtonNone {
+		btn = &authdButton{client: a.client, profile: prof, direct: o.Direct}
+	}
+	return a, btn, nil
+}
+
+// authdActions reaches authd's state through the control socket, falling
+// back to the state partition in failsafe mode.
+type authdActions struct {
+	sysactions.System
+	client *control.Client
+	direct *direct
+	log    *slog.Logger
+}
+
+func (a *authdActions) Status(ctx context.Context) (console.Status, error) {
+	st, err := a.System.Status(ctx)
+	cs, cerr := a.client.Status(ctx)
+	switch {
+	case cerr == nil:
+		st.AuthdOK = true
+		st.Authd = "running (board " + cs.Board + ", clock " + cs.Clock + ", button " + cs.Button + ")"
+		if cs.Version != "" {
+			st.Version = cs.Version
+		}
+	case a.direct != nil:
+		st.Authd = "not running (failsafe mode: changes go straight to the state partition)"
+	default:
+		st.Authd = "not answering"
+	}
+	return st, err
+}
+
+// viaAuthd runs fn on authd, or on the state partition when authd is not
+// running and direct mode is allowed.
+func (a *authdActions) viaAuthd(ctx context.Context, remote func() (string, error), local func(*direct) (string, error)) (string, error) {
+	msg, err := remote()
+	if errors.Is(err, control.ErrUnreachable) {
+		if a.direct == nil {
+			return "", fmt.Errorf("authd is not answering; power-cycle the NAS holding RESET for failsafe mode: %w", console.ErrNotAvailable)
+		}
+		return local(a.direct)
+	}
+	return msg, err
+}
+
+func (a *authdActions) ResetAdmin(ctx context.Context) (string, error) {
+	return a.viaAuthd(ctx, func() (string, error) { return a.client.ResetAdmin(ctx) }, func(d *direct) (string, error) { return d.resetAdmin(ctx) })
+}
+
+func (a *authdActions) ResetNetwork(ctx context.Context) (string, error) {
+	return a.viaAuthd(ctx, func() (string, error) { return a.client.ResetNetwork(ctx) }, func(d *direct) (string, error) { return d.resetNetwork(ctx) })
+}
+
+func (a *authdActions) Audit(ctx context.Context, n int) ([]string, error) {
+	lines, err := a.client.Audit(ctx, n)
+	if errors.Is(err, control.ErrUnreachable) && a.direct != nil {
+		return a.direct.audit(n)
+	}
+	return lines, err
+}
+
+// authdButton waits for a RESET press: through authd, which owns the line
+// while it runs, or on the line itself in failsafe mode.
+type authdButton struct {
+	client  *control.Client
+	profile board.Profile
+	direct  bool
+}
+
+func (b *authdButton) WaitPress(ctx context.Context, timeout time.Duration) (bool, error) {
+	ok, err := b.client.WaitPress(ctx, timeout)
+	if !errors.Is(err, control.ErrUnreachable) || !b.direct {
+		return ok, err
+	}
+	src, err := button.SourceFor(b.profile)
+	if err != nil {
+		return false, err
+	}
+	defer src.Close()
+	info, events, err := src.Start()
+	if err != nil {
+		return false, err
+	}
+	// A button still held from the failsafe boot must be released first:
+	// only a press that starts now confirms.
+	held := info.Pressed
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		select {
+		case e, open := <-events:
+			if !open || e.Err != nil {
+				return false, fmt.Errorf("button: %v", e.Err)
+			}
+			if e.Lost {
+				continue
+			}
+			if !e.Pressed {
+				held = false
+			} else if !held {
+				return true, nil
+			}
+		case <-deadline.C:
+			return false, nil
+		case <-ctx.Done():
+			return false, ctx.Err()
+		}
+	}
+}
+
+// direct changes the state partition itself, for failsafe mode only: authd
+// is not running then, so nothing else holds the database.
+type direct struct {
+	opts wireOptions
+	log  *slog.Logger
+}
+
+func (d *direct) withStore(fn func(*store.Store) error) error {
+	s, err := store.Open(filepath.Join(d.opts.StateDir, "auth.db"))
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	return fn(s)
+}
+
+func (d *direct) defaultPassword() (string, error) {
+	path := d.opts.DefaultPasswordFile
+	if path == "" {
+		path = filepath.Join(d.opts.StateDir, "default-password")
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("default password: %w", err)
+	}
+	return strings.TrimRight(string(raw), "\r\n"), nil
+}
+
+func (d *direct) network() (*netconf.Manager, error) {
+	ap, err := netconf.NewNetlinkApplier(netconf.NetlinkOptions{Logger: d.log})
+	if err != nil {
+		return nil, err
+	}
+	return netconf.NewManager(netconf.Options{Dir: d.opts.StateDir, Applier: ap, RunDefaultIfCorrupt: true, Logger: d.log})
+}
+
+func (d *direct) resetAdmin(ctx context.Context) (string, error) {
+	pw, err := d.defaultPassword()
+	if err != nil {
+		return "", err
+	}
+	h, err := account.NewHasher(account.DefaultParams, 1, time.Minute)
+	if err != nil {
+		return "", err
+	}
+	net, err := d.network()
+	if err != nil {
+		return "", err
+	}
+	defer net.Close()
+	err = d.withStore(func(s *store.Store) error {
+		return recovery.Run(ctx, recovery.Deps{Store: s, Hasher: h, DefaultPassword: pw, Network: net, Clock: clock.System{},
+			Log: slog.New(slog.NewTextHandler(io.Discard, nil))}, "rescue")
+	})
+	if err != nil {
+		return "", err
+	}
+	return "the admin account is back to the device's default password without 2FA, and the network to DHCP", nil
+}
+
+func (d *direct) resetNetwork(ctx context.Context) (string, error) {
+	net, err := d.network()
+	if err != nil {
+		return "", err
+	}
+	defer net.Close()
+	if err := net.ResetToDefault(ctx); err != nil {
+		return "", err
+	}
+	_ = d.withStore(func(s *store.Store) error {
+		return s.Update(func(tx *store.Tx) error {
+			return tx.AppendAudit(store.AuditEntry{Time: time.Now(), Event: "network_reset", Actor: "rescue", Detail: "network back to DHCP from the serial console (failsafe)"})
+		})
+	})
+	return "the network is back to DHCP on every Ethernet port", nil
+}
+
+func (d *direct) audit(n int) ([]string, error) {
+	var lines []string
+	err := d.withStore(func(s *store.Store) error {
+		return s.View(func(tx *store.Tx) error {
+			entries, err := tx.Audit(n, 0)
+			for i := len(entries) - 1; i >= 0; i-- {
+				e := entries[i]
+				lines = append(lines, fmt.Sprintf("%s %s user=%s by=%s from=%s %s", e.Time.UTC().Format("2006-01-02 15:04:05"), e.Event, e.User, e.Actor, e.Client, e.Detail))
+			}
+			return err
+		})
+	})
+	return lines, err
 }

@@ -1,0 +1,130 @@
+//go:build linux
+
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rknas/firmware/rescue/internal/ptytest"
+)
+
+// startAuthd builds and starts the real authd with its control socket.
+func startAuthd(t *testing.T, state, sock string) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "authd")
+	if out, err := exec.Command("go", "build", "-o", bin, "../authd").CombinedOutput(); err != nil {
+		t.Fatalf("build authd: %v\n%s", err, out)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cmd := exec.Command(bin, "-state", state, "-listen", addr, "-board", "none", "-set-clock=false", "-ntp", "127.0.0.1:9",
+		"-control-socket", sock, "-argon2-memory", "8192", "-argon2-time", "1")
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() })
+	ready := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		var once sync.Once
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "authd ready") {
+				once.Do(func() { close(ready) })
+			}
+		}
+	}()
+	select {
+	case <-ready:
+	case <-time.After(60 * time.Second):
+		t.Fatal("authd did not get ready")
+	}
+	return "http://" + addr
+}
+
+func post(t *testing.T, hc *http.Client, method, url string, body any) (int, map[string]any) {
+	t.Helper()
+	raw, _ := json.Marshal(body)
+	req, _ := http.NewRequest(method, url, bytes.NewReader(raw))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out := map[string]any{}
+	b, _ := io.ReadAll(resp.Body)
+	json.Unmarshal(b, &out)
+	return resp.StatusCode, out
+}
+
+// TestConsoleResetsAdminThroughAuthd drives the real authd through the
+// console on a pty pair at 1,500,000 baud: the owner who forgot the new
+// password resets the admin from the serial port, without the network,
+// and logs in again with the device's default password.
+func TestConsoleResetsAdminThroughAuthd(t *testing.T) {
+	dir := t.TempDir()
+	state, sock := filepath.Join(dir, "state"), filepath.Join(dir, "run", "control.sock")
+	url := startAuthd(t, state, sock)
+	pw, err := os.ReadFile(filepath.Join(state, "default-password"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := strings.TrimSpace(string(pw))
+	jar, _ := cookiejar.New(nil)
+	hc := &http.Client{Jar: jar}
+	if st, out := post(t, hc, "POST", url+"/api/v1/login", map[string]string{"username": "admin", "password": def}); st != 200 || out["status"] != "password_change_required" {
+		t.Fatalf("first login: %d %v", st, out)
+	}
+	if st, out := post(t, hc, "PUT", url+"/api/v1/me/password", map[string]string{"current_password": def, "new_password": "forgotten passphrase"}); st != 200 {
+		t.Fatalf("password change: %d %v", st, out)
+	}
+
+	pdir := t.TempDir()
+	b, pc := ptytest.NewPort(t, pdir, "ttyS2"), ptytest.NewPort(t, pdir, "ttyUSB0")
+	ptytest.Join(b, pc)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"console", "--port", b.Path(), "--control", sock, "--board", "none"}, nil, io.Discard, io.Discard)
+	}()
+	defer func() { cancel(); <-done }()
+
+	out, errs, code := attachRun(t, "--port", pc.Path(), "--run", "status")
+	if code != exitOK || !strings.Contains(out, "running") {
+		t.Fatalf("status: %d\n%s\n%s", code, out, errs)
+	}
+	// No button on this board: the typed word confirms.
+	out, errs, code = attachRun(t, "--port", pc.Path(), "--run", "reset-admin", "--yes")
+	if code != exitOK || !strings.Contains(out, "default password") {
+		t.Fatalf("reset-admin: %d\n%s\n%s", code, out, errs)
+	}
+	if st, _ := post(t, hc, "POST", url+"/api/v1/login", map[string]string{"username": "admin", "password": "forgotten passphrase"}); st != 401 {
+		t.Fatalf("old password still works: %d", st)
+	}
+	if st, out := post(t, hc, "POST", url+"/api/v1/login", map[string]string{"username": "admin", "password": def}); st != 200 || out["status"] != "password_change_required" {
+		t.Fatalf("login with the default password after the reset: %d %v", st, out)
+	}
+	out, errs, code = attachRun(t, "--port", pc.Path(), "--run", "audit")
+	if code != exitOK || !strings.Contains(out, "physical_reset") || !strings.Contains(out, "by=rescue") {
+		t.Fatalf("audit: %d\n%s\n%s", code, out, errs)
+	}
+}
