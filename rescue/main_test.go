@@ -229,7 +229,9 @@ func TestConsoleWaitsForMissingPort(t *testing.T) {
 	ptytest.Join(b, pc)
 	b.Unplug()
 	old := wire
-	wire = func(*slog.Logger, wireOptions) (console.Actions, console.Button, error) { return &consoletest.Actions{}, nil, nil }
+	wire = func(*slog.Logger, wireOptions) (console.Actions, console.Button, error) {
+		return &consoletest.Actions{}, nil, nil
+	}
 	defer func() { wire = old }()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
