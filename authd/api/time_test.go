@@ -78,7 +78,7 @@ func TestWrongClockIsNamedAndNTPFixesIt(t *testing.T) {
 	if off, _ := st["offset_ms"].(float64); off < 9*60*1000 || off > 11*60*1000 {
 		t.Errorf("offset %v ms, want about ten minutes", off)
 	}
-	if d := devClock.Now().Sub(time.Now()); d < -time.Second || d > time.Second {
+	if d := time.Until(devClock.Now()); d < -time.Second || d > time.Second {
 		t.Fatalf("device clock is %v off after the sync", d)
 	}
 	// Now the phone's code works, and a wrong code is simply wrong.

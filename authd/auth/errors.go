@@ -67,9 +67,6 @@ var (
 	errCodeReused         = newErr(CodeCodeReused, "this code was already used; wait for the next one")
 	errChallengeExpired   = newErr(CodeChallengeExpired, "the login has expired; enter your password again")
 	errUnauthorized       = newErr(CodeUnauthorized, "not logged in")
-	errForbidden          = newErr(CodeForbidden, "an administrator account is needed")
-	errPasswordChange     = newErr(CodePasswordChangeRequired, "set a new password first")
-	errEnrollRequired     = newErr(CodeEnrollRequired, "set up two-factor authentication first")
 	errClock              = newErr(CodeClockNotSynchronized, "the code was not accepted and the device clock is not synchronized: "+
 		"codes depend on the time, so set up NTP in the time settings or set the device time by hand, then try again")
 )

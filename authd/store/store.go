@@ -394,8 +394,7 @@ func (t *Tx) Audit(limit int, before uint64) ([]AuditEntry, error) {
 	if before == 0 {
 		k, raw = c.Last()
 	} else {
-		k, raw = c.Seek(u64(before))
-		if k == nil {
+		if k, _ = c.Seek(u64(before)); k == nil {
 			k, raw = c.Last()
 		} else {
 			k, raw = c.Prev()
