@@ -256,6 +256,185 @@ func routeProblems(code, doc []docRoute) []string {
 	return problems
 }
 
+var (
+	docComponentKind = regexp.MustCompile(`^  ([A-Za-z0-9_.-]+):\s*(?:#.*)?$`)
+	docComponentName = regexp.MustCompile(`^    ([A-Za-z0-9_.-]+):\s*(?:#.*)?$`)
+	docRef           = regexp.MustCompile(`\$ref:\s*["']?([^"'\s#]*#[^"'\s]*)["']?`)
+	docEnumItem      = regexp.MustCompile(`^        - ["']?([a-z_]+)["']?\s*(?:#.*)?$`)
+)
+
+// refProblems lists the $ref values of the document that do not name a
+// component it defines (components at two spaces under the top-level
+// "components:", names at four), one sentence per problem, and counts the
+// $refs it saw.
+func refProblems(name string, raw []byte) (problems []string, refCount int) {
+	defined := map[string]bool{}
+	type ref struct {
+		target string
+		line   int
+	}
+	var refs []ref
+	inComponents, kind := false, ""
+	for n, line := range strings.Split(string(raw), "\n") {
+		line = strings.TrimRight(line, " \r")
+		if strings.HasPrefix(strings.TrimLeft(line, " "), "#") {
+			continue
+		}
+		if line != "" && line[0] != ' ' {
+			inComponents, kind = strings.HasPrefix(line, "components:"), ""
+		}
+		if inComponents {
+			if m := docComponentKind.FindStringSubmatch(line); m != nil {
+				kind = m[1]
+			} else if m := docComponentName.FindStringSubmatch(line); m != nil && kind != "" {
+				defined["#/components/"+kind+"/"+m[1]] = true
+			}
+		}
+		for _, m := range docRef.FindAllStringSubmatch(line, -1) {
+			refs = append(refs, ref{m[1], n + 1})
+		}
+	}
+	for _, r := range refs {
+		if !defined[r.target] {
+			problems = append(problems, fmt.Sprintf("%s:%d: $ref %q names no component defined under components:", name, r.line, r.target))
+		}
+	}
+	return problems, len(refs)
+}
+
+// docErrorCodes returns the enum of the ErrorCode schema, written as a
+// block list ("        - code") under "      enum:".
+func docErrorCodes(name string, raw []byte) ([]string, error) {
+	lines := strings.Split(string(raw), "\n")
+	start := slices.IndexFunc(lines, func(l string) bool { return strings.TrimRight(l, " \r") == "    ErrorCode:" })
+	if start < 0 {
+		return nil, fmt.Errorf("%s: no ErrorCode schema (\"    ErrorCode:\" under components.schemas)", name)
+	}
+	var codes []string
+	inEnum := false
+	for _, l := range lines[start+1:] {
+		l = strings.TrimRight(l, " \r")
+		if l == "" {
+			continue
+		}
+		indent := len(l) - len(strings.TrimLeft(l, " "))
+		if indent <= 4 {
+			break // the next schema
+		}
+		switch {
+		case strings.HasPrefix(l, "      enum:"):
+			inEnum = true
+		case indent == 6:
+			inEnum = false // another key of the schema
+		case inEnum:
+			m := docEnumItem.FindStringSubmatch(l)
+			if m == nil {
+				return nil, fmt.Errorf("%s: ErrorCode enum: %q is not a \"        - code\" item", name, l)
+			}
+			codes = append(codes, m[1])
+		}
+	}
+	if len(codes) == 0 {
+		return nil, fmt.Errorf("%s: the ErrorCode schema has no block-list enum", name)
+	}
+	return codes, nil
+}
+
+// errorCodeProblems compares the error codes the server maps to HTTP
+// statuses with the documented ErrorCode enum.
+func errorCodeProblems(code map[string]int, doc []string) []string {
+	var problems []string
+	for c, status := range code {
+		if !slices.Contains(doc, c) {
+			problems = append(problems, fmt.Sprintf("error code %s (HTTP %d) is missing from the ErrorCode enum of docs/api.yaml", c, status))
+		}
+	}
+	for _, c := range doc {
+		if _, ok := code[c]; !ok {
+			problems = append(problems, fmt.Sprintf("the ErrorCode enum of docs/api.yaml lists %s, which the server's httpStatus map does not have", c))
+		}
+	}
+	slices.Sort(problems)
+	return problems
+}
+
+// TestOpenAPIErrorCodesAndRefs checks that every error code the server can
+// answer is in the documented ErrorCode enum (and no other), and that
+// every $ref of the document resolves.
+func TestOpenAPIErrorCodesAndRefs(t *testing.T) {
+	raw, err := os.ReadFile(apiDoc)
+	if err != nil {
+		t.Fatalf("read the API reference: %v", err)
+	}
+	codes, err := docErrorCodes("docs/api.yaml", raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range errorCodeProblems(httpStatus, codes) {
+		t.Error(p)
+	}
+	problems, refs := refProblems("docs/api.yaml", raw)
+	for _, p := range problems {
+		t.Error(p)
+	}
+	// The document uses $ref throughout: seeing none means the scan is
+	// broken, not that all is well.
+	if refs < 50 {
+		t.Errorf("found only %d $refs in docs/api.yaml; the scan does not see them", refs)
+	}
+	t.Logf("%d error codes, %d $refs checked", len(codes), refs)
+}
+
+// TestOpenAPIErrorCodeAndRefCheckFindsDrift shows that the checks above
+// can fail.
+func TestOpenAPIErrorCodeAndRefCheckFindsDrift(t *testing.T) {
+	yaml := `paths:
+  /x:
+    get:
+      responses:
+        "400":
+          $ref: "#/components/responses/BadRequest"
+        "502":
+          $ref: '#/components/responses/Gone'
+components:
+  responses:
+    BadRequest:
+      description: x
+  schemas:
+    ErrorCode:
+      type: string
+      enum:
+        - bad_request
+        - teapot
+      description: x
+    Other:
+      enum:
+        - not_an_error_code
+`
+	wantRefs := []string{`api.yaml:8: $ref "#/components/responses/Gone" names no component defined under components:`}
+	if got, n := refProblems("api.yaml", []byte(yaml)); !slices.Equal(got, wantRefs) || n != 2 {
+		t.Errorf("ref problems (of %d refs):\n%s\nwant (of 2):\n%s", n, strings.Join(got, "\n"), strings.Join(wantRefs, "\n"))
+	}
+	codes, err := docErrorCodes("api.yaml", []byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"bad_request", "teapot"}; !slices.Equal(codes, want) {
+		t.Fatalf("error codes %q, want %q", codes, want)
+	}
+	got := errorCodeProblems(map[string]int{"bad_request": 400, "mail_failed": 502}, codes)
+	want := []string{
+		"error code mail_failed (HTTP 502) is missing from the ErrorCode enum of docs/api.yaml",
+		"the ErrorCode enum of docs/api.yaml lists teapot, which the server's httpStatus map does not have",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("error code problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if _, err := docErrorCodes("api.yaml", []byte("components:\n  schemas:\n    Error:\n      type: object\n")); err == nil || !strings.Contains(err.Error(), "no ErrorCode schema") {
+		t.Errorf("missing ErrorCode: error %v", err)
+	}
+}
+
 // TestOpenAPICoversRoutes keeps docs/api.yaml in step with the code: every
 // route registered in the package is documented under its path and method
 // with the right access level, and every documented operation exists.

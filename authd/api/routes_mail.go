@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/rknas/firmware/authd/auth"
@@ -61,9 +62,15 @@ func (s *Server) AttachMail(m *mail.Mailer) {
 		return OK(w, map[string]any{"configured": configured, "settings": red})
 	})
 	s.Handle("PUT /api/v1/settings/smtp", Admin, func(w http.ResponseWriter, r *http.Request, c *Caller) error {
+		if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+			return errBad("body: Content-Type must be application/json, not %q", ct)
+		}
 		raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
 		if err != nil {
 			return decodeError(err)
+		}
+		if len(strings.TrimSpace(string(raw))) == 0 {
+			return errBad("body: empty; a JSON object is expected")
 		}
 		set, err := mail.DecodeSettings(raw)
 		if err != nil {
@@ -71,7 +78,11 @@ func (s *Server) AttachMail(m *mail.Mailer) {
 		}
 		red, err := m.UpdateSettings(set)
 		if err != nil {
-			return mailSettingsError(err)
+			var fe *mail.FieldError
+			if errors.As(err, &fe) {
+				return mailSettingsError(err)
+			}
+			return err // storing failed: a 500, logged
 		}
 		s.svc.Audit(auditEntry("smtp_settings_changed", c, red.Host))
 		return OK(w, map[string]any{"configured": true, "settings": red})
@@ -89,7 +100,11 @@ func (s *Server) AttachMail(m *mail.Mailer) {
 		ctx, cancel := context.WithTimeout(r.Context(), 45*time.Second)
 		defer cancel()
 		reply, err := m.Test(ctx, req.To)
-		s.svc.Audit(auditEntry("smtp_test", c, boolDetail(err)))
+		result := "ok"
+		if err != nil {
+			result = "failed: " + string(mail.CodeOf(err))
+		}
+		s.svc.Audit(auditEntry("smtp_test", c, result))
 		if err != nil {
 			if mail.CodeOf(err) == mail.CodeInvalidMessage {
 				return errBad("to: %v", err)

@@ -54,6 +54,39 @@ func errMail(err error) *Error {
 	return &Error{Code: CodeMailFailed, Message: msg, cause: err}
 }
 
+// errMailCap answers a mail cap with the time until the oldest send of the
+// day leaves the window.
+func errMailCap(msg string, sent []time.Time, now time.Time) *Error {
+	wait := time.Hour
+	if len(sent) > 0 {
+		wait = max(24*time.Hour-now.Sub(sent[0]), time.Second)
+	}
+	return &Error{Code: CodeLocked, Message: fmt.Sprintf("%s; try again in %s", msg, wait.Round(time.Minute)), RetryAfter: wait}
+}
+
+// unrecordMail takes back the send recorded at t when the mail did not go
+// out, so a mail outage does not use up the day's codes.
+func (s *Service) unrecordMail(user string, t time.Time, emergency bool) {
+	drop := func(ts []time.Time) []time.Time {
+		for i, x := range ts {
+			if x.Equal(t) {
+				return append(ts[:i:i], ts[i+1:]...)
+			}
+		}
+		return ts
+	}
+	_, err := s.updateUser(user, func(_ *store.Tx, u *store.User) error {
+		u.MailsSent = drop(u.MailsSent)
+		if emergency {
+			u.EmergencySent = drop(u.EmergencySent)
+		}
+		return nil
+	})
+	if err != nil {
+		s.log.Warn("mail count not corrected", "user", user, "err", err)
+	}
+}
+
 // randomDigits returns n uniformly random decimal digits.
 func randomDigits(n int) (string, error) {
 	max := new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(n)), nil)
@@ -98,7 +131,7 @@ func (s *Service) SetSecurityEmail(ctx context.Context, user, email string, c Cl
 	_, err = s.updateUser(user, func(_ *store.Tx, u *store.User) error {
 		u.MailsSent = recentMails(u.MailsSent, now)
 		if len(u.MailsSent) >= MaxMailsPerDay {
-			verr = errLocked(24*time.Hour - now.Sub(u.MailsSent[0]))
+			verr = errMailCap(fmt.Sprintf("at most %d mails a day go out for one account", MaxMailsPerDay), u.MailsSent, now)
 			return verr
 		}
 		u.MailsSent = append(u.MailsSent, now)
@@ -113,6 +146,7 @@ func (s *Service) SetSecurityEmail(ctx context.Context, user, email string, c Cl
 	}
 	if err := s.mailer.SendVerificationCode(ctx, email, user, code); err != nil {
 		s.log.Warn("verification mail failed", "user", user, "err", err)
+		s.unrecordMail(user, now, false)
 		return "", errMail(err)
 	}
 	s.audit(store.AuditEntry{Event: "security_email_verification_sent", User: user, Client: c.String(), Detail: mail.MaskAddress(email)})
@@ -178,8 +212,13 @@ func (s *Service) SendEmergencyCode(ctx context.Context, challenge string, c Cli
 		}
 		u.MailsSent = recentMails(u.MailsSent, now)
 		u.EmergencySent = recentMails(u.EmergencySent, now)
-		if len(u.MailsSent) >= MaxMailsPerDay || len(u.EmergencySent) >= MaxEmergencyPerDay {
-			verr = &Error{Code: CodeLocked, Message: fmt.Sprintf("at most %d emergency codes a day; use a recovery code or try again tomorrow", MaxEmergencyPerDay), RetryAfter: time.Hour}
+		switch {
+		case len(u.EmergencySent) >= MaxEmergencyPerDay:
+			verr = errMailCap(fmt.Sprintf("at most %d emergency codes a day; use a recovery code", MaxEmergencyPerDay), u.EmergencySent, now)
+		case len(u.MailsSent) >= MaxMailsPerDay:
+			verr = errMailCap(fmt.Sprintf("at most %d mails a day go out for one account; use a recovery code", MaxMailsPerDay), u.MailsSent, now)
+		}
+		if verr != nil {
 			return verr
 		}
 		u.MailsSent = append(u.MailsSent, now)
@@ -196,7 +235,9 @@ func (s *Service) SendEmergencyCode(ctx context.Context, challenge string, c Cli
 		return "", errChallengeExpired
 	}
 	if err := s.mailer.SendEmergencyCode(ctx, u.SecurityEmail, u.Name, code, now, c.String(), EmergencyValidity); err != nil {
-		s.sessions.SetEmergency(challenge, "", time.Time{})
+		// The code that was mailed before, if any, stays good.
+		s.sessions.SetEmergency(challenge, ch.EmergencyHash, ch.EmergencyUntil)
+		s.unrecordMail(u.Name, now, true)
 		s.log.Warn("emergency code mail failed", "user", u.Name, "err", err)
 		return "", errMail(err)
 	}
