@@ -26,6 +26,7 @@ import (
 	"github.com/rknas/firmware/authd/control"
 	"github.com/rknas/firmware/authd/mail"
 	"github.com/rknas/firmware/authd/store"
+	"github.com/rknas/firmware/authd/web"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -175,6 +176,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%w: %v", errConfig, err)
 	}
 	srv := api.New(svc, log, cfg.TrustedDeviceTTL)
+	web.Attach(srv)
 	sys, err := startSystem(ctx, o, svc, hasher, defaultPass, log)
 	if err != nil {
 		return err

@@ -1,0 +1,98 @@
+// Package web serves authd's reference web pages: a small single-page app
+// over the login API, under a strict Content-Security-Policy.
+package web
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"net/http"
+	"time"
+
+	"github.com/rknas/firmware/authd/api"
+)
+
+// CSP is the Content-Security-Policy of the pages: only this origin's own
+// script, style and API, images from data: URLs (the QR code), no framing,
+// no inline code, and Trusted Types so that no string can become markup.
+const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
+	"form-action 'self'; frame-ancestors 'none'; base-uri 'none'; require-trusted-types-for 'script'"
+
+//go:embed static
+var static embed.FS
+
+// file is one page served from memory.
+type file struct {
+	name  string // in static/
+	ctype string
+	body  []byte
+	etag  string
+}
+
+// Paths are the URL paths the pages are served at; everything else is not
+// theirs.
+var Paths = []string{"/", "/index.html", "/app.js", "/style.css"}
+
+var files = map[string]*file{
+	"/":           {name: "index.html", ctype: "text/html; charset=utf-8"},
+	"/index.html": {name: "index.html", ctype: "text/html; charset=utf-8"},
+	"/app.js":     {name: "app.js", ctype: "text/javascript; charset=utf-8"},
+	"/style.css":  {name: "style.css", ctype: "text/css; charset=utf-8"},
+}
+
+func init() {
+	for _, f := range files {
+		b, err := static.ReadFile("static/" + f.name)
+		if err != nil {
+			// The files are embedded at build time: a missing one is a
+			// build mistake, not a run-time condition.
+			panic("web: embedded " + f.name + ": " + err.Error())
+		}
+		sum := sha256.Sum256(b)
+		f.body, f.etag = b, `"`+hex.EncodeToString(sum[:8])+`"`
+	}
+}
+
+// Handler returns the handler for the pages: GET and HEAD of the paths in
+// Paths, 404 for any other path and 405 for other methods. Every answer
+// carries the CSP and nosniff headers.
+func Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", CSP)
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Cross-Origin-Opener-Policy", "same-origin")
+		f, ok := files[r.URL.Path]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			h.Set("Allow", "GET, HEAD")
+			http.Error(w, "405 method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		h.Set("Content-Type", f.ctype)
+		// Revalidate every time: a firmware update changes the files,
+		// and the ETag keeps the check cheap.
+		h.Set("Cache-Control", "no-cache")
+		h.Set("ETag", f.etag)
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(f.body))
+	})
+}
+
+// Attach registers the pages on srv. The patterns carry no method, so they
+// match exactly the page paths and leave /api/, /healthz and every other
+// path to the server's own routes; a wrong method gets 405 from Handler.
+func Attach(srv *api.Server) {
+	h := Handler()
+	for _, p := range Paths {
+		if p == "/" {
+			p = "/{$}"
+		}
+		srv.HandleHTTP(p, h)
+	}
+}
