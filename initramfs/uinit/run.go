@@ -1,0 +1,256 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/rknas/firmware/authd/atomicfile"
+	"github.com/rknas/firmware/board"
+	"github.com/rknas/firmware/initramfs/hwtest"
+	"github.com/rknas/firmware/initramfs/simctl"
+	"github.com/rknas/firmware/initramfs/supervise"
+	"golang.org/x/sys/unix"
+)
+
+// Paths inside the image; the build script puts the binaries there.
+const (
+	authdPath  = "/bin/authd"
+	rescuePath = "/bin/rescue"
+	// Not /lib/modules: u-root's init loads every /lib/modules/*.ko itself,
+	// in name order, ignoring dependencies.
+	moduleList = "/lib/rknas-modules/modules.load"
+	// defaultPasswordFile is where a production image provisions the
+	// per-device default password; without it authd generates one.
+	defaultPasswordFile = "/etc/rknas/default-password"
+	stateDir            = "/state"
+	stateLabel          = "RKNAS-STATE"
+	apiListen           = ":8080"
+	ctlPortName         = "rknas.ctl"
+)
+
+// config is uinit's command line (from /etc/uinit.flags or uroot.uinitargs=).
+type config struct {
+	stateWait time.Duration
+	noNet     bool
+}
+
+func parseFlags(args []string) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("uinit", flag.ContinueOnError)
+	fs.DurationVar(&c.stateWait, "state-wait", 10*time.Second, "how long to wait for the state partition to appear")
+	fs.BoolVar(&c.noNet, "no-net", false, "do not run DHCP on eth0")
+	if err := fs.Parse(args); err != nil {
+		return c, fmt.Errorf("uinit: flags: %w", err)
+	}
+	return c, nil
+}
+
+// run boots the system and returns only when powering off failed or an
+// essential step failed and nothing else can be done.
+func run(ctx context.Context, args []string, console io.Writer) error {
+	start := time.Now()
+	log := slog.New(slog.NewTextHandler(console, &slog.HandlerOptions{
+		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+			if a.Key == slog.TimeKey {
+				return slog.String("t", fmt.Sprintf("%.3fs", time.Since(start).Seconds()))
+			}
+			return a
+		},
+	}))
+	slog.SetDefault(log)
+	cfg, err := parseFlags(args)
+	if err != nil {
+		log.Error("bad uinit flags; using defaults", "err", err)
+	}
+
+	// Ask for shutdown signals first, so a power-off during boot is not lost.
+	// u-root's poweroff/shutdown conventions: SIGUSR2 powers off, SIGTERM and
+	// SIGINT (Ctrl-Alt-Del) reboot.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGUSR2, syscall.SIGINT)
+	shutdown := make(chan int, 4) // unix.LINUX_REBOOT_CMD_*
+	go func() {
+		for s := range sigs {
+			log.Info("signal", "sig", s.String())
+			if s == syscall.SIGUSR2 {
+				shutdown <- unix.LINUX_REBOOT_CMD_POWER_OFF
+			} else {
+				shutdown <- unix.LINUX_REBOOT_CMD_RESTART
+			}
+		}
+	}()
+
+	// Essential: without these nothing else works.
+	if err := mountBase(); err != nil {
+		return essential("mount file systems", err)
+	}
+	if n, err := loadModules(moduleList); err != nil {
+		log.Warn("kernel modules", "loaded", n, "err", err)
+	} else {
+		log.Info("kernel modules loaded", "count", n)
+	}
+	if err := mountConfigfs(); err != nil {
+		log.Warn("configfs", "err", err)
+	}
+
+	prof := board.Detect()
+	log.Info("board", "name", prof.Name, "reason", prof.Reason)
+
+	svcCtx, stopServices := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	goService := func(f func()) { wg.Add(1); go func() { defer wg.Done(); f() }() }
+
+	if prof.Name == "qemu-virt" {
+		sim, err := simctl.Create("/sys/kernel/config", "/sys")
+		if err != nil {
+			log.Error("FAILED: gpio-sim (the RESET button and LEDs will be missing)", "err", err)
+		} else {
+			log.Info("gpio-sim ready", "chip", sim.Chip, "label", simctl.BankLabel)
+			goService(func() { serveControl(svcCtx, sim) })
+		}
+		if err := watchPowerKey(svcCtx, shutdown); err != nil {
+			log.Warn("power key watcher", "err", err)
+		}
+	}
+
+	if !cfg.noNet {
+		go bringUpNetwork(svcCtx)
+	}
+
+	persistent := mountState(cfg.stateWait)
+	if persistent {
+		countBoot()
+	}
+
+	// Hardware tests run before authd so that they own the GPIO lines; only
+	// in the VM and only when asked for on the kernel command line.
+	if prof.Name == "qemu-virt" && kernelArg("rknas.hwtest") {
+		dir := filepath.Join(stateDir, "hwtest")
+		log.Info("running hardware tests", "dir", dir)
+		if _, err := hwtest.RunDir(svcCtx, dir, console); err != nil {
+			fmt.Fprintf(console, "%s %s (%v)\n%s pass=0 fail=1\n", hwtest.MarkerFail, dir, err, hwtest.MarkerDone)
+		}
+	}
+
+	logOut := supervise.Tee{console}
+	var logFile *supervise.RotatingFile
+	if persistent {
+		if err := os.MkdirAll(filepath.Join(stateDir, "log"), 0o750); err == nil {
+			logFile = &supervise.RotatingFile{Path: filepath.Join(stateDir, "log", "authd.log"), MaxBytes: 1 << 20}
+			logOut = append(logOut, logFile)
+		}
+	}
+	if _, err := os.Stat(authdPath); err != nil {
+		log.Error("FAILED: authd is missing from the image; the login API will not start", "err", err)
+	} else {
+		authd := &supervise.Service{
+			Name: "authd", Path: authdPath, Output: logOut, Log: log,
+			Args: authdArgs(prof.Name),
+		}
+		if err := os.MkdirAll(filepath.Join(stateDir, "authd"), 0o700); err != nil {
+			log.Error("create authd state dir", "err", err)
+		}
+		goService(func() {
+			if err := authd.Run(svcCtx); errors.Is(err, supervise.ErrNoRestart) {
+				log.Error("FAILED: authd refused its configuration and will not be restarted; see the lines above")
+			}
+		})
+	}
+	if _, err := os.Stat(rescuePath); err == nil && prof.UART.Device != "" {
+		rescue := &supervise.Service{
+			Name: "rescue", Path: rescuePath, Output: console, Log: log,
+			Args: []string{"console", "--port", "/dev/" + prof.UART.Device, "--baud", strconv.Itoa(prof.UART.Baud)},
+		}
+		goService(func() { _ = rescue.Run(svcCtx) })
+	}
+	log.Info("uinit ready", "boot_seconds", fmt.Sprintf("%.2f", time.Since(start).Seconds()))
+
+	cmd := <-shutdown
+	log.Info("shutting down", "action", map[int]string{unix.LINUX_REBOOT_CMD_POWER_OFF: "power-off"}[cmd])
+	stopServices()
+	waitTimeout(&wg, 20*time.Second)
+	if logFile != nil {
+		_ = logFile.Close() // an open file keeps /state busy
+	}
+	unix.Sync()
+	if persistent {
+		if err := unix.Unmount(stateDir, 0); err != nil {
+			log.Error("unmount state; remounting read-only", "err", err)
+			_ = unix.Mount("", stateDir, "", unix.MS_REMOUNT|unix.MS_RDONLY, "")
+		} else {
+			log.Info("state unmounted cleanly")
+		}
+	}
+	unix.Sync()
+	fmt.Fprintln(console, "uinit: goodbye")
+	return fmt.Errorf("uinit: reboot(2): %w", unix.Reboot(cmd))
+}
+
+// authdArgs is authd's command line for the board.
+func authdArgs(boardName string) []string {
+	args := []string{"-state", filepath.Join(stateDir, "authd"), "-listen", apiListen, "-board", boardName}
+	if _, err := os.Stat(defaultPasswordFile); err == nil {
+		args = append(args, "-default-password-file", defaultPasswordFile)
+	}
+	return args
+}
+
+func essential(step string, err error) error {
+	return fmt.Errorf("essential boot step %q failed: %w", step, err)
+}
+
+func waitTimeout(wg *sync.WaitGroup, d time.Duration) {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(d):
+		slog.Warn("services did not stop in time; going on", "after", d)
+	}
+}
+
+// kernelArg reports whether the kernel command line has the bare word arg.
+func kernelArg(arg string) bool {
+	b, err := os.ReadFile("/proc/cmdline")
+	if err != nil {
+		return false
+	}
+	for _, f := range strings.Fields(string(b)) {
+		if f == arg {
+			return true
+		}
+	}
+	return false
+}
+
+// countBoot increments /state/rknas/boot-count and prints it: the VM test uses
+// it to see that the state disk persists across power cycles.
+func countBoot() {
+	p := filepath.Join(stateDir, "rknas", "boot-count")
+	n := 0
+	if b, err := os.ReadFile(p); err == nil {
+		n, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+	}
+	n++
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		slog.Warn("boot count", "err", err)
+		return
+	}
+	if err := atomicfile.Write(p, []byte(strconv.Itoa(n)+"\n"), 0o644); err != nil {
+		slog.Warn("boot count", "err", err)
+		return
+	}
+	slog.Info("state boot count", "count", n)
+}

@@ -1,0 +1,318 @@
+//go:build vmtest
+
+package vmtest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rknas/firmware/initramfs/vmrig"
+)
+
+// vm is one VM instance driven through scripts/vm, with its own run
+// directory, state disk and API port.
+type vm struct {
+	t       *testing.T
+	root    string // module root
+	env     []string
+	run     string
+	port    int
+	console *vmrig.Console
+}
+
+func newVM(t *testing.T, name, state, kernelArgs string) *vm {
+	root := moduleRoot(t)
+	// Kept after the test (out/ is ignored by git) so a failure can be read.
+	run := filepath.Join(root, "out", "vm", "vmtest", name)
+	if err := os.RemoveAll(run); err != nil {
+		t.Fatal(err)
+	}
+	port := freePort(t)
+	v := &vm{t: t, root: root, run: run, port: port, console: &vmrig.Console{Path: filepath.Join(run, "console.log")}}
+	v.env = append(os.Environ(),
+		"RKNAS_VM_DIR="+run, "RKNAS_VM_STATE="+state, fmt.Sprintf("RKNAS_VM_PORT=%d", port),
+		"RKNAS_VM_IMAGE="+image(t), "RKNAS_VM_NO_WAIT=1", "RKNAS_VM_APPEND="+kernelArgs)
+	return v
+}
+
+func (v *vm) script(args ...string) string {
+	v.t.Helper()
+	cmd := exec.Command(filepath.Join(v.root, "scripts", "vm"), args...)
+	cmd.Env = v.env
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		v.t.Fatalf("scripts/vm %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// boot starts the VM and returns when authd is ready, with the time it took.
+func (v *vm) boot(ctx context.Context) time.Duration {
+	v.t.Helper()
+	start := time.Now()
+	v.script("start")
+	v.t.Cleanup(func() {
+		if _, err := os.Stat(filepath.Join(v.run, "qemu.pid")); err == nil {
+			v.script("stop")
+		}
+	})
+	v.wait(ctx, "authd ready")
+	return time.Since(start)
+}
+
+func (v *vm) wait(ctx context.Context, marker string) string {
+	v.t.Helper()
+	line, err := v.console.Wait(ctx, marker)
+	if err != nil {
+		v.t.Fatal(err)
+	}
+	return line
+}
+
+// waitFrom is wait from the start of the log (the order of lines written by
+// concurrent services is not fixed).
+func (v *vm) waitFrom(ctx context.Context, marker string) string {
+	v.t.Helper()
+	c := &vmrig.Console{Path: v.console.Path}
+	line, err := c.Wait(ctx, marker)
+	if err != nil {
+		v.t.Fatal(err)
+	}
+	return line
+}
+
+func (v *vm) ctl(ctx context.Context, line string) string {
+	v.t.Helper()
+	reply, err := vmrig.Ctl(ctx, filepath.Join(v.run, "ctl.sock"), line)
+	if err != nil {
+		v.t.Fatal(err)
+	}
+	return reply
+}
+
+var passwordRE = regexp.MustCompile(`default admin password:\s*(\S+)`)
+
+// TestVM boots the image twice on one state disk: API health, the RESET
+// button through the control channel, clean power-off, persistence, and the
+// hardware test binaries (go test -c for arm64) run inside the VM.
+func TestVM(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	state := stateDisk(t, hwTests(t))
+
+	v := newVM(t, "boot1", state, "rknas.hwtest")
+	took := v.boot(ctx)
+	fmt.Printf("vmtest: boot 1 to 'authd ready': %.1f s\n", took.Seconds())
+	v.waitFrom(ctx, `msg="state boot count" count=1`)
+	pw1 := passwordRE.FindStringSubmatch(v.waitFrom(ctx, "default admin password:"))
+
+	t.Run("healthz", func(t *testing.T) {
+		begin := time.Now()
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/healthz", v.port))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET /healthz: %s %s", resp.Status, body)
+		}
+		fmt.Printf("vmtest: GET /healthz through the forwarded port: %v\n", time.Since(begin).Round(time.Millisecond))
+	})
+
+	t.Run("reset button", func(t *testing.T) {
+		for _, step := range []struct{ cmd, want string }{
+			{"level?", "level 1 released"},
+			{"press", "ok pressed"},
+			{"level?", "level 0 pressed"},
+			{"release", "ok released"},
+			{"level?", "level 1 released"},
+			{"hold 0.5", "ok held 500ms"},
+			{"level?", "level 1 released"},
+		} {
+			if got := v.ctl(ctx, step.cmd); got != step.want {
+				t.Errorf("%s: got %q, want %q", step.cmd, got, step.want)
+			}
+		}
+		if got := v.ctl(ctx, "led?"); !regexp.MustCompile(`^led-status [01] led-alert [01]$`).MatchString(got) {
+			t.Errorf("led?: got %q", got)
+		}
+	})
+
+	t.Run("hardware tests", func(t *testing.T) {
+		done := v.waitFrom(ctx, "RKNAS-TEST DONE")
+		b, _ := os.ReadFile(v.console.Path)
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "RKNAS-TEST FAIL") {
+				t.Error(strings.TrimSpace(l))
+			} else if strings.HasPrefix(l, "RKNAS-TEST PASS") {
+				t.Log(strings.TrimSpace(l))
+			}
+		}
+		fmt.Printf("vmtest: %s (output in %s)\n", strings.TrimSpace(done), v.console.Path)
+	})
+
+	begin := time.Now()
+	v.script("stop")
+	fmt.Printf("vmtest: clean power-off: %v\n", time.Since(begin).Round(time.Millisecond))
+	v.waitFrom(ctx, "state unmounted cleanly")
+
+	v2 := newVM(t, "boot2", state, "")
+	took = v2.boot(ctx)
+	fmt.Printf("vmtest: boot 2 to 'authd ready': %.1f s\n", took.Seconds())
+	v2.waitFrom(ctx, `msg="state boot count" count=2`)
+	// The default password was stored on the state disk at the first boot.
+	if pw1 != nil {
+		b, _ := os.ReadFile(v2.console.Path)
+		if m := passwordRE.FindStringSubmatch(string(b)); m != nil && m[1] != pw1[1] {
+			t.Errorf("default password changed across boots: the state disk did not persist")
+		}
+	}
+	v2.script("stop")
+}
+
+// hwTests compiles, for arm64, the test binaries of every package with a test
+// file that checks RKNAS_REQUIRE_HW, each into its own directory with its
+// testdata and a .run file selecting the tests of those files. RKNAS_VM_HWTEST
+// (comma-separated ./dirs) replaces the discovered list; RKNAS_VM_HWTEST_SKIP
+// removes packages from it (default ./authd/netconf: its network-namespace
+// test needs dnsmasq and iproute2, which the image does not carry).
+func hwTests(t *testing.T) string {
+	root := moduleRoot(t)
+	out, err := exec.Command("grep", "-rl", "--include=*_test.go", "RKNAS_REQUIRE_HW", root).Output()
+	if err != nil {
+		t.Fatalf("grep for hardware tests: %v", err)
+	}
+	files := map[string][]string{} // ./dir -> test files
+	var pkgs []string
+	for _, f := range strings.Fields(string(out)) {
+		d, _ := filepath.Rel(root, filepath.Dir(f))
+		if strings.HasPrefix(d, "out") || strings.HasPrefix(d, "initramfs") {
+			continue
+		}
+		d = "./" + d
+		if files[d] == nil {
+			pkgs = append(pkgs, d)
+		}
+		files[d] = append(files[d], f)
+	}
+	if env := os.Getenv("RKNAS_VM_HWTEST"); env != "" {
+		pkgs = strings.Split(env, ",")
+	}
+	skip := os.Getenv("RKNAS_VM_HWTEST_SKIP")
+	if _, set := os.LookupEnv("RKNAS_VM_HWTEST_SKIP"); !set {
+		skip = "./authd/netconf"
+	}
+	dir := filepath.Join(t.TempDir(), "disk")
+	if err := os.MkdirAll(filepath.Join(dir, "hwtest"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var built []string
+	for _, p := range pkgs {
+		if slices.Contains(strings.Split(skip, ","), p) {
+			continue
+		}
+		name := strings.ReplaceAll(strings.Trim(strings.TrimPrefix(p, "./"), "/"), "/", "_")
+		pd := filepath.Join(dir, "hwtest", name)
+		bin := filepath.Join(pd, name+".test")
+		cmd := exec.Command("go", "test", "-c", "-o", bin, p)
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "GOARCH=arm64", "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go test -c %s for arm64: %v\n%s", p, err, out)
+		}
+		if td := filepath.Join(root, p, "testdata"); isDir(td) {
+			if out, err := exec.Command("cp", "-r", td, pd).CombinedOutput(); err != nil {
+				t.Fatalf("copy %s: %v\n%s", td, err, out)
+			}
+		}
+		if re := testNames(t, files[p]); re != "" {
+			if err := os.WriteFile(bin+".run", []byte(re+"\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		built = append(built, p)
+	}
+	t.Logf("hardware test packages: %v", built)
+	return dir
+}
+
+var testFuncRE = regexp.MustCompile(`(?m)^func (Test\w+)\(t \*testing\.T\)`)
+
+// testNames returns a -test.run pattern matching the tests defined in files.
+func testNames(t *testing.T, files []string) string {
+	var names []string
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range testFuncRE.FindAllStringSubmatch(string(b), -1) {
+			names = append(names, m[1])
+		}
+	}
+	if len(names) == 0 {
+		return ""
+	}
+	return "^(" + strings.Join(names, "|") + ")$"
+}
+
+// stateDisk makes a fresh state disk holding the contents of dir, the way
+// scripts/vm makes one (mkfs.ext4 -L RKNAS-STATE), populated with -d.
+func stateDisk(t *testing.T, dir string) string {
+	img := filepath.Join(t.TempDir(), "state.img")
+	if out, err := exec.Command("mkfs.ext4", "-q", "-F", "-L", "RKNAS-STATE", "-d", dir, img, "256M").CombinedOutput(); err != nil {
+		t.Fatalf("mkfs.ext4 (install e2fsprogs: scripts/deps.sh): %v\n%s", err, out)
+	}
+	return img
+}
+
+// image builds (or reuses) the firmware image once per test run.
+func image(t *testing.T) string {
+	if p := os.Getenv("RKNAS_VM_IMAGE"); p != "" {
+		return p
+	}
+	imageOnce.Do(func() {
+		cmd := exec.Command(filepath.Join(moduleRoot(t), "scripts", "build-image.sh"))
+		cmd.Stderr = os.Stderr
+		out, err := cmd.Output()
+		imagePath, imageErr = strings.TrimSpace(string(out)), err
+	})
+	if imageErr != nil {
+		t.Fatalf("scripts/build-image.sh: %v", imageErr)
+	}
+	return imagePath
+}
+
+func moduleRoot(t *testing.T) string {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		t.Fatalf("go env GOMOD: %v", err)
+	}
+	return filepath.Dir(strings.TrimSpace(string(out)))
+}
+
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func isDir(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.IsDir()
+}
