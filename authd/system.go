@@ -166,7 +166,7 @@ func startSystem(ctx context.Context, o *options, svc *auth.Service, hasher *acc
 	}
 
 	rdeps := recovery.Deps{Store: svc.Store(), Hasher: hasher, DefaultPassword: defaultPass, Network: network, Live: svc,
-		Clock: clock.System{}, Log: log.With("component", "recovery")}
+		DefaultHash: precomputeHash(ctx, hasher, defaultPass), Clock: clock.System{}, Log: log.With("component", "recovery")}
 	if resumed, err := recovery.Resume(ctx, rdeps); err != nil {
 		log.Error("interrupted recovery could not be finished; it is retried at the next start or press", "err", err)
 	} else if resumed {
@@ -229,6 +229,47 @@ func startSystem(ctx context.Context, o *options, svc *auth.Service, hasher *acc
 		}
 	}
 	return s, nil
+}
+
+// precomputeHash hashes the default password in the background at start,
+// so the physical reset costs only a database write when the button is
+// released.
+func precomputeHash(ctx context.Context, h *account.Hasher, password string) func(context.Context) (string, error) {
+	type result struct {
+		hash string
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		hash, err := h.Hash(ctx, password)
+		done <- result{hash, err}
+	}()
+	var mu sync.Mutex
+	var cached string
+	return func(ctx context.Context) (string, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if cached != "" {
+			return cached, nil
+		}
+		if done != nil {
+			select {
+			case r := <-done:
+				done = nil
+				if r.err == nil {
+					cached = r.hash
+					return cached, nil
+				}
+			case <-ctx.Done():
+				return "", ctx.Err()
+			}
+		}
+		hash, err := h.Hash(ctx, password)
+		if err == nil {
+			cached = hash
+		}
+		return hash, err
+	}
 }
 
 // controlBackend serves the rescue console through the control socket.

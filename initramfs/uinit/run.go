@@ -76,10 +76,13 @@ func run(ctx context.Context, args []string, console io.Writer) error {
 	}
 
 	// Ask for shutdown signals first, so a power-off during boot is not lost.
-	// u-root's poweroff/shutdown conventions: SIGUSR2 powers off, SIGTERM and
-	// SIGINT (Ctrl-Alt-Del) reboot.
+	// u-root's poweroff/shutdown conventions: SIGUSR2 powers off, SIGTERM
+	// reboots.
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGUSR2, syscall.SIGINT)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGUSR2)
+	// A Ctrl-C typed on the console reaches us as SIGINT from the tty; it
+	// must not reboot the NAS. (Ctrl-Alt-Del goes to init, PID 1.)
+	signal.Ignore(syscall.SIGINT)
 	shutdown := make(chan int, 4) // unix.LINUX_REBOOT_CMD_*
 	go func() {
 		for s := range sigs {
@@ -125,7 +128,18 @@ func run(ctx context.Context, args []string, console io.Writer) error {
 		}
 	}
 
-	if !cfg.noNet {
+	// Failsafe (OpenWrt's model): RESET held while the board starts. authd
+	// is not started, the network comes up with the default configuration
+	// and the rescue menu opens on the UART at once.
+	failsafe := holdAtBoot(svcCtx, prof)
+	if failsafe {
+		fmt.Fprintln(console, "uinit: RESET held at power-on: FAILSAFE mode: authd is not started, network on DHCP, rescue menu on the serial console")
+	}
+
+	// authd owns the network (-manage-network); without authd, or in
+	// failsafe mode, a one-shot DHCP keeps the board reachable.
+	_, authdErr := os.Stat(authdPath)
+	if !cfg.noNet && (authdErr != nil || failsafe) {
 		go bringUpNetwork(svcCtx)
 	}
 
@@ -152,9 +166,9 @@ func run(ctx context.Context, args []string, console io.Writer) error {
 			logOut = append(logOut, logFile)
 		}
 	}
-	if _, err := os.Stat(authdPath); err != nil {
-		log.Error("FAILED: authd is missing from the image; the login API will not start", "err", err)
-	} else {
+	if authdErr != nil {
+		log.Error("FAILED: authd is missing from the image; the login API will not start", "err", authdErr)
+	} else if !failsafe {
 		authd := &supervise.Service{
 			Name: "authd", Path: authdPath, Output: logOut, Log: log,
 			Args: authdArgs(prof.Name),
@@ -169,10 +183,20 @@ func run(ctx context.Context, args []string, console io.Writer) error {
 		})
 	}
 	if _, err := os.Stat(rescuePath); err == nil && prof.UART.Device != "" {
-		rescue := &supervise.Service{
-			Name: "rescue", Path: rescuePath, Output: console, Log: log,
-			Args: []string{"console", "--port", "/dev/" + prof.UART.Device, "--baud", strconv.Itoa(prof.UART.Baud)},
+		args := []string{"console", "--port", "/dev/" + prof.UART.Device, "--baud", strconv.Itoa(prof.UART.Baud),
+			"--state", filepath.Join(stateDir, "authd"), "--board", prof.Name}
+		if _, err := os.Stat(defaultPasswordFile); err == nil {
+			args = append(args, "--default-password-file", defaultPasswordFile)
 		}
+		if failsafe {
+			args = append(args, "--failsafe")
+		}
+		// Its log goes to the log file, not the UART it talks on.
+		var rescueLog io.Writer = io.Discard
+		if logFile != nil {
+			rescueLog = logFile
+		}
+		rescue := &supervise.Service{Name: "rescue", Path: rescuePath, Output: rescueLog, Log: log, Args: args}
 		goService(func() { _ = rescue.Run(svcCtx) })
 	}
 	log.Info("uinit ready", "boot_seconds", fmt.Sprintf("%.2f", time.Since(start).Seconds()))
@@ -200,7 +224,7 @@ func run(ctx context.Context, args []string, console io.Writer) error {
 
 // authdArgs is authd's command line for the board.
 func authdArgs(boardName string) []string {
-	args := []string{"-state", filepath.Join(stateDir, "authd"), "-listen", apiListen, "-board", boardName}
+	args := []string{"-state", filepath.Join(stateDir, "authd"), "-listen", apiListen, "-board", boardName, "-manage-network"}
 	if _, err := os.Stat(defaultPasswordFile); err == nil {
 		args = append(args, "-default-password-file", defaultPasswordFile)
 	}
