@@ -318,17 +318,7 @@ func (c controlBackend) Audit(_ context.Context, n int) ([]string, error) {
 	}
 	lines := make([]string, 0, len(entries))
 	for i := len(entries) - 1; i >= 0; i-- {
-		e := entries[i]
-		line := e.Time.UTC().Format("2006-01-02 15:04:05") + " " + e.Event
-		for _, kv := range [][2]string{{"user", e.User}, {"by", e.Actor}, {"from", e.Client}} {
-			if kv[1] != "" {
-				line += " " + kv[0] + "=" + kv[1]
-			}
-		}
-		if e.Detail != "" {
-			line += " (" + e.Detail + ")"
-		}
-		lines = append(lines, line)
+		lines = append(lines, entries[i].String())
 	}
 	return lines, nil
 }

@@ -249,8 +249,7 @@ func (d *direct) audit(n int) ([]string, error) {
 		return s.View(func(tx *store.Tx) error {
 			entries, err := tx.Audit(n, 0)
 			for i := len(entries) - 1; i >= 0; i-- {
-				e := entries[i]
-				lines = append(lines, fmt.Sprintf("%s %s user=%s by=%s from=%s %s", e.Time.UTC().Format("2006-01-02 15:04:05"), e.Event, e.User, e.Actor, e.Client, e.Detail))
+				lines = append(lines, entries[i].String())
 			}
 			return err
 		})
