@@ -146,23 +146,14 @@ func startSystem(ctx context.Context, o *options, svc *auth.Service, hasher *acc
 	// The network, if authd owns it.
 	var network recovery.Network
 	if o.manageNetwork {
-		applier, err := netconf.NewNetlinkApplier(netconf.NetlinkOptions{Logger: log.With("component", "netconf")})
-		if err != nil {
-			return nil, fmt.Errorf("network: %w", err)
+		// Optional: a network that cannot be managed must not stop the
+		// button, the console or local logins.
+		if m, err := startNetwork(ctx, o, log); err != nil {
+			log.Error("network configuration unavailable; the physical reset will not reset it", "err", err)
+		} else {
+			s.closers = append(s.closers, func() { m.Close() })
+			s.api.Network, network = m, m
 		}
-		m, err := netconf.NewManager(netconf.Options{Dir: o.state, Applier: applier, ConfirmTimeout: o.confirmTimeout,
-			RunDefaultIfCorrupt: true, Logger: log.With("component", "netconf")})
-		if err != nil {
-			applier.Close()
-			return nil, fmt.Errorf("network: %w", err)
-		}
-		s.closers = append(s.closers, func() { m.Close() })
-		// Optional boot step: a network that does not come up must not
-		// stop the console, the button or local logins.
-		if err := m.Start(ctx); err != nil {
-			log.Error("network configuration applied with errors", "err", err)
-		}
-		s.api.Network, network = m, m
 	}
 
 	rdeps := recovery.Deps{Store: svc.Store(), Hasher: hasher, DefaultPassword: defaultPass, Network: network, Live: svc,
@@ -229,6 +220,25 @@ func startSystem(ctx context.Context, o *options, svc *auth.Service, hasher *acc
 		}
 	}
 	return s, nil
+}
+
+// startNetwork applies the stored network configuration and returns its
+// manager.
+func startNetwork(ctx context.Context, o *options, log *slog.Logger) (*netconf.Manager, error) {
+	applier, err := netconf.NewNetlinkApplier(netconf.NetlinkOptions{Logger: log.With("component", "netconf")})
+	if err != nil {
+		return nil, err
+	}
+	m, err := netconf.NewManager(netconf.Options{Dir: o.state, Applier: applier, ConfirmTimeout: o.confirmTimeout,
+		RunDefaultIfCorrupt: true, Logger: log.With("component", "netconf")})
+	if err != nil {
+		applier.Close()
+		return nil, err
+	}
+	if err := m.Start(ctx); err != nil {
+		log.Error("network configuration applied with errors", "err", err)
+	}
+	return m, nil
 }
 
 // precomputeHash hashes the default password in the background at start,

@@ -92,7 +92,9 @@ func NewNetlinkApplier(o NetlinkOptions) (*NetlinkApplier, error) {
 	if o.DHCPBackoff <= 0 {
 		o.DHCPBackoff = time.Minute
 	}
-	h, err := netlink.NewHandle()
+	// Only rtnetlink: asking for every family would also open XFRM and
+	// netfilter sockets, which fail where those are modules not loaded.
+	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
 	if err != nil {
 		return nil, fmt.Errorf("netconf: open netlink: %w", err)
 	}
