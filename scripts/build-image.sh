@@ -82,6 +82,8 @@ else
 	fi
 	"$root/scripts/image-modules.sh" "$kdir" "$work/stage/modules"
 	files+=(-files "$work/stage/modules:lib/rknas-modules")
+	# Root certificates, so SMTP over TLS (Gmail, Outlook) verifies servers.
+	files+=(-files "/etc/ssl/certs/ca-certificates.crt:etc/ssl/certs/ca-certificates.crt")
 	cmds+=(github.com/rknas/firmware/initramfs/uinit)
 	uinit=(-uinitcmd uinit)
 fi

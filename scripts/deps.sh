@@ -15,7 +15,7 @@ packages=(
 	# The arm64 VM rig and the image: QEMU, and what building gpio-sim.ko and
 	# the state disk needs.
 	qemu-system-arm qemu-utils gcc-aarch64-linux-gnu make bc flex bison libelf-dev libssl-dev
-	kmod cpio xz-utils e2fsprogs fdisk gdisk dosfstools shellcheck
+	kmod cpio xz-utils e2fsprogs fdisk gdisk dosfstools shellcheck ca-certificates
 )
 
 missing=()
