@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -23,8 +24,12 @@ type Hasher struct {
 	slots  chan struct{}
 	wait   time.Duration
 	// dummy is verified against when the account does not exist, so the
-	// answer takes as long as for a real account.
-	dummy phc
+	// answer takes as long as for a real account. It is made in the
+	// background at start: on a slow board an argon2 run is a noticeable
+	// part of the boot.
+	dummyOnce  sync.Once
+	dummy      phc
+	dummyReady chan phc
 }
 
 // NewHasher returns a Hasher with the given parameters and cap; a request
@@ -36,12 +41,12 @@ func NewHasher(p Params, cap int, wait time.Duration) (*Hasher, error) {
 	if cap < 1 {
 		return nil, fmt.Errorf("account: hash concurrency %d: must be at least 1", cap)
 	}
-	h := &Hasher{params: p, slots: make(chan struct{}, cap), wait: wait}
-	d, err := parsePHC(hashWith("not a real password", newSalt(p.SaltLen), p))
-	if err != nil {
-		return nil, err
-	}
-	h.dummy = d
+	h := &Hasher{params: p, slots: make(chan struct{}, cap), wait: wait, dummyReady: make(chan phc, 1)}
+	go func() {
+		// The parameters were validated above, so this parses.
+		d, _ := parsePHC(hashWith("not a real password", newSalt(p.SaltLen), p))
+		h.dummyReady <- d
+	}()
 	return h, nil
 }
 
@@ -85,13 +90,14 @@ func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
 // answer does not tell whether an account exists.
 func (h *Hasher) Verify(ctx context.Context, password, stored string) (bool, error) {
 	parsed, perr := parsePHC(stored)
-	if perr != nil {
-		parsed = h.dummy
-	}
 	if err := h.acquire(ctx); err != nil {
 		return false, err
 	}
 	defer h.release()
+	if perr != nil {
+		h.dummyOnce.Do(func() { h.dummy = <-h.dummyReady })
+		parsed = h.dummy
+	}
 	ok := verifyHash(password, parsed)
 	return ok && perr == nil, nil
 }
