@@ -81,13 +81,14 @@ func Run(ctx context.Context, d Deps, source string) error {
 		if err != nil {
 			return err
 		}
+		// The journal is written in the same transaction as the admin
+		// step (resetAdmin): one fsync less between the press and a
+		// durable reset, and the intent is still on disk before any step
+		// that can be cut half way (the network).
 		j = Journal{ID: id[:16], Source: source, Started: d.Clock.Now()}
-		if err := d.Store.Update(func(tx *store.Tx) error { return tx.Put(journalKey, j) }); err != nil {
-			return fmt.Errorf("recovery: write journal: %w", err)
-		}
-		d.Log.Warn("recovery started", "id", j.ID, "source", source)
+		return finish(ctx, d, j, true)
 	}
-	return finish(ctx, d, j)
+	return finish(ctx, d, j, false)
 }
 
 // Resume finishes a recovery left unfinished by a power cut; it does nothing
@@ -98,7 +99,7 @@ func Resume(ctx context.Context, d Deps) (bool, error) {
 		return false, err
 	}
 	d.Log.Warn("finishing an interrupted recovery", "id", j.ID, "source", j.Source)
-	return true, finish(ctx, d, j)
+	return true, finish(ctx, d, j, false)
 }
 
 // LastRecovery returns the most recent finished recovery, if any.
@@ -123,9 +124,11 @@ func pending(s *store.Store) (Journal, bool, error) {
 	return j, true, nil
 }
 
-func finish(ctx context.Context, d Deps, j Journal) error {
+// finish runs the steps not yet done; fresh says the journal is new and not
+// yet written.
+func finish(ctx context.Context, d Deps, j Journal, fresh bool) error {
 	if !j.AdminDone {
-		if err := resetAdmin(ctx, d, &j); err != nil {
+		if err := resetAdmin(ctx, d, &j, fresh); err != nil {
 			return err
 		}
 	}
@@ -162,7 +165,7 @@ func finish(ctx context.Context, d Deps, j Journal) error {
 	return nil
 }
 
-func resetAdmin(ctx context.Context, d Deps, j *Journal) error {
+func resetAdmin(ctx context.Context, d Deps, j *Journal, fresh bool) error {
 	// Hash outside the transaction: argon2 takes a while and the database
 	// has a single writer.
 	var hash string
@@ -178,11 +181,15 @@ func resetAdmin(ctx context.Context, d Deps, j *Journal) error {
 	now := d.Clock.Now()
 	err = d.Store.Update(func(tx *store.Tx) error {
 		var cur Journal
-		if err := tx.Get(journalKey, &cur); err != nil {
+		err := tx.Get(journalKey, &cur)
+		switch {
+		case errors.Is(err, store.ErrNotFound) && fresh:
+			cur = *j
+		case err != nil:
 			return fmt.Errorf("read journal: %w", err)
 		}
-		if cur.ID != j.ID || cur.AdminDone {
-			// Another run finished this step meanwhile.
+		if cur.AdminDone {
+			// Another run did this step meanwhile.
 			*j = cur
 			return nil
 		}
@@ -214,6 +221,11 @@ func resetAdmin(ctx context.Context, d Deps, j *Journal) error {
 	})
 	if err != nil {
 		return fmt.Errorf("recovery: reset admin: %w", err)
+	}
+	if fresh {
+		// Logged once the journal and the admin step are on disk: from
+		// here a power cut is finished at the next start.
+		d.Log.Warn("recovery started", "id", j.ID, "source", j.Source, "admin", "reset and journaled")
 	}
 	return nil
 }
