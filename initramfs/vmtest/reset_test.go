@@ -214,8 +214,9 @@ func TestVMReset(t *testing.T) {
 		t.Fatalf("a cancelled hold reset the admin (%d resets, was %d)", n, resets)
 	}
 
-	// 5. A power cut during a reset: QEMU is killed as soon as the
-	// recovery has started; the next boot finishes it.
+	// 5. A power cut during a reset: QEMU is killed as soon as the admin
+	// step is on disk ("recovery started"), before the network step and
+	// the journal's close; the next boot finishes it.
 	v.console.Mark()
 	v.ctl(ctx, "hold 5")
 	v.wait(ctx, "recovery started")
