@@ -56,10 +56,25 @@ func attachConfirmed(ctx context.Context, t *testing.T, v *vm, bin, port, action
 		errc <- err
 	}()
 	v.wait(ctx, "confirm: press the button on the board")
-	if got := v.ctl(ctx, "hold 0.5"); got != "ok held 500ms" {
-		t.Fatalf("hold 0.5: %q", got)
+	// The prompt is printed just before the console starts watching the
+	// line, and only a press that starts while it watches counts; a person
+	// is slower than this test, so press again, as a person would, while
+	// the console still waits.
+	var b []byte
+	var err error
+	for presses := 0; b == nil; presses++ {
+		if presses == 5 {
+			t.Fatal("the console did not take any of 5 presses")
+		}
+		if got := v.ctl(ctx, "hold 0.5"); got != "ok held 500ms" {
+			t.Fatalf("hold 0.5: %q", got)
+		}
+		select {
+		case b = <-out:
+			err = <-errc
+		case <-time.After(2 * time.Second):
+		}
 	}
-	b, err := <-out, <-errc
 	if err != nil {
 		t.Fatalf("rescue attach --run %s: %v\n%s", action, err, b)
 	}
