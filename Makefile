@@ -63,6 +63,7 @@ lint: ## gofmt, go vet, staticcheck and shellcheck
 	@fmt=$$(gofmt -l $$(git ls-files '*.go')); if [[ -n "$$fmt" ]]; then echo "gofmt needed:"; echo "$$fmt"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags vmtest ./initramfs/vmtest
+	$(GO) vet -tags hwtest ./authd/button ./authd/timesync
 	$(GO) run $(STATICCHECK) ./...
 	shellcheck scripts/*.sh scripts/vm .ci/run
 

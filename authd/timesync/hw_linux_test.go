@@ -1,3 +1,5 @@
+//go:build linux && hwtest
+
 package timesync_test
 
 import (
@@ -8,14 +10,15 @@ import (
 	"github.com/rknas/firmware/authd/timesync"
 )
 
-// requireHW runs a test that changes the real clocks only inside the arm64
-// VM (RKNAS_REQUIRE_HW=1), never on a development machine, where stepping
-// the clock would disturb everything else running there. In the VM a
-// missing /dev/rtc0 or root fails the test.
+// These tests change the real system clock and RTC, so they are built only
+// with -tags hwtest, for the arm64 VM (make test-vm), never for a
+// development machine, where stepping the clock would disturb everything
+// else running there. requireHW refuses to run them anywhere but the VM,
+// and there a missing /dev/rtc0 or root fails the test.
 func requireHW(t *testing.T) {
 	t.Helper()
 	if os.Getenv("RKNAS_REQUIRE_HW") != "1" {
-		t.Skip("changes the real system clock and RTC: runs only in the VM (RKNAS_REQUIRE_HW=1)")
+		t.Fatal("these tests step the real clock: run them in the VM (make test-vm), which sets RKNAS_REQUIRE_HW=1")
 	}
 	if os.Geteuid() != 0 {
 		t.Fatal("RKNAS_REQUIRE_HW=1 but not root: setting the clock needs CAP_SYS_TIME")

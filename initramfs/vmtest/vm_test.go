@@ -226,7 +226,7 @@ func hwTests(t *testing.T) string {
 		name := strings.ReplaceAll(strings.Trim(strings.TrimPrefix(p, "./"), "/"), "/", "_")
 		pd := filepath.Join(dir, "hwtest", name)
 		bin := filepath.Join(pd, name+".test")
-		cmd := exec.Command("go", "test", "-c", "-o", bin, p)
+		cmd := exec.Command("go", "test", "-tags", "hwtest", "-c", "-o", bin, p)
 		cmd.Dir = root
 		cmd.Env = append(os.Environ(), "GOARCH=arm64", "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
