@@ -16,7 +16,6 @@ import (
 	"runtime/debug"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/rknas/firmware/authd/account"
 	"github.com/rknas/firmware/authd/api"
@@ -274,14 +273,14 @@ func generatePassword() (string, error) {
 // came from: the provisioned file, or one generated on first start.
 func defaultPassword(o *options, console io.Writer) (string, string, error) {
 	if o.defaultPassFile != "" {
-		p, err := readPasswordFile(o.defaultPassFile)
+		p, err := account.ReadPasswordFile(o.defaultPassFile)
 		if err != nil {
 			return "", "", fmt.Errorf("%w: -default-password-file: %v", errConfig, err)
 		}
 		return p, o.defaultPassFile, nil
 	}
-	path := filepath.Join(o.state, "default-password")
-	p, err := readPasswordFile(path)
+	path := filepath.Join(o.state, account.DefaultPasswordFile)
+	p, err := account.ReadPasswordFile(path)
 	if err == nil {
 		return p, path + " (generated on first start)", nil
 	}
@@ -299,22 +298,4 @@ func defaultPassword(o *options, console io.Writer) (string, string, error) {
 	// is how the owner learns it when no password was provisioned.
 	fmt.Fprintf(console, "authd: default admin password: %s (generated on first start, stored in %s)\n", p, path)
 	return p, path + " (generated now)", nil
-}
-
-func readPasswordFile(path string) (string, error) {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return "", err
-	}
-	if len(raw) > 1024 {
-		return "", fmt.Errorf("%s: larger than 1 KiB", path)
-	}
-	p := strings.TrimRight(string(raw), "\r\n")
-	if !utf8.ValidString(p) || strings.ContainsAny(p, "\n\r\x00") {
-		return "", fmt.Errorf("%s: one line of text expected", path)
-	}
-	if utf8.RuneCountInString(p) < account.MinPasswordLen {
-		return "", fmt.Errorf("%s: the password has fewer than %d characters", path, account.MinPasswordLen)
-	}
-	return p, nil
 }

@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/rknas/firmware/authd/account"
@@ -185,13 +183,13 @@ func (d *direct) withStore(fn func(*store.Store) error) error {
 func (d *direct) defaultPassword() (string, error) {
 	path := d.opts.DefaultPasswordFile
 	if path == "" {
-		path = filepath.Join(d.opts.StateDir, "default-password")
+		path = filepath.Join(d.opts.StateDir, account.DefaultPasswordFile)
 	}
-	raw, err := os.ReadFile(path)
+	p, err := account.ReadPasswordFile(path)
 	if err != nil {
 		return "", fmt.Errorf("default password: %w", err)
 	}
-	return strings.TrimRight(string(raw), "\r\n"), nil
+	return p, nil
 }
 
 func (d *direct) network() (*netconf.Manager, error) {

@@ -3,7 +3,9 @@ package account
 import (
 	"context"
 	"errors"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -173,5 +175,33 @@ func TestCheckName(t *testing.T) {
 		if err := CheckName(name); (err == nil) != ok {
 			t.Errorf("CheckName(%q) = %v, want ok=%v", name, err, ok)
 		}
+	}
+}
+
+func TestReadPasswordFile(t *testing.T) {
+	dir := t.TempDir()
+	for name, tc := range map[string]struct {
+		content string
+		want    string
+		err     string
+	}{
+		"line":      {"Abcd-Efgh-2345\n", "Abcd-Efgh-2345", ""},
+		"crlf":      {"Abcd-Efgh-2345\r\n", "Abcd-Efgh-2345", ""},
+		"short":     {"short\n", "", "fewer than 8"},
+		"two lines": {"Abcd-Efgh-2345\nsecond\n", "", "one line"},
+		"binary":    {"\xff\xfe\xfd\xfc\xfb\xfa\xf9\xf8", "", "one line"},
+		"huge":      {strings.Repeat("a", 2000), "", "larger than 1 KiB"},
+	} {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(tc.content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		got, err := ReadPasswordFile(path)
+		if got != tc.want || (err == nil) != (tc.err == "") || (err != nil && !strings.Contains(err.Error(), tc.err)) {
+			t.Errorf("%s: %q, %v; want %q, %q", name, got, err, tc.want, tc.err)
+		}
+	}
+	if _, err := ReadPasswordFile(filepath.Join(dir, "missing")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing file: %v", err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -75,4 +76,28 @@ func CheckName(name string) error {
 		}
 	}
 	return nil
+}
+
+// DefaultPasswordFile is the name of the generated default password in the
+// state directory.
+const DefaultPasswordFile = "default-password"
+
+// ReadPasswordFile reads a provisioned or generated default password: one
+// line of text, at least MinPasswordLen characters, at most 1 KiB.
+func ReadPasswordFile(path string) (string, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	if len(raw) > 1024 {
+		return "", fmt.Errorf("%s: larger than 1 KiB", path)
+	}
+	p := strings.TrimRight(string(raw), "\r\n")
+	if !utf8.ValidString(p) || strings.ContainsAny(p, "\n\r\x00") {
+		return "", fmt.Errorf("%s: one line of text expected", path)
+	}
+	if utf8.RuneCountInString(p) < MinPasswordLen {
+		return "", fmt.Errorf("%s: the password has fewer than %d characters", path, MinPasswordLen)
+	}
+	return p, nil
 }

@@ -3,9 +3,7 @@ package api
 import (
 	"context"
 	"errors"
-	"io"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/rknas/firmware/authd/auth"
@@ -62,15 +60,9 @@ func (s *Server) AttachMail(m *mail.Mailer) {
 		return OK(w, map[string]any{"configured": configured, "settings": red})
 	})
 	s.Handle("PUT /api/v1/settings/smtp", Admin, func(w http.ResponseWriter, r *http.Request, c *Caller) error {
-		if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
-			return errBad("body: Content-Type must be application/json, not %q", ct)
-		}
-		raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
+		raw, err := ReadBody(w, r)
 		if err != nil {
-			return decodeError(err)
-		}
-		if len(strings.TrimSpace(string(raw))) == 0 {
-			return errBad("body: empty; a JSON object is expected")
+			return err
 		}
 		set, err := mail.DecodeSettings(raw)
 		if err != nil {

@@ -139,15 +139,12 @@ func (s *Server) AttachSystem(sys *System) {
 		return OK(w, map[string]any{"config": sys.Network.Current(), "confirmed": sys.Network.Confirmed(), "status": st})
 	}))
 	s.Handle("PUT /api/v1/settings/network", Admin, needNet(func(w http.ResponseWriter, r *http.Request, c *Caller) error {
-		if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
-			return errBad("body: Content-Type must be application/json, not %q", ct)
-		}
-		cfg, err := netconf.Decode(http.MaxBytesReader(w, r.Body, MaxBody))
+		raw, err := ReadBody(w, r)
 		if err != nil {
-			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
-				return decodeError(mbe)
-			}
+			return err
+		}
+		cfg, err := netconf.Parse(raw)
+		if err != nil {
 			return errBad("%s", strings.TrimPrefix(err.Error(), "netconf: "))
 		}
 		id, deadline, err := sys.Network.Apply(r.Context(), cfg)

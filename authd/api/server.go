@@ -4,6 +4,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -241,8 +242,8 @@ func OK(w http.ResponseWriter, v any) error {
 // fields, wrong types, trailing data and bodies over MaxBody are refused
 // with an error that names the problem.
 func Decode(w http.ResponseWriter, r *http.Request, v any) error {
-	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
-		return errBad("body: Content-Type must be application/json, not %q", ct)
+	if err := checkContentType(r); err != nil {
+		return err
 	}
 	body := http.MaxBytesReader(w, r.Body, MaxBody)
 	dec := json.NewDecoder(body)
@@ -258,6 +259,31 @@ func Decode(w http.ResponseWriter, r *http.Request, v any) error {
 		return errBad("body: unexpected data after the JSON object")
 	}
 	return nil
+}
+
+// checkContentType refuses bodies that say they are not JSON.
+func checkContentType(r *http.Request) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		return errBad("body: Content-Type must be application/json, not %q", ct)
+	}
+	return nil
+}
+
+// ReadBody returns the raw request body for packages that decode their own
+// JSON (netconf, mail), with the same Content-Type, size and empty-body
+// rules as Decode.
+func ReadBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	if err := checkContentType(r); err != nil {
+		return nil, err
+	}
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
+	if err != nil {
+		return nil, decodeError(err)
+	}
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return nil, errBad("body: empty; a JSON object is expected")
+	}
+	return raw, nil
 }
 
 func errBad(format string, args ...any) error {

@@ -30,8 +30,13 @@ type UserView struct {
 
 // View returns the API view of u.
 func (s *Service) View(u store.User) UserView {
-	var policy store.Policy
-	_ = s.store.View(func(tx *store.Tx) error { var err error; policy, err = tx.Policy(); return err })
+	policy, _ := s.policy()
+	return s.view(u, policy)
+}
+
+// view is View with the policy already read, so listing N accounts reads
+// it once.
+func (s *Service) view(u store.User, policy store.Policy) UserView {
 	groups := u.Groups
 	if groups == nil {
 		groups = []string{}
@@ -45,12 +50,21 @@ func (s *Service) View(u store.User) UserView {
 // Users lists all accounts.
 func (s *Service) Users() ([]UserView, error) {
 	var users []store.User
-	if err := s.store.View(func(tx *store.Tx) error { var err error; users, err = tx.Users(); return err }); err != nil {
+	var policy store.Policy
+	err := s.store.View(func(tx *store.Tx) error {
+		var err error
+		if users, err = tx.Users(); err != nil {
+			return err
+		}
+		policy, err = tx.Policy()
+		return err
+	})
+	if err != nil {
 		return nil, errInternal(err)
 	}
 	out := make([]UserView, 0, len(users))
 	for _, u := range users {
-		out = append(out, s.View(u))
+		out = append(out, s.view(u, policy))
 	}
 	return out, nil
 }
@@ -405,8 +419,7 @@ func (s *Service) DeleteGroup(actor, name string, c Client) error {
 
 // Policy returns the mandatory-2FA policy.
 func (s *Service) Policy() (store.Policy, error) {
-	var p store.Policy
-	err := s.store.View(func(tx *store.Tx) error { var err error; p, err = tx.Policy(); return err })
+	p, err := s.policy()
 	if err != nil {
 		return p, errInternal(err)
 	}

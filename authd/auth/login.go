@@ -141,16 +141,9 @@ func (s *Service) rehash(ctx context.Context, name, password string) {
 
 // finish creates the session a login ends in.
 func (s *Service) finish(u store.User, c Client) (LoginResult, error) {
-	var policy store.Policy
-	if err := s.store.View(func(tx *store.Tx) error { var err error; policy, err = tx.Policy(); return err }); err != nil {
-		return LoginResult{}, errInternal(err)
-	}
-	kind, status := session.Full, StatusOK
-	switch {
-	case u.MustChangePassword:
-		kind, status = session.PasswordChange, StatusPasswordChangeRequired
-	case policy.Requires(u) && !u.TOTP.Enabled:
-		kind, status = session.Enroll, StatusEnrollRequired
+	kind, status, err := s.restriction(u)
+	if err != nil {
+		return LoginResult{}, err
 	}
 	token, sess, err := s.sessions.Create(u.Name, kind, c.String(), c.UserAgent)
 	if err != nil {

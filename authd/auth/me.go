@@ -69,19 +69,40 @@ func (s *Service) ChangePassword(ctx context.Context, token string, sess session
 // nextKind moves a restricted session on once its condition is met, and
 // returns the resulting login status.
 func (s *Service) nextKind(u store.User, token string) (string, error) {
-	var policy store.Policy
-	if err := s.store.View(func(tx *store.Tx) error { var err error; policy, err = tx.Policy(); return err }); err != nil {
-		return "", errInternal(err)
-	}
-	kind, status := session.Full, StatusOK
-	switch {
-	case u.MustChangePassword:
-		kind, status = session.PasswordChange, StatusPasswordChangeRequired
-	case policy.Requires(u) && !u.TOTP.Enabled:
-		kind, status = session.Enroll, StatusEnrollRequired
+	kind, status, err := s.restriction(u)
+	if err != nil {
+		return "", err
 	}
 	s.sessions.SetKind(token, kind)
 	return status, nil
+}
+
+// restriction says what a session of u may do, and the login status that
+// tells the client: a password change first, then enrolment if the policy
+// requires 2FA, else everything.
+func (s *Service) restriction(u store.User) (session.Kind, string, error) {
+	policy, err := s.policy()
+	if err != nil {
+		return "", "", errInternal(err)
+	}
+	switch {
+	case u.MustChangePassword:
+		return session.PasswordChange, StatusPasswordChangeRequired, nil
+	case policy.Requires(u) && !u.TOTP.Enabled:
+		return session.Enroll, StatusEnrollRequired, nil
+	}
+	return session.Full, StatusOK, nil
+}
+
+// policy reads the mandatory-2FA policy.
+func (s *Service) policy() (store.Policy, error) {
+	var p store.Policy
+	err := s.store.View(func(tx *store.Tx) error {
+		var err error
+		p, err = tx.Policy()
+		return err
+	})
+	return p, err
 }
 
 // Enroll starts an enrolment: a new key, pending until a code confirms it.
