@@ -122,6 +122,51 @@ type EMMC struct {
 	Alias int `json:"alias"`
 	// Controller is the device-tree node of the eMMC controller, e.g. "sdhci".
 	Controller string `json:"controller,omitempty"`
+	// Type is what /sys/block/mmcblkN/device/type says for it: "MMC" (the
+	// default when empty). The VM's stand-in is an SD card ("SD").
+	Type string `json:"type,omitempty"`
+}
+
+// Bootloader says where a board's bootloader lives and where to get one.
+type Bootloader struct {
+	// Lives is where the mask ROM finds the bootloader: BootSPI (the board's
+	// SPI flash, outside the medium), BootMedium (the first 16 MiB of the
+	// eMMC or TF card the image goes on) or BootQEMU (QEMU's -bios).
+	Lives string `json:"lives"`
+	// Debian is the Debian trixie u-boot-rockchip target that builds it,
+	// e.g. "rockpro64-rk3399"; the image then carries it.
+	Debian string `json:"debian,omitempty"`
+	// Mainline is the mainline U-Boot defconfig and the release that added
+	// it, for owners who build their own (BOOTLOADER=u-boot-rockchip.bin).
+	Mainline string `json:"mainline,omitempty"`
+	// Note says what else the owner must know.
+	Note string `json:"note,omitempty"`
+}
+
+// Where a bootloader lives.
+const (
+	BootSPI    = "spi"
+	BootMedium = "medium"
+	BootQEMU   = "qemu"
+)
+
+// Maskrom says how to put the board into Rockchip's USB download mode, in
+// which rkdeveloptool writes its eMMC.
+type Maskrom struct {
+	// How is what to press or bridge, and which USB port to connect.
+	How string `json:"how,omitempty"`
+	// Loader is the rkbin loader file rkdeveloptool downloads first (db).
+	Loader string `json:"loader,omitempty"`
+	// USBProduct is the product ID the board shows in Maskrom (vendor 0x2207).
+	USBProduct uint16 `json:"usb_product,omitempty"`
+}
+
+// MMCType returns the device/type the eMMC must show: Type, or "MMC".
+func (e EMMC) MMCType() string {
+	if e.Type == "" {
+		return "MMC"
+	}
+	return e.Type
 }
 
 // Device returns "/dev/mmcblkN" for the alias, or "" when the board has none.
@@ -146,11 +191,29 @@ type Profile struct {
 	// Models lists /proc/device-tree/model strings, the detection fallback.
 	Models []string `json:"models,omitempty"`
 	// DTS is the mainline device tree the facts come from.
-	DTS    string `json:"dts,omitempty"`
-	Button Button `json:"button"`
-	LEDs   []LED  `json:"leds,omitempty"`
-	UART   UART   `json:"uart"`
-	EMMC   EMMC   `json:"emmc"`
+	DTS string `json:"dts,omitempty"`
+	// DTB is the device tree the image gives the kernel, relative to the
+	// kernel package's device-tree directory ("rockchip/rk3568-qnap-ts433.dtb");
+	// empty when the boot firmware provides one (QEMU).
+	DTB string `json:"dtb,omitempty"`
+	// DTBSince is the first Linux release with the board's device tree,
+	// when the firmware's kernel is older ("6.19"): no image for it yet.
+	DTBSince string `json:"dtb_since,omitempty"`
+	// Modules are kernel modules the image carries beyond what the device
+	// tree names: drivers of PCIe and USB devices and PHYs, which a tree
+	// does not describe.
+	Modules []string `json:"modules,omitempty"`
+	// NoModules are drivers the device tree matches that the image must not
+	// load, each with the reason in the profile's comment.
+	NoModules []string `json:"no_modules,omitempty"`
+	// Bootloader says where the board's bootloader lives.
+	Bootloader Bootloader `json:"bootloader"`
+	// Maskrom says how to reach the board's USB download mode.
+	Maskrom Maskrom `json:"maskrom"`
+	Button  Button  `json:"button"`
+	LEDs    []LED   `json:"leds,omitempty"`
+	UART    UART    `json:"uart"`
+	EMMC    EMMC    `json:"emmc"`
 	// ResetHold is how long the button must be held before a release resets.
 	ResetHold time.Duration `json:"-"`
 	// CancelHold is how long a hold takes to cancel the reset instead.
@@ -159,6 +222,18 @@ type Profile struct {
 	Notes string `json:"notes,omitempty"`
 	// Reason says how Detect chose this profile; empty for table entries.
 	Reason string `json:"reason,omitempty"`
+}
+
+// KernelConsole returns the kernel's console= value for the board's UART:
+// "ttyS2,1500000n8", or "" when the board has none.
+func (p Profile) KernelConsole() string {
+	if p.UART.Device == "" {
+		return ""
+	}
+	if p.UART.Baud == 0 {
+		return p.UART.Device
+	}
+	return fmt.Sprintf("%s,%dn8", p.UART.Device, p.UART.Baud)
 }
 
 // LED returns the LED with the given role and true, or false if there is none.
@@ -212,9 +287,29 @@ func (p Profile) Describe() string {
 		fmt.Fprintf(&b, "uart:        none\n")
 	}
 	if d := p.EMMC.Device(); d != "" {
-		fmt.Fprintf(&b, "emmc:        %s (mmc%d alias, %s; checked by device/type)\n", d, p.EMMC.Alias, p.EMMC.Controller)
+		fmt.Fprintf(&b, "emmc:        %s (mmc%d alias, %s; checked by device/type %s)\n", d, p.EMMC.Alias, p.EMMC.Controller, p.EMMC.MMCType())
 	} else {
 		fmt.Fprintf(&b, "emmc:        none\n")
+	}
+	if p.DTB != "" {
+		fmt.Fprintf(&b, "dtb:         %s", p.DTB)
+		if p.DTBSince != "" {
+			fmt.Fprintf(&b, " (in Linux %s and later)", p.DTBSince)
+		}
+		b.WriteString("\n")
+	}
+	if p.Bootloader.Lives != "" {
+		fmt.Fprintf(&b, "bootloader:  %s", p.Bootloader.Lives)
+		if p.Bootloader.Debian != "" {
+			fmt.Fprintf(&b, ", Debian u-boot-rockchip %s", p.Bootloader.Debian)
+		}
+		if p.Bootloader.Mainline != "" {
+			fmt.Fprintf(&b, ", mainline %s", p.Bootloader.Mainline)
+		}
+		b.WriteString("\n")
+	}
+	if p.Maskrom.How != "" {
+		fmt.Fprintf(&b, "maskrom:     %s; loader %s\n", p.Maskrom.How, p.Maskrom.Loader)
 	}
 	if p.Notes != "" {
 		fmt.Fprintf(&b, "notes:       %s\n", p.Notes)
@@ -268,6 +363,16 @@ func (p Profile) Validate() error {
 		}
 	default:
 		return fmt.Errorf("board: %s: button.kind %q is not gpio, input or none", p.Name, p.Button.Kind)
+	}
+	if p.Name != "none" {
+		switch p.Bootloader.Lives {
+		case BootSPI, BootMedium, BootQEMU:
+		default:
+			return fmt.Errorf("board: %s: bootloader.lives %q is not %s, %s or %s", p.Name, p.Bootloader.Lives, BootSPI, BootMedium, BootQEMU)
+		}
+	}
+	if p.DTB != "" && (!strings.HasSuffix(p.DTB, ".dtb") || strings.HasPrefix(p.DTB, "/") || strings.Contains(p.DTB, "..")) {
+		return fmt.Errorf("board: %s: dtb %q is not a relative .dtb path", p.Name, p.DTB)
 	}
 	for i, l := range p.LEDs {
 		if (l.Class == "") == (l.GPIO == nil) {

@@ -38,7 +38,7 @@ func TestDetectRealCompatibles(t *testing.T) {
 		{"orangepi-5-plus", "orangepi-5-plus", `compatible "xunlong,orangepi-5-plus"`, ButtonInput, 0x168, "", UART{"ttyS2", 1500000}, 0, "blue:indicator-1"},
 		{"radxa-e25", "radxa-e25", `compatible "radxa,e25"`, ButtonNone, 0, "", UART{"ttyS2", 115200}, 0, "green:heartbeat"},
 		{"helios64", "kobol-helios64", `compatible "kobol,helios64"`, ButtonNone, 0, "", UART{"ttyS2", 1500000}, 1, "helios64:green:status"},
-		{"qemu-virt", "qemu-virt", `compatible "linux,dummy-virt"`, ButtonGPIO, 0, "rknas-sim/0", UART{"ttyAMA0", 115200}, -1, ""},
+		{"qemu-virt", "qemu-virt", `compatible "linux,dummy-virt"`, ButtonGPIO, 0, "rknas-sim/0", UART{"ttyAMA0", 115200}, 0, ""},
 		{"model-fallback", "qnap-ts433", `model "Qnap TS-433-4G NAS System 4-Bay" (compatible unusable: board: compatible entry 1 is empty)`, ButtonInput, 408, "gpio0/13", UART{"ttyS2", 115200}, 0, "hdd1:green:disk"},
 	}
 	for _, tt := range tests {
@@ -240,7 +240,9 @@ func TestDescribeAndJSON(t *testing.T) {
 		`button:      input KEY_RESTART (408), device "keys", label "reset", owned line gpio0 line 13 (PB5 reset, active-low, pull-up)`,
 		"hold times:  reset 4s, cancel 15s",
 		"uart:        /dev/ttyS2 at 115200 baud",
-		"emmc:        /dev/mmcblk0 (mmc0 alias, sdhci; checked by device/type)",
+		"emmc:        /dev/mmcblk0 (mmc0 alias, sdhci; checked by device/type MMC)",
+		"dtb:         rockchip/rk3568-qnap-ts433.dtb",
+		"bootloader:  medium, mainline qnap-ts433-rk3568_defconfig (U-Boot v2025.01)",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("Describe lacks %q:\n%s", want, text)
@@ -262,7 +264,7 @@ func TestDescribeAndJSON(t *testing.T) {
 		t.Errorf("JSON button = %v", btn)
 	}
 	v, _ := ByName("qemu-virt")
-	if s := v.Describe(); !strings.Contains(s, "led status:  gpio rknas-sim line 1 (led-status)") || !strings.Contains(s, "emmc:        none") {
+	if s := v.Describe(); !strings.Contains(s, "led status:  gpio rknas-sim line 1 (led-status)") || !strings.Contains(s, "emmc:        /dev/mmcblk0 (mmc0 alias, sdhci-pci; checked by device/type SD)") {
 		t.Errorf("qemu-virt Describe:\n%s", s)
 	}
 }

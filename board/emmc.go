@@ -20,7 +20,7 @@ var mmcDisk = regexp.MustCompile(`^mmcblk([0-9]+)$`) // not mmcblk0boot0, mmcblk
 func (e EMMC) Locate() (string, error) { return e.Find(os.DirFS("/")) }
 
 // Find returns "/dev/mmcblkN" for the eMMC, reading sys/block/*/device/type
-// in fsys (rooted at /). The profile's alias is tried first; if it is not an
+// (which must be MMCType) in fsys (rooted at /). The profile's alias is tried first; if it is not an
 // eMMC (missing alias, SD card in that slot) every mmcblkN is checked, so a
 // board whose aliases moved between kernels still finds its eMMC.
 func (e EMMC) Find(fsys fs.FS) (string, error) {
@@ -29,7 +29,7 @@ func (e EMMC) Find(fsys fs.FS) (string, error) {
 		if err != nil {
 			return false, err
 		}
-		return strings.TrimSpace(string(b)) == "MMC", nil
+		return strings.TrimSpace(string(b)) == e.MMCType(), nil
 	}
 	if e.Alias >= 0 {
 		if ok, _ := isMMC(e.Alias); ok {
@@ -58,7 +58,7 @@ func (e EMMC) Find(fsys fs.FS) (string, error) {
 		if ok {
 			return fmt.Sprintf("/dev/mmcblk%d", n), nil
 		}
-		seen = append(seen, fmt.Sprintf("mmcblk%d is not MMC", n))
+		seen = append(seen, fmt.Sprintf("mmcblk%d is not %s", n, e.MMCType()))
 	}
 	if len(seen) == 0 {
 		return "", fmt.Errorf("board: find eMMC: %w (no mmcblk devices)", ErrNoEMMC)

@@ -15,6 +15,17 @@ const (
 	btn1       = 0x101 // BTN_1
 )
 
+// FirmwareModules are the kernel modules every image carries whatever the
+// board: the state and boot partitions' file systems, USB disks and TF card
+// readers (the flasher's targets), input devices for the button, and the
+// LED timer trigger the button watcher blinks with. xhci_plat_hcd serves
+// the SoCs' DWC3 USB 3 controllers, whose child device no tree names, and
+// crc32c_generic the metadata checksums ext4 asks the crypto API for (the
+// image has no modprobe for the kernel to ask); loop lets the installer
+// fill a new state partition before its partition table exists.
+var FirmwareModules = []string{"crc32c_generic", "ext4", "vfat", "nls_cp437", "nls_utf8", "evdev",
+	"usb_storage", "uas", "xhci_plat_hcd", "ledtrig_timer", "loop"}
+
 // rk returns the line offset of a Rockchip pin name such as "PB5" (13).
 func rk(pin string) int {
 	return int(pin[1]-'A')*8 + int(pin[2]-'0')
@@ -39,6 +50,11 @@ func profiles() []Profile {
 			Compatible: []string{"qnap,ts433"},
 			Models:     []string{"Qnap TS-433-4G NAS System 4-Bay"},
 			DTS:        "arch/arm64/boot/dts/rockchip/rk3568-qnap-ts433.dts",
+			DTB:        "rockchip/rk3568-qnap-ts433.dtb",
+			Modules:    []string{"r8169", "realtek"},
+			Bootloader: Bootloader{Lives: BootMedium, Mainline: "qnap-ts433-rk3568_defconfig (U-Boot v2025.01)",
+				Note: "eMMC only (no SPI flash, no TF slot). The stock QNAP U-Boot on the eMMC is not known to read extlinux.conf: build the image with mainline U-Boot (BOOTLOADER=) and write it to the eMMC over USB."},
+			Maskrom: Maskrom{How: "remove the drive trays, close the 2-pin jumper below the serial header, power on; front USB-A port to the PC with an A-to-A cable; remove the jumper before writing", Loader: "rk356x_spl_loader_v1.21.113.bin (rkbin; U-Boot doc/board/qnap/ts433.rst)", USBProduct: 0x350a},
 			Button: Button{Kind: ButtonInput, Label: "reset", KeyCode: keyRestart, KeyName: "KEY_RESTART",
 				InputName: "keys", Line: line("gpio0", "PB5", "reset", true, BiasPullUp)},
 			LEDs:  []LED{{Role: "status", Class: "hdd1:green:disk"}},
@@ -56,6 +72,11 @@ func profiles() []Profile {
 			Compatible: []string{"qnap,ts233"},
 			Models:     []string{"Qnap TS-233-2G NAS System 2-Bay"},
 			DTS:        "arch/arm64/boot/dts/rockchip/rk3568-qnap-ts233.dts (+ rk3568-qnap-tsx33.dtsi)",
+			DTB:        "rockchip/rk3568-qnap-ts233.dtb",
+			DTBSince:   "6.19",
+			Modules:    []string{"r8169", "realtek"},
+			Bootloader: Bootloader{Lives: BootMedium, Note: "eMMC only, as the TS-433. Mainline U-Boot has no TS-233 configuration yet."},
+			Maskrom:    Maskrom{How: "not checked; probably as the TS-433 (jumper below the serial header, front USB-A port)", Loader: "rk356x_spl_loader_v1.23.114.bin (rkbin)", USBProduct: 0x350a},
 			Button: Button{Kind: ButtonInput, Label: "reset", KeyCode: keyRestart, KeyName: "KEY_RESTART",
 				InputName: "keys", Line: line("gpio0", "PB5", "reset", true, BiasPullUp)},
 			LEDs:  []LED{{Role: "status", Class: "hdd1:green:disk"}},
@@ -76,6 +97,11 @@ func profiles() []Profile {
 			Compatible: []string{"friendlyarm,cm3588-nas"},
 			Models:     []string{"FriendlyElec CM3588 NAS"},
 			DTS:        "arch/arm64/boot/dts/rockchip/rk3588-friendlyelec-cm3588-nas.dts (+ rk3588-friendlyelec-cm3588.dtsi)",
+			DTB:        "rockchip/rk3588-friendlyelec-cm3588-nas.dtb",
+			Modules:    []string{"r8169", "nvme"},
+			Bootloader: Bootloader{Lives: BootMedium, Mainline: "cm3588-nas-rk3588_defconfig (U-Boot v2024.10)",
+				Note: "No SPI flash: the bootloader is in the first 16 MiB of the eMMC or TF card (FriendlyElec's own images carry theirs)."},
+			Maskrom: Maskrom{How: "MASK key while powering on (not checked); USB-C port (OTG0) to the PC", Loader: "rk3588_spl_loader_v1.18.113.bin (rkbin)", USBProduct: 0x350b},
 			Button: Button{Kind: ButtonInput, Label: "User Button", KeyCode: btn1, KeyName: "BTN_1",
 				InputName: "gpio-keys", Line: line("gpio0", "PD5", "User Button", true, BiasPullUp)},
 			LEDs: []LED{
@@ -99,6 +125,11 @@ func profiles() []Profile {
 			Compatible: []string{"friendlyarm,nanopi-r5c"},
 			Models:     []string{"FriendlyElec NanoPi R5C"},
 			DTS:        "arch/arm64/boot/dts/rockchip/rk3568-nanopi-r5c.dts (+ rk3568-nanopi-r5s.dtsi)",
+			DTB:        "rockchip/rk3568-nanopi-r5c.dtb",
+			Modules:    []string{"r8169"},
+			Bootloader: Bootloader{Lives: BootMedium, Mainline: "nanopi-r5c-rk3568_defconfig (U-Boot v2023.10)",
+				Note: "No SPI flash. Once the eMMC holds a bootloader the board boots it before the TF card; hold MASK at power-on to skip it."},
+			Maskrom: Maskrom{How: "hold MASK while powering on; USB-A port (OTG0) to the PC with an A-to-A cable (port not checked)", Loader: "rk356x_spl_loader_v1.23.114.bin (rkbin)", USBProduct: 0x350a},
 			Button: Button{Kind: ButtonInput, Label: "reset", KeyCode: keyRestart, KeyName: "KEY_RESTART",
 				InputName: "gpio-keys", Line: line("gpio0", "PB7", "reset", true, BiasPullUp)},
 			LEDs:  []LED{{Role: "status", Class: "red:power"}},
@@ -118,6 +149,10 @@ func profiles() []Profile {
 			Compatible: []string{"friendlyarm,nanopi-r6s"},
 			Models:     []string{"FriendlyElec NanoPi R6S"},
 			DTS:        "arch/arm64/boot/dts/rockchip/rk3588s-nanopi-r6s.dts (+ rk3588s-nanopi-r6.dtsi)",
+			DTB:        "rockchip/rk3588s-nanopi-r6s.dtb",
+			Modules:    []string{"r8169", "realtek"},
+			Bootloader: Bootloader{Lives: BootMedium, Mainline: "nanopi-r6s-rk3588s_defconfig (U-Boot v2024.10)", Note: "No SPI flash: 32 GB eMMC and a TF slot."},
+			Maskrom:    Maskrom{How: "hold MASK while powering on; USB 3.0 Type-A port to the PC with an A-to-A cable (not the USB 2 port)", Loader: "rk3588_spl_loader_v1.18.113.bin (rkbin)", USBProduct: 0x350b},
 			Button: Button{Kind: ButtonInput, Label: "User", KeyCode: btn1, KeyName: "BTN_1",
 				InputName: "gpio-keys", Line: line("gpio1", "PC0", "User", true, BiasPullUp)},
 			LEDs:  []LED{{Role: "status", Class: "sys_led"}},
@@ -134,6 +169,10 @@ func profiles() []Profile {
 			Compatible: []string{"friendlyarm,nanopi-r6c"},
 			Models:     []string{"FriendlyElec NanoPi R6C"},
 			DTS:        "arch/arm64/boot/dts/rockchip/rk3588s-nanopi-r6c.dts (+ rk3588s-nanopi-r6.dtsi)",
+			DTB:        "rockchip/rk3588s-nanopi-r6c.dtb",
+			Modules:    []string{"r8169", "realtek", "nvme"},
+			Bootloader: Bootloader{Lives: BootMedium, Mainline: "nanopi-r6c-rk3588s_defconfig (U-Boot v2024.10)", Note: "No SPI flash: optional eMMC and a TF slot."},
+			Maskrom:    Maskrom{How: "hold MASK while powering on; USB 3.0 Type-A port to the PC with an A-to-A cable (not the USB 2 port)", Loader: "rk3588_spl_loader_v1.18.113.bin (rkbin)", USBProduct: 0x350b},
 			Button: Button{Kind: ButtonInput, Label: "User", KeyCode: btn1, KeyName: "BTN_1",
 				InputName: "gpio-keys", Line: line("gpio1", "PC0", "User", true, BiasPullUp)},
 			LEDs: []LED{
@@ -155,8 +194,13 @@ func profiles() []Profile {
 			Compatible: []string{
 				"pine64,rockpro64-v2.1", "pine64,rockpro64-v2.0", "pine64,rockpro64",
 			},
-			Models: []string{"Pine64 RockPro64 v2.1", "Pine64 RockPro64 v2.0", "Pine64 RockPro64"},
-			DTS:    "arch/arm64/boot/dts/rockchip/rk3399-rockpro64.dts (+ rk3399-rockpro64.dtsi)",
+			Models:  []string{"Pine64 RockPro64 v2.1", "Pine64 RockPro64 v2.0", "Pine64 RockPro64"},
+			DTS:     "arch/arm64/boot/dts/rockchip/rk3399-rockpro64.dts (+ rk3399-rockpro64.dtsi)",
+			DTB:     "rockchip/rk3399-rockpro64.dtb",
+			Modules: []string{"realtek", "nvme", "ahci"},
+			Bootloader: Bootloader{Lives: BootMedium, Debian: "rockpro64-rk3399", Mainline: "rockpro64-rk3399_defconfig (U-Boot v2019.07)",
+				Note: "The image carries Debian's U-Boot. The mask ROM tries the 16 MiB SPI flash first: a U-Boot put there earlier wins over the TF card."},
+			Maskrom: Maskrom{How: "power on with no bootable SPI, eMMC or TF card (or SPI CLK bridged to GND); USB-C port to the PC (not checked)", Loader: "rk3399_loader_v1.30.130.bin (rkbin)", USBProduct: 0x330c},
 			Button: Button{Kind: ButtonInput, Label: "power", KeyCode: keyPower, KeyName: "KEY_POWER",
 				InputName: "gpio-keys", Line: line("gpio0", "PA5", "power", true, BiasPullUp)},
 			LEDs: []LED{
@@ -179,7 +223,12 @@ func profiles() []Profile {
 			Compatible: []string{"hardkernel,odroid-m1", "rockchip,rk3568-odroid-m1"},
 			Models:     []string{"Hardkernel ODROID-M1"},
 			DTS:        "arch/arm64/boot/dts/rockchip/rk3568-odroid-m1.dts",
-			Button:     Button{Kind: ButtonNone},
+			DTB:        "rockchip/rk3568-odroid-m1.dtb",
+			Modules:    []string{"realtek", "nvme"},
+			Bootloader: Bootloader{Lives: BootSPI, Mainline: "odroid-m1-rk3568_defconfig (U-Boot v2023.10, SPI image)",
+				Note: "Hardkernel's U-Boot and Petitboot ship in the 16 MiB SPI flash and boot first; whether Petitboot reads extlinux.conf was not checked. Mainline U-Boot in SPI reads it."},
+			Maskrom: Maskrom{How: "the boot selector button switches SPI off; with no bootable eMMC or TF card the SoC enters USB download mode (port not checked)", Loader: "rk356x_spl_loader_v1.23.114.bin (rkbin)", USBProduct: 0x350a},
+			Button:  Button{Kind: ButtonNone},
 			LEDs: []LED{
 				{Role: "status", Class: "blue:heartbeat"},
 				{Role: "alert", Class: "red:power"},
@@ -200,6 +249,11 @@ func profiles() []Profile {
 			Compatible: []string{"radxa,rock-5-itx"},
 			Models:     []string{"Radxa ROCK 5 ITX"},
 			DTS:        "arch/arm64/boot/dts/rockchip/rk3588-rock-5-itx.dts",
+			DTB:        "rockchip/rk3588-rock-5-itx.dtb",
+			Modules:    []string{"r8169", "nvme", "ahci"},
+			Bootloader: Bootloader{Lives: BootSPI, Mainline: "rock-5-itx-rk3588_defconfig (U-Boot v2024.10, SPI image)",
+				Note: "Radxa's boot firmware lives in the SPI flash (whether it is there from the factory was not checked)."},
+			Maskrom: Maskrom{How: "unplug the TF card and power, hold the Maskrom button, connect the USB-C OTG port to the PC (A-to-C)", Loader: "rk3588_spl_loader_v1.08.111.bin (Radxa docs)", USBProduct: 0x350b},
 			Button: Button{Kind: ButtonInput, Label: "Mask Rom", KeyCode: keySetup, KeyName: "KEY_SETUP",
 				InputName: "adc-keys"},
 			LEDs:  []LED{{Role: "status", Class: "power-led1"}},
@@ -218,6 +272,11 @@ func profiles() []Profile {
 			Compatible: []string{"xunlong,orangepi-5-plus"},
 			Models:     []string{"Xunlong Orange Pi 5 Plus"},
 			DTS:        "arch/arm64/boot/dts/rockchip/rk3588-orangepi-5-plus.dts",
+			DTB:        "rockchip/rk3588-orangepi-5-plus.dtb",
+			Modules:    []string{"r8169", "nvme"},
+			Bootloader: Bootloader{Lives: BootSPI, Mainline: "orangepi-5-plus-rk3588_defconfig (U-Boot v2024.01, SPI image)",
+				Note: "SPI flash, eMMC and TF slot; a U-Boot in the SPI flash boots first."},
+			Maskrom: Maskrom{How: "hold the MaskROM button while powering on; USB-C port (OTG) to the PC", Loader: "rk3588_spl_loader_v1.18.113.bin (rkbin)", USBProduct: 0x350b},
 			Button: Button{Kind: ButtonInput, Label: "Recovery", KeyCode: keyVendor, KeyName: "KEY_VENDOR",
 				InputName: "adc-keys-1"},
 			LEDs: []LED{
@@ -238,6 +297,10 @@ func profiles() []Profile {
 			Compatible: []string{"radxa,e25"},
 			Models:     []string{"Radxa E25 Carrier Board"},
 			DTS:        "arch/arm64/boot/dts/rockchip/rk3568-radxa-e25.dts (+ rk3568-radxa-cm3i.dtsi)",
+			DTB:        "rockchip/rk3568-radxa-e25.dtb",
+			Modules:    []string{"r8169"},
+			Bootloader: Bootloader{Lives: BootMedium, Mainline: "radxa-e25-rk3568_defconfig (U-Boot v2023.10)", Note: "No SPI flash: eMMC on the CM3I module and a TF slot."},
+			Maskrom:    Maskrom{How: "not checked", Loader: "rk356x_spl_loader_v1.23.114.bin (rkbin)", USBProduct: 0x350a},
 			Button:     Button{Kind: ButtonNone},
 			LEDs:       []LED{{Role: "status", Class: "green:heartbeat"}},
 			UART:       UART{Device: "ttyS2", Baud: 115200},
@@ -255,6 +318,10 @@ func profiles() []Profile {
 			Compatible: []string{"kobol,helios64"},
 			Models:     []string{"Kobol Helios64"},
 			DTS:        "arch/arm64/boot/dts/rockchip/rk3399-kobol-helios64.dts",
+			DTB:        "rockchip/rk3399-kobol-helios64.dtb",
+			Modules:    []string{"realtek", "ahci", "r8152"},
+			Bootloader: Bootloader{Lives: BootSPI, Note: "Boot order SPI flash, eMMC, TF card (jumper P11 disables SPI, P10 the eMMC). Mainline U-Boot has no Helios64 configuration; Armbian carries one."},
+			Maskrom:    Maskrom{How: "hold the Recovery button at power-on until the LED blinks twice (or close P10 and P11 with no TF card); close P13 so the USB-C port carries USB", Loader: "rk3399_loader_v1.24_RevNocRL.126.bin (Kobol wiki)", USBProduct: 0x330c},
 			Button:     Button{Kind: ButtonNone},
 			LEDs: []LED{
 				{Role: "status", Class: "helios64:green:status"},
@@ -272,14 +339,23 @@ func profiles() []Profile {
 			Name:       "qemu-virt",
 			Model:      "QEMU arm64 virt machine",
 			Compatible: []string{"linux,dummy-virt"},
+			// Devices QEMU adds on PCI (virtio, the USB and SD controllers the
+			// flashing tests use, the watchdog) and the test rig's modules.
+			Modules: []string{"virtio_pci", "virtio_blk", "virtio_net", "virtio_rng", "xhci_pci", "sdhci_pci",
+				"i6300esb", "uinput", "configfs", "gpio_sim", "leds_gpio"},
+			// QEMU's tree has a gpio-keys node for the power key on PL061
+			// line 3; uinit requests that line itself to power off cleanly.
+			NoModules:  []string{"gpio_keys"},
+			Bootloader: Bootloader{Lives: BootQEMU, Note: "U-Boot is QEMU's -bios (Debian's u-boot-qemu); it reads extlinux.conf from the virtio disk."},
 			Button: Button{Kind: ButtonGPIO, Label: "reset",
 				GPIO: &GPIOLine{Chip: "rknas-sim", Offset: 0, ActiveLow: true, Bias: BiasNone, Name: "reset"}},
 			LEDs: []LED{
 				{Role: "status", GPIO: &GPIOLine{Chip: "rknas-sim", Offset: 1, Name: "led-status"}},
 				{Role: "alert", GPIO: &GPIOLine{Chip: "rknas-sim", Offset: 2, Name: "led-alert"}},
 			},
-			UART:  UART{Device: "ttyAMA0", Baud: 115200},
-			EMMC:  EMMC{Alias: -1},
+			UART: UART{Device: "ttyAMA0", Baud: 115200},
+			// QEMU 7.2 has no eMMC device: an SD card on sdhci-pci stands in.
+			EMMC:  EMMC{Alias: 0, Controller: "sdhci-pci", Type: "SD"},
 			Notes: "The button line is driven through gpio-sim's sysfs pull attribute; no bias is requested so the simulated pull stays in charge.",
 		},
 		NoneProfile(""),
