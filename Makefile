@@ -10,16 +10,18 @@ STATE     ?= var
 LISTEN    ?= 127.0.0.1:8080
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.7.0
 
-.PHONY: help build run dev test test-host test-vm bench bench-vm lint fuzz deps image vm-start vm-stop clean
+BOARD     ?= qemu-virt
+
+.PHONY: help build run dev test test-host test-images test-vm bench bench-vm lint fuzz deps image images flash flash-emmc vm-start vm-stop clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
 
-build: ## build authd and rescue for this host and static for linux/arm64, and print sizes
+build: ## build authd, rescue and the flasher for this host and static for linux/arm64, and print sizes
 	@mkdir -p $(OUT)/host $(OUT)/arm64
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(OUT)/host/ ./authd ./rescue
-	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(OUT)/arm64/ ./authd ./rescue
-	@for f in $(OUT)/host/authd $(OUT)/arm64/authd $(OUT)/arm64/rescue; do \
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(OUT)/host/ ./authd ./rescue ./board/cmd/rknas-flash ./board/cmd/rknas-image
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(OUT)/arm64/ ./authd ./rescue ./board/cmd/rknas-flash
+	@for f in $(OUT)/host/authd $(OUT)/arm64/authd $(OUT)/arm64/rescue $(OUT)/arm64/rknas-flash; do \
 		printf '%-22s %6d KiB  %s\n' "$$f" $$(( $$(stat -c %s "$$f") / 1024 )) "$$(file -b "$$f" 2>/dev/null | cut -d, -f1-2 || true)"; done
 
 run: deps ## boot the firmware image in QEMU arm64: prints the API URL, the admin password and how to press RESET
@@ -36,16 +38,32 @@ dev: ## run authd on this host instead: state in ./var, API on http://127.0.0.1:
 deps: ## install the Debian packages the tests need (QEMU, chronyd, oathtool, ...)
 	scripts/deps.sh
 
-test: deps lint test-host test-vm ## everything CI runs: lint, unit, integration and VM tests
+test: deps lint test-host test-images test-vm ## everything CI runs: lint, unit, integration, image and VM tests
 
 test-host: ## the Go test suite, under the race detector
 	$(GO) test -race -count=1 -timeout 20m ./...
 
-test-vm: deps ## the firmware booted in QEMU arm64: RESET through the kernel's GPIO, recovery, power cut, rescue
+test-images: deps ## build every board's disk image and check it with sfdisk, sgdisk, fsck, mtools, fdtget
+	$(GO) test -tags imagetest -count=1 -v -timeout 30m ./board/imagetest
+
+test-vm: deps ## the firmware booted in QEMU arm64 through U-Boot: RESET, recovery, power cut, rescue, flashing
 	$(GO) test -tags vmtest -count=1 -v -timeout 25m ./initramfs/vmtest
 
-image: ## build the arm64 u-root initramfs (out/image/rknas.cpio.xz) and print its size
-	scripts/build-image.sh
+image: deps ## build BOARD's disk image (default qemu-virt): out/images/rknas-BOARD.img; BOOTLOADER=file adds U-Boot
+	scripts/image.sh $(BOARD)
+
+images: deps ## build the disk image of every board the kernel has a device tree for
+	scripts/image.sh --all
+
+flash: deps ## write BOARD's image to DEVICE (a TF card or USB disk; ARGS=--yes, --hostname H, ...)
+	@[[ -n "$(DEVICE)" ]] || { echo "usage: make flash BOARD=<board> DEVICE=/dev/sdX [ARGS=...]"; exit 2; }
+	@img=$$(scripts/image.sh $(BOARD)) && $(GO) build -o $(OUT)/bin/rknas-flash ./board/cmd/rknas-flash && \
+		$(OUT)/bin/rknas-flash $(ARGS) "$$img" $(DEVICE)
+
+flash-emmc: deps ## write BOARD's image to the eMMC of a board in Maskrom mode over USB (LOADER=rkXXXX_loader.bin)
+	@[[ -n "$(LOADER)" ]] || { echo "usage: make flash-emmc BOARD=<board> LOADER=<rkbin loader> [ARGS=...]"; exit 2; }
+	@img=$$(scripts/image.sh $(BOARD)) && $(GO) build -o $(OUT)/bin/rknas-flash ./board/cmd/rknas-flash && \
+		$(OUT)/bin/rknas-flash emmc-usb --loader $(LOADER) $(ARGS) "$$img"
 
 vm-start: ## boot the VM in the background (scripts/vm press-reset N holds RESET)
 	scripts/vm start
@@ -63,7 +81,8 @@ lint: ## gofmt, go vet, staticcheck and shellcheck
 	@fmt=$$(gofmt -l $$(git ls-files '*.go')); if [[ -n "$$fmt" ]]; then echo "gofmt needed:"; echo "$$fmt"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags vmtest ./initramfs/vmtest
-	$(GO) vet -tags hwtest ./authd/button ./authd/timesync
+	$(GO) vet -tags imagetest ./board/imagetest
+	$(GO) vet -tags hwtest ./authd/button ./authd/timesync ./board/flash
 	$(GO) run $(STATICCHECK) ./...
 	shellcheck scripts/*.sh scripts/vm .ci/run
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
@@ -24,8 +23,10 @@ import (
 	"github.com/rknas/firmware/authd/clock"
 	"github.com/rknas/firmware/authd/control"
 	"github.com/rknas/firmware/authd/mail"
+	"github.com/rknas/firmware/authd/netconf"
 	"github.com/rknas/firmware/authd/store"
 	"github.com/rknas/firmware/authd/web"
+	"github.com/rknas/firmware/board/provision"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -38,6 +39,7 @@ type options struct {
 	state           string
 	listen          string
 	defaultPassFile string
+	defaultHostname string
 	board           string
 	deviceName      string
 	tlsCert         string
@@ -67,6 +69,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address to serve the API on, host:port")
 	fs.StringVar(&o.defaultPassFile, "default-password-file", "", "file holding this device's default admin password, provisioned by the firmware; "+
 		"without it a random password is generated on first start, stored 0600 in the state directory and printed once")
+	fs.StringVar(&o.defaultHostname, "default-hostname", "", "this device's hostname, provisioned by the flasher: the network configuration's default, "+
+		"which a RESET puts back (default: "+netconf.DefaultHostname+")")
 	fs.StringVar(&o.board, "board", "auto", "board profile: a name, auto (detect from the device tree) or none")
 	fs.StringVar(&o.deviceName, "device-name", "", "name shown in authenticator apps and mails (default: the hostname)")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "serve HTTPS with this certificate (PEM); needs -tls-key")
@@ -244,31 +248,6 @@ func serve(ctx context.Context, o *options, h http.Handler, log *slog.Logger) er
 	return hs.Shutdown(sctx)
 }
 
-// passwordAlphabet leaves out characters that look alike (0/O, 1/l/I).
-const passwordAlphabet = "abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
-
-// generatePassword returns 16 characters (about 92 bits) in groups of four.
-func generatePassword() (string, error) {
-	raw := make([]byte, 16)
-	var b strings.Builder
-	for i := range raw {
-		if i > 0 && i%4 == 0 {
-			b.WriteByte('-')
-		}
-		for {
-			if _, err := rand.Read(raw[i : i+1]); err != nil {
-				return "", err
-			}
-			// Rejection sampling keeps every character equally likely.
-			if int(raw[i]) < 256-256%len(passwordAlphabet) {
-				b.WriteByte(passwordAlphabet[int(raw[i])%len(passwordAlphabet)])
-				break
-			}
-		}
-	}
-	return b.String(), nil
-}
-
 // defaultPassword returns the device's default admin password and where it
 // came from: the provisioned file, or one generated on first start.
 func defaultPassword(o *options, console io.Writer) (string, string, error) {
@@ -287,7 +266,7 @@ func defaultPassword(o *options, console io.Writer) (string, string, error) {
 	if !errors.Is(err, fs.ErrNotExist) {
 		return "", "", fmt.Errorf("%w: %v", errConfig, err)
 	}
-	p, err = generatePassword()
+	p, err = provision.NewPassword()
 	if err != nil {
 		return "", "", fmt.Errorf("generate default password: %w", err)
 	}

@@ -230,7 +230,7 @@ func startNetwork(ctx context.Context, o *options, log *slog.Logger) (*netconf.M
 		return nil, err
 	}
 	m, err := netconf.NewManager(netconf.Options{Dir: o.state, Applier: applier, ConfirmTimeout: o.confirmTimeout,
-		RunDefaultIfCorrupt: true, Logger: log.With("component", "netconf")})
+		DefaultHostname: o.defaultHostname, RunDefaultIfCorrupt: true, Logger: log.With("component", "netconf")})
 	if err != nil {
 		applier.Close()
 		return nil, err

@@ -35,7 +35,7 @@ const (
 )
 
 const usage = `usage:
-  rescue console [--port /dev/ttyS2] [--baud 1500000] [--failsafe] [--idle 5m] [--control SOCKET] [--state DIR] [--board NAME]
+  rescue console [--port /dev/ttyS2] [--baud 1500000] [--failsafe] [--idle 5m] [--control SOCKET] [--state DIR] [--state-mount DIR] [--board NAME]
   rescue attach --port /dev/ttyUSB0 [--baud 1500000]                  interactive, Ctrl-] quits
   rescue attach --port /dev/ttyUSB0 [--baud 1500000] --run ACTION [--time T] [--yes] [--timeout 30s] [-v]
 ACTION is one of: ` // the list follows
@@ -109,6 +109,7 @@ func runConsole(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&wo.StateDir, "state", "/state/authd", "authd's state directory, used directly in failsafe mode")
 	fs.StringVar(&wo.DefaultPasswordFile, "default-password-file", "", "the device's default admin password (default: STATE/default-password)")
 	fs.StringVar(&wo.Board, "board", "auto", "board profile: a name or auto")
+	fs.StringVar(&wo.StateMount, "state-mount", "/state", "where the state partition is mounted (install-emmc copies it)")
 	if err := fs.Parse(args); err != nil {
 		return &exitError{exitUsage, err}
 	}

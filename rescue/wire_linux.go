@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/rknas/firmware/authd/account"
@@ -17,6 +20,9 @@ import (
 	"github.com/rknas/firmware/authd/recovery"
 	"github.com/rknas/firmware/authd/store"
 	"github.com/rknas/firmware/board"
+	"github.com/rknas/firmware/board/diskimage"
+	"github.com/rknas/firmware/board/flash"
+	"github.com/rknas/firmware/board/medium"
 	"github.com/rknas/firmware/rescue/console"
 	"github.com/rknas/firmware/rescue/sysactions"
 )
@@ -27,6 +33,9 @@ type wireOptions struct {
 	StateDir            string
 	DefaultPasswordFile string
 	Board               string
+	// StateMount is where the state partition is mounted (the state
+	// directory lies in it); install-emmc copies it.
+	StateMount string
 	// Direct lets the console change the state itself when authd is not
 	// running (failsafe boot: authd is not started).
 	Direct bool
@@ -40,7 +49,6 @@ type wireOptions struct {
 var wire = func(log *slog.Logger, o wireOptions) (console.Actions, console.Button, error) {
 	initPID := sysactions.ParentIfNamed("uinit")
 	log.Info("rescue: reboot and power off", "via_init_pid", initPID)
-	a := &authdActions{System: sysactions.System{Version: version, InitPID: initPID}, client: control.NewClient(o.ControlSocket), log: log}
 	prof := board.Detect()
 	if o.Board != "" && o.Board != "auto" {
 		p, err := board.ByName(o.Board)
@@ -49,6 +57,8 @@ var wire = func(log *slog.Logger, o wireOptions) (console.Actions, console.Butto
 		}
 		prof = p
 	}
+	a := &authdActions{System: sysactions.System{Version: version, InitPID: initPID}, client: control.NewClient(o.ControlSocket),
+		log: log, profile: prof, stateMount: o.StateMount}
 	if o.Direct {
 		a.direct = &direct{opts: o, log: log}
 	}
@@ -63,9 +73,60 @@ var wire = func(log *slog.Logger, o wireOptions) (console.Actions, console.Butto
 // back to the state partition in failsafe mode.
 type authdActions struct {
 	sysactions.System
-	client *control.Client
-	direct *direct
-	log    *slog.Logger
+	client     *control.Client
+	direct     *direct
+	log        *slog.Logger
+	profile    board.Profile
+	stateMount string
+}
+
+// InstallEMMC copies the running medium to the board's eMMC with the
+// flasher's checks: the eMMC is found by the profile (and its device type),
+// the running medium is never a target, and the state is copied from a
+// frozen snapshot, so authd may go on running.
+func (a *authdActions) InstallEMMC(ctx context.Context) (string, error) {
+	if a.profile.EMMC.Alias < 0 {
+		return "", fmt.Errorf("the %s has no eMMC: %w", a.profile.Model, console.ErrNotAvailable)
+	}
+	target, err := a.profile.EMMC.Locate()
+	if err != nil {
+		return "", err
+	}
+	src, err := medium.Running()
+	if err != nil {
+		return "", fmt.Errorf("the medium this system runs from: %w", err)
+	}
+	var log strings.Builder
+	res, err := flash.Install(ctx, flash.InstallJob{Source: src, Target: target, StateDir: a.stateMount,
+		Options: flash.Options{AllowFixed: true}, Inspector: flash.NewInspector(), Log: &log})
+	if err != nil {
+		return log.String(), err
+	}
+	a.log.Info("rescue: installed to the eMMC", "target", target, "disk", res.Table.DiskID.String())
+	msg := log.String() + fmt.Sprintf("Installed to %s, written and read back.\n"+
+		"The eMMC has the same accounts, passwords and settings as this medium (disk %s).\n"+
+		"Power the NAS off, take out the TF card, and power it on: it starts from the eMMC.\n",
+		res.Description, res.Table.DiskID)
+	if a.profile.Bootloader.Lives == board.BootMedium && !bootChainPresent(target) {
+		msg += "WARNING: the eMMC has no bootloader at sector 64 and this image carries none: it will not start on its own.\n" +
+			"Write one (BOOTLOADER=u-boot-rockchip.bin, see docs/boards.md) before taking out the TF card.\n"
+	}
+	return msg, nil
+}
+
+// bootChainPresent reports whether something is written where the mask ROM
+// looks for the bootloader (sector 64).
+func bootChainPresent(disk string) bool {
+	f, err := os.Open(disk)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	b := make([]byte, 512)
+	if _, err := f.ReadAt(b, diskimage.BootChainSector*diskimage.SectorSize); err != nil {
+		return false
+	}
+	return !bytes.Equal(b, make([]byte, 512))
 }
 
 func (a *authdActions) Status(ctx context.Context) (console.Status, error) {

@@ -11,8 +11,8 @@ import (
 
 // wireOptions say where authd and its state are.
 type wireOptions struct {
-	ControlSocket, StateDir, DefaultPasswordFile, Board string
-	Direct                                              bool
+	ControlSocket, StateDir, DefaultPasswordFile, Board, StateMount string
+	Direct                                                          bool
 }
 
 // wire refuses: the console runs on the board, which runs Linux; elsewhere

@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# Builds the firmware's u-root initramfs for arm64 and prints its size.
+# Builds the firmware's base u-root initramfs for arm64 and prints its size.
+# It holds no kernel modules: rknas-image adds each board's (scripts/image.sh).
 #
 #   scripts/build-image.sh           the firmware image: our u-root command set, uinit, authd,
-#                                    rescue (if it builds), kernel modules  -> out/image/rknas.cpio.xz
+#                                    rescue                                -> out/image/rknas.cpio.xz
 #   scripts/build-image.sh --core    the same with u-root's whole core set (to measure its cost)
 #   scripts/build-image.sh --bare    u-root's core set alone, no firmware    -> out/image/bare.cpio.xz
 #
 # RKNAS_AUTHD=stub puts initramfs/authdstub in place of authd (automatic while
 # authd has no package main). Output (stdout): the image path. Cached: the
 # image is rebuilt only when its inputs (Go sources, go.mod/go.sum, this
-# script, kernel ABI) change.
+# script) change.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -42,7 +43,6 @@ if [[ ! -x $uroot ]]; then
 	GOBIN=$outdir/bin go install github.com/u-root/u-root@v0.16.0
 fi
 
-kdir=$("$root/scripts/vm-kernel.sh")
 authd_src=./authd
 if [[ ${RKNAS_AUTHD:-} == stub || $(go list -f '{{.Name}}' ./authd 2>/dev/null) != main ]]; then
 	log "authd has no package main yet (or RKNAS_AUTHD=stub): using the placeholder initramfs/authdstub"
@@ -52,7 +52,7 @@ fi
 work=$outdir/image/$variant
 img=$outdir/image/$variant.cpio.xz
 sum=$( (
-	echo "$variant $authd_src $(cat "$kdir/abi") ${cmds[*]}"
+	echo "$variant $authd_src ${cmds[*]}"
 	if [[ $variant != bare ]]; then
 		find authd board rescue initramfs -type f -name '*.go' ! -name '*_test.go' -print0 | sort -z | xargs -0 sha256sum
 	fi
@@ -76,12 +76,8 @@ else
 	go build -trimpath -ldflags='-s -w' -o "$work/stage/bin/authd" "$authd_src"
 	log "authd ($authd_src): $(stat -c %s "$work/stage/bin/authd") bytes static arm64, stripped"
 	files+=(-files "$work/stage/bin/authd:bin/authd")
-	if [[ $(go list -f '{{.Name}}' ./rescue 2>/dev/null) == main ]]; then
-		go build -trimpath -ldflags='-s -w' -o "$work/stage/bin/rescue" ./rescue
-		files+=(-files "$work/stage/bin/rescue:bin/rescue")
-	fi
-	"$root/scripts/image-modules.sh" "$kdir" "$work/stage/modules"
-	files+=(-files "$work/stage/modules:lib/rknas-modules")
+	go build -trimpath -ldflags='-s -w' -o "$work/stage/bin/rescue" ./rescue
+	files+=(-files "$work/stage/bin/rescue:bin/rescue")
 	# Root certificates, so SMTP over TLS (Gmail, Outlook) verifies servers.
 	files+=(-files "/etc/ssl/certs/ca-certificates.crt:etc/ssl/certs/ca-certificates.crt")
 	cmds+=(github.com/rknas/firmware/initramfs/uinit)

@@ -12,10 +12,14 @@ packages=(
 	chromium
 	# Serial line tests.
 	socat
-	# The arm64 VM rig and the image: QEMU, and what building gpio-sim.ko and
-	# the state disk needs.
-	qemu-system-arm qemu-utils gcc-aarch64-linux-gnu make bc flex bison libelf-dev libssl-dev
-	kmod cpio xz-utils e2fsprogs fdisk gdisk dosfstools shellcheck ca-certificates
+	# The arm64 VM rig and the images: QEMU and U-Boot for it, what building
+	# gpio-sim.ko needs, and the file system and partition tools the image
+	# builder and the layout tests use (mkfs.vfat, mtools, mkfs.ext4,
+	# sfdisk, sgdisk, fdtget).
+	qemu-system-arm qemu-utils u-boot-qemu gcc-aarch64-linux-gnu make bc flex bison libelf-dev libssl-dev
+	kmod cpio xz-utils e2fsprogs fdisk gdisk dosfstools mtools device-tree-compiler shellcheck ca-certificates
+	# Writing a board's eMMC over USB (exercised as far as no board allows).
+	rkdeveloptool
 )
 
 missing=()

@@ -28,14 +28,11 @@ import (
 const (
 	authdPath  = "/bin/authd"
 	rescuePath = "/bin/rescue"
-	// Not /lib/modules: u-root's init loads every /lib/modules/*.ko itself,
-	// in name order, ignoring dependencies.
-	moduleList = "/lib/rknas-modules/modules.load"
-	// defaultPasswordFile is where a production image provisions the
-	// per-device default password; without it authd generates one.
-	defaultPasswordFile = "/etc/rknas/default-password"
+	// factoryPasswordFile is where a factory-built initramfs may carry the
+	// per-device default password; the flasher's is on the boot partition.
+	// Without either, authd generates one.
+	factoryPasswordFile = "/etc/rknas/default-password"
 	stateDir            = "/state"
-	stateLabel          = "RKNAS-STATE"
 	apiListen           = ":8080"
 	ctlPortName         = "rknas.ctl"
 )
@@ -99,11 +96,7 @@ func run(ctx context.Context, args []string, console io.Writer) error {
 	if err := mountBase(); err != nil {
 		return essential("mount file systems", err)
 	}
-	if n, err := loadModules(moduleList); err != nil {
-		log.Warn("kernel modules", "loaded", n, "err", err)
-	} else {
-		log.Info("kernel modules loaded", "count", n)
-	}
+	loadModules()
 	if err := mountConfigfs(); err != nil {
 		log.Warn("configfs", "err", err)
 	}
@@ -143,10 +136,30 @@ func run(ctx context.Context, args []string, console io.Writer) error {
 		go bringUpNetwork(svcCtx)
 	}
 
-	persistent := mountState(cfg.stateWait)
+	med, persistent := mountMedium(cfg.stateWait)
 	if persistent {
 		countBoot()
 	}
+	prov := provisioning{passwordFile: factoryPasswordFile}
+	if _, err := os.Stat(factoryPasswordFile); err != nil {
+		prov.passwordFile = ""
+	}
+	if med != nil {
+		if pw, host := provisioned(); pw != "" || host != "" {
+			if pw != "" {
+				prov.passwordFile = pw
+			}
+			prov.hostname = host
+		}
+	}
+	if prov.hostname != "" {
+		if err := unix.Sethostname([]byte(prov.hostname)); err != nil {
+			log.Warn("set hostname", "err", err)
+		} else {
+			log.Info("hostname", "name", prov.hostname)
+		}
+	}
+	go checkBoard(svcCtx, prof, 10*time.Second)
 
 	// Hardware tests run before authd so that they own the GPIO lines; only
 	// in the VM and only when asked for on the kernel command line.
@@ -171,7 +184,7 @@ func run(ctx context.Context, args []string, console io.Writer) error {
 	} else if !failsafe {
 		authd := &supervise.Service{
 			Name: "authd", Path: authdPath, Output: logOut, Log: log,
-			Args: authdArgs(prof.Name),
+			Args: authdArgs(prof.Name, prov),
 		}
 		if err := os.MkdirAll(filepath.Join(stateDir, "authd"), 0o700); err != nil {
 			log.Error("create authd state dir", "err", err)
@@ -185,8 +198,8 @@ func run(ctx context.Context, args []string, console io.Writer) error {
 	if _, err := os.Stat(rescuePath); err == nil && prof.UART.Device != "" {
 		args := []string{"console", "--port", "/dev/" + prof.UART.Device, "--baud", strconv.Itoa(prof.UART.Baud),
 			"--state", filepath.Join(stateDir, "authd"), "--board", prof.Name}
-		if _, err := os.Stat(defaultPasswordFile); err == nil {
-			args = append(args, "--default-password-file", defaultPasswordFile)
+		if prov.passwordFile != "" {
+			args = append(args, "--default-password-file", prov.passwordFile)
 		}
 		if failsafe {
 			args = append(args, "--failsafe")
@@ -217,16 +230,29 @@ func run(ctx context.Context, args []string, console io.Writer) error {
 			log.Info("state unmounted cleanly")
 		}
 	}
+	if med != nil {
+		_ = unix.Unmount(bootDir, 0)
+	}
 	unix.Sync()
 	fmt.Fprintln(console, "uinit: goodbye")
 	return fmt.Errorf("uinit: reboot(2): %w", unix.Reboot(cmd))
 }
 
+// provisioning is what makes this device its own: where its default admin
+// password is and its hostname (empty: authd's defaults).
+type provisioning struct {
+	passwordFile string
+	hostname     string
+}
+
 // authdArgs is authd's command line for the board.
-func authdArgs(boardName string) []string {
+func authdArgs(boardName string, prov provisioning) []string {
 	args := []string{"-state", filepath.Join(stateDir, "authd"), "-listen", apiListen, "-board", boardName, "-manage-network"}
-	if _, err := os.Stat(defaultPasswordFile); err == nil {
-		args = append(args, "-default-password-file", defaultPasswordFile)
+	if prov.passwordFile != "" {
+		args = append(args, "-default-password-file", prov.passwordFile)
+	}
+	if prov.hostname != "" {
+		args = append(args, "-default-hostname", prov.hostname)
 	}
 	return args
 }
@@ -257,6 +283,20 @@ func kernelArg(arg string) bool {
 		}
 	}
 	return false
+}
+
+// kernelValue returns the value of key=value on the kernel command line.
+func kernelValue(key string) string {
+	b, err := os.ReadFile("/proc/cmdline")
+	if err != nil {
+		return ""
+	}
+	for _, f := range strings.Fields(string(b)) {
+		if v, ok := strings.CutPrefix(f, key+"="); ok {
+			return v
+		}
+	}
+	return ""
 }
 
 // countBoot increments /state/rknas/boot-count and prints it: the VM test uses

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -14,7 +13,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rknas/firmware/board/diskimage"
+	"github.com/rknas/firmware/board/medium"
+	"github.com/rknas/firmware/board/modules"
 	"github.com/rknas/firmware/initramfs/simctl"
+	"github.com/u-root/u-root/pkg/kmodule"
 	"github.com/vishvananda/netlink"
 	"github.com/warthog618/go-gpiocdev"
 	"golang.org/x/sys/unix"
@@ -76,145 +79,83 @@ func mounted(target string) bool {
 	return false
 }
 
-// parseModuleList reads the image's module list: one path per line, relative
-// to the list's directory, in load order (dependencies first); blank lines
-// and lines starting with # are ignored.
-func parseModuleList(r io.Reader) ([]string, error) {
-	var mods []string
-	sc := bufio.NewScanner(r)
-	for n := 1; sc.Scan(); n++ {
-		l := strings.TrimSpace(sc.Text())
-		if l == "" || strings.HasPrefix(l, "#") {
-			continue
-		}
-		if filepath.IsAbs(l) || !filepath.IsLocal(l) || !strings.HasSuffix(l, ".ko") {
-			return nil, fmt.Errorf("modules: line %d: %.64q is not a relative .ko path", n, l)
-		}
-		mods = append(mods, l)
+// loadModules loads the kernel modules the image carries for this board,
+// listed in /lib/modules/<release>/rknas.load, each with its dependencies
+// (u-root's kmodule reads modules.dep). A module that fails is logged by
+// name and loading goes on: a missing NIC driver must not stop the console.
+func loadModules() {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		slog.Warn("kernel modules: uname", "err", err)
+		return
 	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("modules: read list: %w", err)
-	}
-	return mods, nil
-}
-
-// loadModules loads every module of the list with finit_module(2). A module
-// that is already loaded (or built in) counts as loaded; failures are
-// collected and loading goes on.
-func loadModules(list string) (int, error) {
-	f, err := os.Open(list)
+	dir := filepath.Join("/lib/modules", unix.ByteSliceToString(u.Release[:]))
+	b, err := os.ReadFile(filepath.Join(dir, modules.LoadList))
 	if err != nil {
-		return 0, fmt.Errorf("modules: open list: %w", err)
+		slog.Warn("kernel modules: no module list in the image", "err", err)
+		return
 	}
-	defer f.Close()
-	mods, err := parseModuleList(f)
+	prober, err := kmodule.NewProber(kmodule.ProbeOpts{})
 	if err != nil {
-		return 0, err
+		slog.Error("FAILED: kernel modules: read modules.dep", "dir", dir, "err", err)
+		return
 	}
-	var errs []error
+	start := time.Now()
+	var failed []string
 	n := 0
-	for _, m := range mods {
-		p := filepath.Join(filepath.Dir(list), m)
-		if err := loadModule(p); err != nil {
-			errs = append(errs, err)
+	for _, name := range strings.Fields(string(b)) {
+		if err := prober.Probe(name, ""); err != nil {
+			failed = append(failed, name)
+			slog.Error("FAILED: kernel module", "module", name, "err", err)
 			continue
 		}
 		n++
 	}
-	return n, errors.Join(errs...)
+	slog.Info("kernel modules loaded", "count", n, "failed", strings.Join(failed, " "), "took", time.Since(start).Round(time.Millisecond))
 }
 
-func loadModule(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("modules: open %s: %w", path, err)
-	}
-	defer f.Close()
-	if err := unix.FinitModule(int(f.Fd()), "", 0); err != nil && !errors.Is(err, unix.EEXIST) {
-		return fmt.Errorf("modules: load %s: %w", filepath.Base(path), err)
-	}
-	return nil
-}
-
-// ext4Label returns the volume label of the ext2/3/4 file system on r, and
-// false if r holds none.
-func ext4Label(r io.ReaderAt) (string, bool) {
-	var sb [0x88]byte
-	if _, err := r.ReadAt(sb[:], 1024); err != nil {
-		return "", false
-	}
-	if binary.LittleEndian.Uint16(sb[0x38:]) != 0xEF53 {
-		return "", false
-	}
-	label := sb[0x78:0x88]
-	if i := strings.IndexByte(string(label), 0); i >= 0 {
-		label = label[:i]
-	}
-	return string(label), true
-}
-
-// findByLabel returns /dev/NAME of the block device whose ext4 label is label.
-func findByLabel(label string) (string, []string, error) {
-	ents, err := os.ReadDir("/sys/class/block")
-	if err != nil {
-		return "", nil, fmt.Errorf("state: list block devices: %w", err)
-	}
-	var seen []string
-	for _, e := range ents {
-		dev := "/dev/" + e.Name()
-		seen = append(seen, e.Name())
-		f, err := os.Open(dev)
-		if err != nil {
-			continue
-		}
-		l, ok := ext4Label(f)
-		f.Close()
-		if ok && l == label {
-			return dev, seen, nil
-		}
-	}
-	return "", seen, fmt.Errorf("state: no ext4 file system labelled %s", label)
-}
-
-// mountState mounts the state partition on /state and reports whether it is
-// persistent. Without one it mounts a tmpfs there, says so loudly with the
-// way out, and boots on: a missing disk must never become a boot loop.
-func mountState(wait time.Duration) bool {
-	deadline := time.Now().Add(wait)
-	var dev string
-	var seen []string
-	var err error
-	for {
-		if dev, seen, err = findByLabel(stateLabel); err == nil || time.Now().After(deadline) {
-			break
-		}
-		// Block devices appear asynchronously after virtio_blk/mmc probe.
-		time.Sleep(100 * time.Millisecond)
-	}
+// mountMedium finds the medium the system booted from, grows its state
+// partition to fill it on the first boot, mounts the state partition on
+// /state and the boot partition (read-only) on /boot. It reports whether
+// the state is persistent. Without a state partition it mounts a tmpfs on
+// /state, says so loudly with the way out, and boots on: a missing or
+// broken medium must never become a boot loop.
+func mountMedium(wait time.Duration) (*medium.Medium, bool) {
+	want := kernelValue(diskimage.DiskArg)
+	m, seen, err := medium.Find(want, wait)
 	if err == nil {
+		if _, err := m.Grow(); err != nil {
+			slog.Error("state partition: could not grow it to fill the medium; it keeps its size", "err", err)
+		}
 		if err = os.MkdirAll(stateDir, 0o755); err == nil {
-			err = unix.Mount(dev, stateDir, "ext4", unix.MS_NOATIME|unix.MS_NOSUID|unix.MS_NODEV, "")
+			err = unix.Mount(m.State, stateDir, "ext4", unix.MS_NOATIME|unix.MS_NOSUID|unix.MS_NODEV, "")
 		}
 		if err == nil {
-			slog.Info("state partition mounted", "dev", dev, "on", stateDir)
-			return true
+			slog.Info("state partition mounted", "dev", m.State, "on", stateDir, "disk", m.Table.DiskID.String())
+			if err := m.GrowFS(stateDir); err != nil {
+				slog.Error("state file system: could not grow it; it keeps its size", "err", err)
+			}
+			if err := mountBoot(m); err != nil {
+				slog.Error("boot partition: the device's provisioned password and hostname are unreadable", "err", err)
+			}
+			return m, true
 		}
-		err = fmt.Errorf("state: mount %s: %w", dev, err)
+		err = fmt.Errorf("state: mount %s: %w", m.State, err)
 	}
 	slog.Error("FAILED: no usable state partition: settings and passwords will be LOST at power-off",
-		"err", err, "block_devices", strings.Join(seen, " "))
+		"err", err, "disks", seen)
 	fmt.Fprintf(os.Stdout, `
-*** RKNAS: no usable state partition (ext4 labelled %[1]s). Running with state in RAM.
-*** To recover: from the rescue console or a PC, create it on the data disk, e.g.
-***     mkfs.ext4 -L %[1]s /dev/<partition>
-*** (in the VM: scripts/vm stop && rm out/vm/state.img && scripts/vm start), then reboot.
+*** RKNAS: no usable %[1]s partition on the medium this system booted from.
+*** Running with the settings in RAM: they are lost at power-off.
+*** To recover, write the firmware image to the TF card or eMMC again with
+*** rknas-flash (README.md, "Putting the firmware on a board"), then boot from it.
 
-`, stateLabel)
+`, diskimage.StateLabel)
 	_ = os.MkdirAll(stateDir, 0o755)
 	if err := unix.Mount("tmpfs", stateDir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755,size=32m"); err != nil {
 		slog.Error("mount tmpfs on /state", "err", err)
 	}
-	return false
+	return nil, false
 }
 
 // bringUpNetwork sets lo up and runs DHCP once on eth0 so the API is
@@ -258,18 +199,21 @@ func bringUpNetwork(ctx context.Context) {
 // pulsed by QEMU's system_powerdown) into a power-off request.
 func watchPowerKey(ctx context.Context, shutdown chan<- int) error {
 	chip := ""
+	var seen []string
 	for _, name := range gpiocdev.Chips() {
 		c, err := gpiocdev.NewChip(name)
 		if err != nil {
+			seen = append(seen, name+": "+err.Error())
 			continue
 		}
+		seen = append(seen, name+" "+c.Label)
 		if strings.Contains(c.Label, "pl061") {
 			chip = name
 		}
 		c.Close()
 	}
 	if chip == "" {
-		return errors.New("power key: no PL061 gpiochip")
+		return fmt.Errorf("power key: no PL061 gpiochip among [%s]", strings.Join(seen, ", "))
 	}
 	l, err := gpiocdev.RequestLine(chip, 3, gpiocdev.WithConsumer("uinit-power-key"), gpiocdev.WithRisingEdge,
 		gpiocdev.WithEventHandler(func(e gpiocdev.LineEvent) {

@@ -89,15 +89,11 @@ func TestVMRescue(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 	defer cancel()
 	bin := rescueBin(t)
-	state := stateDisk(t, t.TempDir())
+	state, label := vmDisk(t, "")
 
 	v := newVM(t, "rescue1", state, "")
 	v.boot(ctx)
-	m := passwordRE.FindStringSubmatch(v.waitFrom(ctx, "default admin password:"))
-	if m == nil {
-		t.Fatal("no default password on the console")
-	}
-	def := m[1]
+	def := label.password
 	var step int64
 	admin := newClient(t, v.port, nil)
 	admin.must(200, "POST", "/api/v1/login", login("admin", def))

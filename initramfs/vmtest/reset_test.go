@@ -111,18 +111,14 @@ var latencyRE = regexp.MustCompile(`recovery action done.*latency=(\S+)`)
 func TestVMReset(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
-	empty := t.TempDir()
-	state := stateDisk(t, empty)
+	state, label := vmDisk(t, "")
 	v := newVM(t, "reset1", state, "")
 	moved := freePort(t)
 	v.env = append(v.env, fmt.Sprintf("RKNAS_VM_FWD=hostfwd=tcp:127.0.0.1:%d-10.0.2.16:8080", moved))
 	took := v.boot(ctx)
 	fmt.Printf("vmtest: reset scenario, boot to 'authd ready': %.1f s\n", took.Seconds())
-	m := passwordRE.FindStringSubmatch(v.waitFrom(ctx, "default admin password:"))
-	if m == nil {
-		t.Fatal("no default password on the console")
-	}
-	def := m[1]
+	// The device's own default password, provisioned by the flasher.
+	def := label.password
 	jar, _ := cookiejar.New(nil)
 	admin := newClient(t, v.port, jar)
 	var adminStep, bobStep int64
@@ -196,6 +192,10 @@ func TestVMReset(t *testing.T) {
 	fresh.must(200, "PUT", "/api/v1/me/password", map[string]string{"current_password": def, "new_password": "admin passphrase 2"})
 	if out := newClient(t, v.port, nil).must(200, "POST", "/api/v1/login", login("bob", "bob passphrase")); out["status"] != "otp_required" {
 		t.Fatalf("bob lost his 2FA: %v", out)
+	}
+	// The reset put the network back to DHCP under the device's own name.
+	if h := fresh.must(200, "GET", "/api/v1/settings/network", nil)["config"].(map[string]any)["hostname"]; h != label.hostname {
+		t.Fatalf("hostname after the reset is %v, want the provisioned %s", h, label.hostname)
 	}
 	audit := fresh.must(200, "GET", "/api/v1/audit?limit=1000", nil)
 	if !strings.Contains(jsonText(audit), `"event":"physical_reset"`) {

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rknas/firmware/board/diskimage"
 	"github.com/rknas/firmware/initramfs/vmrig"
 )
 
@@ -31,7 +32,10 @@ type vm struct {
 	console *vmrig.Console
 }
 
-func newVM(t *testing.T, name, state, kernelArgs string) *vm {
+// newVM prepares a VM on disk (from vmDisk), booted through U-Boot, or
+// with QEMU's -kernel and the extra kernel arguments kernelArgs when
+// kernelArgs is not empty (U-Boot reads its command line from the disk).
+func newVM(t *testing.T, name, disk string, kernelArgs string) *vm {
 	root := moduleRoot(t)
 	// Kept after the test (out/ is ignored by git) so a failure can be read.
 	run := filepath.Join(root, "out", "vm", "vmtest", name)
@@ -41,8 +45,11 @@ func newVM(t *testing.T, name, state, kernelArgs string) *vm {
 	port := freePort(t)
 	v := &vm{t: t, root: root, run: run, port: port, console: &vmrig.Console{Path: filepath.Join(run, "console.log")}}
 	v.env = append(os.Environ(),
-		"RKNAS_VM_DIR="+run, "RKNAS_VM_STATE="+state, fmt.Sprintf("RKNAS_VM_PORT=%d", port),
-		"RKNAS_VM_IMAGE="+image(t), "RKNAS_VM_NO_WAIT=1", "RKNAS_VM_APPEND="+kernelArgs)
+		"RKNAS_VM_DIR="+run, "RKNAS_VM_DISK="+disk, "RKNAS_VM_EMMC="+filepath.Join(filepath.Dir(disk), "emmc.img"),
+		fmt.Sprintf("RKNAS_VM_PORT=%d", port), "RKNAS_VM_NO_WAIT=1")
+	if kernelArgs != "" {
+		v.env = append(v.env, "RKNAS_VM_KERNEL=1", "RKNAS_VM_APPEND="+kernelArgs)
+	}
 	return v
 }
 
@@ -103,19 +110,28 @@ func (v *vm) ctl(ctx context.Context, line string) string {
 
 var passwordRE = regexp.MustCompile(`default admin password:\s*(\S+)`)
 
+// kernelBoot is the kernel argument that makes newVM boot with -kernel
+// without adding anything else to the command line.
+const kernelBoot = "rknas.kernelboot"
+
 // TestVM boots the image twice on one state disk: API health, the RESET
 // button through the control channel, clean power-off, persistence, and the
 // hardware test binaries (go test -c for arm64) run inside the VM.
 func TestVM(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
-	state := stateDisk(t, hwTests(t))
+	disk, label := vmDisk(t, hwTests(t))
 
-	v := newVM(t, "boot1", state, "rknas.hwtest")
+	// The first boot runs the hardware tests, which needs rknas.hwtest on
+	// the kernel command line: QEMU's -kernel gives it.
+	v := newVM(t, "boot1", disk, "rknas.hwtest")
 	took := v.boot(ctx)
-	fmt.Printf("vmtest: boot 1 to 'authd ready': %.1f s\n", took.Seconds())
+	fmt.Printf("vmtest: boot 1 (-kernel, hardware tests first) to 'authd ready': %.1f s\n", took.Seconds())
 	v.waitFrom(ctx, `msg="state boot count" count=1`)
-	pw1 := passwordRE.FindStringSubmatch(v.waitFrom(ctx, "default admin password:"))
+	v.waitFrom(ctx, "state file system grown")
+	if got := v.waitFrom(ctx, `msg=hostname`); !strings.Contains(got, label.hostname) {
+		t.Errorf("hostname line %q; the flasher provisioned %s", got, label.hostname)
+	}
 
 	t.Run("healthz", func(t *testing.T) {
 		begin := time.Now()
@@ -168,18 +184,83 @@ func TestVM(t *testing.T) {
 	fmt.Printf("vmtest: clean power-off: %v\n", time.Since(begin).Round(time.Millisecond))
 	v.waitFrom(ctx, "state unmounted cleanly")
 
-	v2 := newVM(t, "boot2", state, "")
-	took = v2.boot(ctx)
-	fmt.Printf("vmtest: boot 2 to 'authd ready': %.1f s\n", took.Seconds())
+	// The boards' way: U-Boot reads extlinux.conf from the disk.
+	v2 := newVM(t, "boot2", disk, "")
+	uboot := v2.boot(ctx)
+	fmt.Printf("vmtest: boot 2 (U-Boot, extlinux.conf) to 'authd ready': %.1f s\n", uboot.Seconds())
 	v2.waitFrom(ctx, `msg="state boot count" count=2`)
-	// The default password was stored on the state disk at the first boot.
-	if pw1 != nil {
-		b, _ := os.ReadFile(v2.console.Path)
-		if m := passwordRE.FindStringSubmatch(string(b)); m != nil && m[1] != pw1[1] {
-			t.Errorf("default password changed across boots: the state disk did not persist")
-		}
+	if b, _ := os.ReadFile(v2.console.Path); passwordRE.Match(b) {
+		t.Errorf("authd made up a default password although the flasher provisioned one")
+	}
+	st, out := tryLogin(t, v2.port, "admin", label.password)
+	if st != http.StatusOK || out["status"] != "password_change_required" {
+		t.Errorf("login with the label's password: %d %v", st, out)
 	}
 	v2.script("stop")
+
+	// The same disk with QEMU's -kernel: what U-Boot costs.
+	v3 := newVM(t, "boot3", disk, kernelBoot)
+	direct := v3.boot(ctx)
+	v3.script("stop")
+	fmt.Printf("vmtest: boot 3 (-kernel, same initramfs) to 'authd ready': %.1f s; U-Boot / -kernel = %.2f\n",
+		direct.Seconds(), uboot.Seconds()/direct.Seconds())
+}
+
+// flashed is what the flasher provisioned on a disk, read from its label.
+type flashed struct {
+	password, hostname string
+}
+
+var labelRE = regexp.MustCompile(`(?m)^\s*(hostname|default password):\s*(\S+)`)
+
+// vmDisk writes the qemu-virt image to a new 1 GiB disk file with the
+// flasher, as an owner would write a card, and returns it with what the
+// flasher provisioned. With stateDir, the state partition gets a 256 MiB
+// file system holding those files (hardware test binaries), still smaller
+// than the partition, so the first boot grows it as it grows a fresh one.
+func vmDisk(t *testing.T, stateDir string) (string, flashed) {
+	dir := t.TempDir()
+	disk, labelPath := filepath.Join(dir, "disk.img"), filepath.Join(dir, "label.txt")
+	cmd := exec.Command("go", "run", "./board/cmd/rknas-flash", "--yes", "--size", "1G", "--label", labelPath, image(t), disk)
+	cmd.Dir = moduleRoot(t)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("rknas-flash: %v\n%s", err, out)
+	}
+	b, err := os.ReadFile(labelPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f flashed
+	for _, m := range labelRE.FindAllStringSubmatch(string(b), -1) {
+		if m[1] == "hostname" {
+			f.hostname = m[2]
+		} else {
+			f.password = m[2]
+		}
+	}
+	if f.password == "" || f.hostname == "" {
+		t.Fatalf("label without password or hostname:\n%s", b)
+	}
+	if stateDir != "" {
+		off := int64(diskimage.BootStart+diskimage.BootSectors) * diskimage.SectorSize
+		args := []string{"-q", "-F", "-L", diskimage.StateLabel, "-b", "4096", "-m", "0", "-T", "default",
+			"-E", fmt.Sprintf("offset=%d", off), "-d", stateDir, disk, "256M"}
+		if out, err := exec.Command("mkfs.ext4", args...).CombinedOutput(); err != nil {
+			t.Fatalf("mkfs.ext4 (install e2fsprogs: scripts/deps.sh): %v\n%s", err, out)
+		}
+	}
+	return disk, f
+}
+
+// tryLogin posts a login and returns the status and the answer.
+func tryLogin(t *testing.T, port int, user, password string) (int, map[string]any) {
+	t.Helper()
+	c := newClient(t, port, nil)
+	st, out, err := c.call("POST", "/api/v1/login", map[string]string{"username": user, "password": password})
+	if err != nil {
+		t.Fatalf("login %s: %v", user, err)
+	}
+	return st, out
 }
 
 // hwTests compiles, for arm64, the test binaries of every package with a test
@@ -268,23 +349,13 @@ func testNames(t *testing.T, files []string) string {
 	return "^(" + strings.Join(names, "|") + ")$"
 }
 
-// stateDisk makes a fresh state disk holding the contents of dir, the way
-// scripts/vm makes one (mkfs.ext4 -L RKNAS-STATE), populated with -d.
-func stateDisk(t *testing.T, dir string) string {
-	img := filepath.Join(t.TempDir(), "state.img")
-	if out, err := exec.Command("mkfs.ext4", "-q", "-F", "-L", "RKNAS-STATE", "-d", dir, img, "256M").CombinedOutput(); err != nil {
-		t.Fatalf("mkfs.ext4 (install e2fsprogs: scripts/deps.sh): %v\n%s", err, out)
-	}
-	return img
-}
-
-// image builds (or reuses) the firmware image once per test run.
+// image builds (or reuses) the qemu-virt disk image once per test run.
 func image(t *testing.T) string {
 	if p := os.Getenv("RKNAS_VM_IMAGE"); p != "" {
 		return p
 	}
 	imageOnce.Do(func() {
-		cmd := exec.Command(filepath.Join(moduleRoot(t), "scripts", "build-image.sh"))
+		cmd := exec.Command(filepath.Join(moduleRoot(t), "scripts", "image.sh"), "qemu-virt")
 		cmd.Stderr = os.Stderr
 		out, err := cmd.Output()
 		imagePath, imageErr = strings.TrimSpace(string(out)), err

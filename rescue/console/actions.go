@@ -48,6 +48,11 @@ type Actions interface {
 	// PowerOff switches the board off. It returns only if that could not be
 	// started.
 	PowerOff(ctx context.Context) error
+	// InstallEMMC copies the running firmware and its state from the
+	// medium it runs from (a TF card) to the board's eMMC, which it erases.
+	// The returned text tells the operator what was done and what to do
+	// next (power off, take the card out).
+	InstallEMMC(ctx context.Context) (string, error)
 }
 
 // Button is the physical presence check: the board's RESET (or user) button.

@@ -65,6 +65,7 @@ const (
 	ActionSetClock     = "set-clock"
 	ActionReboot       = "reboot"
 	ActionPowerOff     = "poweroff"
+	ActionInstallEMMC  = "install-emmc"
 )
 
 // Defaults of Config.
@@ -74,9 +75,12 @@ const (
 	DefaultConfirmWord    = "RESET"
 	DefaultAuditEntries   = 20
 	DefaultActionTimeout  = 2 * time.Minute
-	DefaultStatusTimeout  = 5 * time.Second
-	DefaultBackoffMin     = 250 * time.Millisecond
-	DefaultBackoffMax     = 10 * time.Second
+	// InstallTimeout bounds install-emmc, which writes and reads back
+	// about 200 MiB: a slow eMMC or card may take minutes.
+	InstallTimeout       = 20 * time.Minute
+	DefaultStatusTimeout = 5 * time.Second
+	DefaultBackoffMin    = 250 * time.Millisecond
+	DefaultBackoffMax    = 10 * time.Second
 )
 
 // Config configures a Console. Actions is required; the rest has defaults.
@@ -176,6 +180,8 @@ type Console struct {
 type entry struct {
 	key, name, help string
 	confirm         bool
+	// timeout replaces the config's ActionTimeout for this entry.
+	timeout time.Duration
 	// ask reads what the action needs before confirmation (set-clock).
 	ask func(s *session) (any, bool, error)
 	run func(ctx context.Context, s *session, arg any) error
@@ -196,6 +202,8 @@ func New(cfg Config) (*Console, error) {
 		{key: "6", name: ActionSetClock, help: "set the clock", confirm: true, ask: c.askTime, run: c.doSetClock},
 		{key: "7", name: ActionReboot, help: "reboot the board", confirm: true, run: c.doReboot},
 		{key: "8", name: ActionPowerOff, help: "power the board off", confirm: true, run: c.doPowerOff},
+		{key: "9", name: ActionInstallEMMC, help: "install this firmware and its settings to the eMMC (erases the eMMC)",
+			confirm: true, timeout: InstallTimeout, run: c.doInstallEMMC},
 	}
 	return c, nil
 }
@@ -203,7 +211,7 @@ func New(cfg Config) (*Console, error) {
 // ActionNames lists the menu's action names in menu order.
 func ActionNames() []string {
 	return []string{ActionStatus, ActionResetAdmin, ActionResetNetwork, ActionAudit, ActionClock,
-		ActionSetClock, ActionReboot, ActionPowerOff}
+		ActionSetClock, ActionReboot, ActionPowerOff, ActionInstallEMMC}
 }
 
 // session is one connection of the line: it lives until the line fails.
@@ -471,7 +479,11 @@ func (c *Console) runEntry(s *session, e *entry) error {
 		}
 		log.Warn("rescue: action confirmed")
 	}
-	ctx, cancel := context.WithTimeout(s.ctx, c.cfg.ActionTimeout)
+	timeout := c.cfg.ActionTimeout
+	if e.timeout > 0 {
+		timeout = e.timeout
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, timeout)
 	defer cancel()
 	err := e.run(ctx, s, arg)
 	if s.ctx.Err() != nil {
@@ -630,6 +642,17 @@ func (c *Console) doResetNetwork(ctx context.Context, s *session, _ any) error {
 	}
 	if err != nil {
 		return fmt.Errorf("reset-network: %w", err)
+	}
+	return nil
+}
+
+func (c *Console) doInstallEMMC(ctx context.Context, s *session, _ any) error {
+	msg, err := c.cfg.Actions.InstallEMMC(ctx)
+	if msg != "" {
+		s.out.text(msg)
+	}
+	if err != nil {
+		return fmt.Errorf("install-emmc: %w", err)
 	}
 	return nil
 }

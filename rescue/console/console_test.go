@@ -239,7 +239,7 @@ func TestNoShell(t *testing.T) {
 	p := start(t, console.Config{Actions: a})
 	openMenu(t, p)
 	inputs := []string{"sh", "/bin/sh", "!sh", "bash -i", "exec /bin/sh", "shell", "; sh", "$(reboot)", "`id`",
-		"status; sh", "1 && sh", "reset-admin sh", "0", "9", "10", "-1", "..", "\x04", "~.", "busybox", "su", "root"}
+		"status; sh", "1 && sh", "reset-admin sh", "0", "99", "10", "-1", "..", "\x04", "~.", "busybox", "su", "root"}
 	for _, in := range inputs {
 		out := run(t, p, in+"\r")
 		// Ctrl-D is dropped like any control byte: an empty line, which

@@ -37,8 +37,8 @@ const (
 	timeError = 5      // TIME_ERROR, adjtimex's "clock not synchronized"
 )
 
-// System is a console.Actions whose ResetAdmin, ResetNetwork and Audit
-// return console.ErrNotAvailable: embed it and override them (and Status, to
+// System is a console.Actions whose ResetAdmin, ResetNetwork, Audit and
+// InstallEMMC return console.ErrNotAvailable: embed it and override them (and Status, to
 // report authd's health).
 type System struct {
 	// Board names the board; when empty, Status reads the device tree's
@@ -134,6 +134,11 @@ func (System) ResetNetwork(context.Context) (string, error) {
 // Audit is not available without the auth database.
 func (System) Audit(context.Context, int) ([]string, error) {
 	return nil, console.ErrNotAvailable
+}
+
+// InstallEMMC is not available without the board's layout.
+func (System) InstallEMMC(context.Context) (string, error) {
+	return "", console.ErrNotAvailable
 }
 
 // Reboot asks InitPID to reboot, or flushes the filesystems and restarts

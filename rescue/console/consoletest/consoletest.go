@@ -23,6 +23,9 @@ type Actions struct {
 	ResetAdminErr   error
 	ResetNetworkMsg string
 	ResetNetworkErr error
+	// InstallMsg and InstallErr are what InstallEMMC returns.
+	InstallMsg string
+	InstallErr error
 	// AuditEntries is the whole audit log; Audit returns its tail.
 	AuditEntries []string
 	AuditErr     error
@@ -96,6 +99,12 @@ func (a *Actions) ResetAdmin(context.Context) (string, error) {
 func (a *Actions) ResetNetwork(context.Context) (string, error) {
 	a.record(console.ActionResetNetwork)
 	return a.ResetNetworkMsg, a.ResetNetworkErr
+}
+
+// InstallEMMC returns InstallMsg, InstallErr.
+func (a *Actions) InstallEMMC(context.Context) (string, error) {
+	a.record(console.ActionInstallEMMC)
+	return a.InstallMsg, a.InstallErr
 }
 
 // Audit returns the last n of AuditEntries, or AuditErr.
