@@ -66,7 +66,7 @@ fi
 
 start=$SECONDS
 rm -rf "$work"
-mkdir -p "$work/stage/bin" "$work/tmp"
+mkdir -p "$work/stage/bin" "$work/_tmp"
 export GOARCH=arm64 CGO_ENABLED=0
 files=()
 uinit=()
@@ -83,11 +83,13 @@ else
 	cmds+=(github.com/rknas/firmware/initramfs/uinit)
 	uinit=(-uinitcmd uinit)
 fi
-"$uroot" -o "$work/initramfs.cpio" -tmp-dir "$work/tmp" -go-build-tags goshsmall \
+# The build's temporary Go tree goes where the go tool does not look ("_"),
+# so `go vet ./...` beside a running build does not trip over it.
+"$uroot" -o "$work/initramfs.cpio" -tmp-dir "$work/_tmp" -go-build-tags goshsmall \
 	-defaultsh gosh "${uinit[@]}" "${files[@]}" "${cmds[@]}" >&2
 xz --check=crc32 -T2 -9 -c "$work/initramfs.cpio" >"$img.tmp"
 mv "$img.tmp" "$img"
 echo "$sum" >"$work/inputs.sha256"
-rm -rf "$work/tmp"
+rm -rf "$work/_tmp"
 log "$variant: cpio $(stat -c %s "$work/initramfs.cpio") bytes, xz $(stat -c %s "$img") bytes, built in $((SECONDS - start)) s"
 echo "$img"

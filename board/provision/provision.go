@@ -128,12 +128,18 @@ func Pad(value string, size int) ([]byte, error) {
 }
 
 // Value returns the first line of a provisioning file, or an error wrapping
-// ErrNotProvisioned when the file says it was not written by the flasher.
+// ErrNotProvisioned when the file says it was not written by the flasher,
+// or ErrBadValue when it holds control characters (a damaged file).
 func Value(content []byte) (string, error) {
 	line, _, _ := bytes.Cut(content, []byte{'\n'})
 	v := strings.TrimSpace(string(line))
 	if v == "" || strings.HasPrefix(v, "#") {
 		return "", ErrNotProvisioned
+	}
+	for _, c := range []byte(v) {
+		if c < 0x20 || c == 0x7f {
+			return "", fmt.Errorf("provision: %w: control byte 0x%02x", ErrBadValue, c)
+		}
 	}
 	return v, nil
 }

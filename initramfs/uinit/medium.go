@@ -39,6 +39,8 @@ func provisioned() (passwordFile, hostname string) {
 			passwordFile = p
 		} else if errors.Is(err, provision.ErrNotProvisioned) {
 			slog.Warn("this medium was not provisioned by the flasher: authd makes up a default password and prints it on this console")
+		} else {
+			slog.Error("the provisioned password file is damaged: authd makes up a default password and prints it on this console", "err", err)
 		}
 	}
 	if b, err := os.ReadFile(filepath.Join(bootDir, provision.HostnameFile)); err == nil {

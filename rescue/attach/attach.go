@@ -92,6 +92,10 @@ func Run(ctx context.Context, rw io.ReadWriter, opt Options) ([]string, error) {
 	}
 	if opt.ActionTimeout <= 0 {
 		opt.ActionTimeout = DefaultActionTimeout
+		if opt.Action == console.ActionInstallEMMC {
+			// The console allows the install this long; wait a little more.
+			opt.ActionTimeout = console.InstallTimeout + time.Minute
+		}
 	}
 	c := &conn{rw: rw, transcript: opt.Transcript}
 	if err := c.openMenu(ctx, opt.WakeTimeout); err != nil {

@@ -1,0 +1,515 @@
+package flash
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/rknas/firmware/board"
+	"github.com/rknas/firmware/board/diskimage"
+	"github.com/rknas/firmware/board/imagebuild"
+	"github.com/rknas/firmware/board/provision"
+)
+
+// testImage builds a real image with the real builder (mkfs.vfat, mtools,
+// mkfs.ext4), with stand-ins for the kernel and initramfs, and a
+// bootloader when withLoader. Images are built once per kind per test run.
+func testImage(t *testing.T, withLoader bool) string {
+	t.Helper()
+	imagesMu.Lock()
+	defer imagesMu.Unlock()
+	if p, ok := images[withLoader]; ok {
+		return p
+	}
+	dir, err := os.MkdirTemp("", "flash-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kernel, initrd := filepath.Join(dir, "Image"), filepath.Join(dir, "initramfs")
+	os.WriteFile(kernel, bytes.Repeat([]byte("kernel "), 300000), 0o644)
+	os.WriteFile(initrd, bytes.Repeat([]byte("initramfs "), 100000), 0o644)
+	p, _ := board.ByName("qemu-virt")
+	spec := imagebuild.BuildSpec{Profile: p, Kernel: kernel, KernelRelease: "6.12.0-test", Initramfs: initrd,
+		Version: "test", Out: filepath.Join(dir, "rknas-test.img")}
+	if withLoader {
+		spec.Bootloader = bytes.Repeat([]byte("U-Boot!\x00"), 90000)
+		spec.BootloaderSource = "file test-u-boot.bin"
+		spec.Profile.Name = "pine64-rockpro64" // any board; the manifest says what it carries
+	}
+	if _, err := imagebuild.Build(context.Background(), spec); err != nil {
+		t.Fatalf("build a test image (dosfstools, mtools, e2fsprogs: scripts/deps.sh): %v", err)
+	}
+	images[withLoader] = spec.Out
+	return spec.Out
+}
+
+var (
+	imagesMu sync.Mutex
+	images   = map[bool]string{}
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	for _, p := range images {
+		os.RemoveAll(filepath.Dir(p))
+	}
+	os.Exit(code)
+}
+
+func personal(t *testing.T) Personal {
+	t.Helper()
+	p, err := NewPersonal("test password 1", "rknas-test01")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func flashFile(t *testing.T, img *Image, target string, size int64, p Personal) *Result {
+	t.Helper()
+	res, err := Flash(context.Background(), Job{Image: img, Target: target, Personal: p, FileSize: size})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func readMedium(t *testing.T, path string) *Image {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	fi, _ := f.Stat()
+	m, err := ReadImage(f, fi.Size())
+	if err != nil {
+		t.Fatalf("the written medium: %v", err)
+	}
+	return m
+}
+
+// TestFlashToFile writes an image to a larger image file and checks the
+// result with the readers and with the real tools.
+func TestFlashToFile(t *testing.T) {
+	img, err := OpenImage(testImage(t, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer img.Close()
+	target := filepath.Join(t.TempDir(), "card.img")
+	p := personal(t)
+	res := flashFile(t, img, target, 1<<30, p)
+	if res.Written == 0 || len(res.SHA256) != 64 {
+		t.Errorf("result: %+v", res)
+	}
+	m := readMedium(t, target)
+	if m.Table.DiskID != p.Disk || m.Table.DiskID == img.Table.DiskID {
+		t.Errorf("disk GUID %s, want the job's %s (the image's is %s)", m.Table.DiskID, p.Disk, img.Table.DiskID)
+	}
+	st, _ := m.Table.Find(diskimage.StateLabel)
+	if st.Last != (1<<30/512-34+1)/2048*2048-1 {
+		t.Errorf("state partition ends at %d: not grown to the medium", st.Last)
+	}
+	for name, want := range map[string]string{provision.PasswordFile: p.Password, provision.HostnameFile: p.Hostname} {
+		b, err := m.ReadBootFile(name)
+		if v, verr := provision.Value(b); err != nil || verr != nil || v != want {
+			t.Errorf("%s: %q %v %v, want %q", name, v, err, verr, want)
+		}
+	}
+	conf, _ := m.ReadBootFile(diskimage.ExtlinuxFile)
+	if !strings.Contains(string(conf), diskimage.DiskArg+"="+p.Disk.String()+" ") {
+		t.Errorf("extlinux.conf does not name the new disk GUID:\n%s", conf)
+	}
+	// The real tools agree: the GPT is sound and the boot FAT is clean.
+	if out, err := exec.Command("sgdisk", "-v", target).CombinedOutput(); err != nil || !strings.Contains(string(out), "No problems found") {
+		t.Errorf("sgdisk -v: %v\n%s", err, out)
+	}
+	boot := filepath.Join(t.TempDir(), "boot.fat")
+	copyRange(t, target, boot, diskimage.BootStart*512, diskimage.BootSectors*512)
+	if out, err := exec.Command("fsck.fat", "-n", boot).CombinedOutput(); err != nil {
+		t.Errorf("fsck.fat after provisioning: %v\n%s", err, out)
+	}
+	// The state file system is the image's, byte for byte.
+	if !bytes.Equal(readRangeOf(t, target, (diskimage.BootStart+diskimage.BootSectors)*512, diskimage.StateSectors*512),
+		readRangeOf(t, img.Path, (diskimage.BootStart+diskimage.BootSectors)*512, diskimage.StateSectors*512)) {
+		t.Error("the state partition differs from the image's")
+	}
+	// A file target is written sparse: the holes of the image stay holes.
+	if out, _ := exec.Command("du", "-k", target).Output(); len(out) > 0 {
+		var kib int
+		fmt.Sscan(string(out), &kib)
+		if kib > 200<<10 {
+			t.Errorf("the 1 GiB file target uses %d KiB: not sparse", kib)
+		}
+	}
+}
+
+// TestTwoCardsDiffer flashes one image twice, as two cards, without giving
+// a password or hostname: they must differ.
+func TestTwoCardsDiffer(t *testing.T) {
+	img, err := OpenImage(testImage(t, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer img.Close()
+	var got []Personal
+	for i := 0; i < 2; i++ {
+		p, err := NewPersonal("", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		flashFile(t, img, filepath.Join(t.TempDir(), "card.img"), 0, p)
+		got = append(got, p)
+	}
+	if got[0].Password == got[1].Password || got[0].Hostname == got[1].Hostname || got[0].Disk == got[1].Disk {
+		t.Errorf("two cards got the same values: %+v %+v", got[0], got[1])
+	}
+}
+
+func TestFlashRefusesFiles(t *testing.T) {
+	path := testImage(t, false)
+	img, err := OpenImage(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer img.Close()
+	dir := t.TempDir()
+	precious := filepath.Join(dir, "thesis.odt")
+	os.WriteFile(precious, []byte("years of work"), 0o644)
+	for _, tt := range []struct {
+		name, target, want string
+	}{
+		{"the image itself", path, "is the image itself"},
+		{"a file that is not an image", precious, "not an rknas disk image"},
+		{"a directory", dir, "neither a block device nor an image file"},
+		{"a character device", "/dev/null", "neither a block device nor an image file"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Flash(context.Background(), Job{Image: img, Target: tt.target, Personal: personal(t)})
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Flash(%s) = %v, want %q", tt.target, err, tt.want)
+			}
+		})
+	}
+	if b, _ := os.ReadFile(precious); string(b) != "years of work" {
+		t.Fatal("the refused file changed")
+	}
+	if _, err := Flash(context.Background(), Job{Image: img, Target: precious, Personal: personal(t), Overwrite: true}); err != nil {
+		t.Fatalf("with Overwrite: %v", err)
+	}
+}
+
+func TestOpenImageChecks(t *testing.T) {
+	src := testImage(t, false)
+	dir := t.TempDir()
+	img := filepath.Join(dir, "x.img")
+	copyRange(t, src, img, 0, fileSize(t, src))
+	sum, _ := os.ReadFile(src + ".sha256")
+	os.WriteFile(img+".sha256", bytes.Replace(sum, []byte(filepath.Base(src)), []byte("x.img"), 1), 0o644)
+	if i, err := OpenImage(img); err != nil {
+		t.Fatalf("a good image with its .sha256: %v", err)
+	} else {
+		i.Close()
+	}
+	// One flipped byte in the state partition: the hash catches it.
+	f, _ := os.OpenFile(img, os.O_RDWR, 0)
+	f.WriteAt([]byte{0xff}, (diskimage.BootStart+diskimage.BootSectors)*512+5000)
+	f.Close()
+	if _, err := OpenImage(img); !errors.Is(err, ErrBadImage) || !strings.Contains(err.Error(), "damaged download") {
+		t.Errorf("a damaged image: %v", err)
+	}
+	os.Remove(img + ".sha256")
+	if i, err := OpenImage(img); err != nil {
+		t.Errorf("no .sha256 beside it: %v", err)
+	} else {
+		i.Close()
+	}
+	for name, data := range map[string][]byte{
+		"zeros":     make([]byte, diskimage.ImageSectors*512),
+		"too short": []byte("hello"),
+	} {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, data, 0o644)
+		if _, err := OpenImage(p); !errors.Is(err, ErrBadImage) {
+			t.Errorf("%s: %v, want ErrBadImage", name, err)
+		}
+	}
+}
+
+// cutMedium is a medium that loses power after budget bytes: the write
+// that crosses it lands only partly and every later one fails.
+type cutMedium struct {
+	f      *os.File
+	budget int64
+}
+
+var errPowerCut = errors.New("power cut")
+
+func (c *cutMedium) WriteAt(p []byte, off int64) (int, error) {
+	if c.budget <= 0 {
+		return 0, errPowerCut
+	}
+	n := min(int64(len(p)), c.budget)
+	c.budget -= n
+	if _, err := c.f.WriteAt(p[:n], off); err != nil {
+		return 0, err
+	}
+	if n < int64(len(p)) {
+		return int(n), errPowerCut
+	}
+	return len(p), nil
+}
+func (c *cutMedium) ReadAt(p []byte, off int64) (int, error) { return c.f.ReadAt(p, off) }
+func (c *cutMedium) Sync() error                             { return c.f.Sync() }
+func (c *cutMedium) Close() error                            { return c.f.Close() }
+
+// TestCutWriteNeverBoots cuts the write of a new image over a medium that
+// holds a valid one at many points. Whatever valid partition table is left
+// must describe a whole system: the old one (only while the old tables are
+// being wiped, before any partition byte is written) or the new one (only
+// once every partition byte is written, since the new tables come last).
+// Anywhere between, neither copy may be valid, so no boot loader starts a
+// half-written system.
+func TestCutWriteNeverBoots(t *testing.T) {
+	img, err := OpenImage(testImage(t, true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer img.Close()
+	const size = 512 << 20
+	pl, err := img.Plan(personal(t), size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total, wiped, whole int64
+	for _, pc := range pl.Pieces {
+		total += pc.Len
+		if pc.Wipe {
+			wiped = total // bytes up to the end of the wipes
+		}
+		if pc.What == "boot and state partitions" || strings.HasPrefix(pc.What, "boot chain") {
+			whole = total // bytes up to the last partition byte
+		}
+	}
+	last := pl.Pieces[len(pl.Pieces)-1]
+	points := []int64{0, 1, 512, 34*512 - 1, 34 * 512, 35 * 512, total - last.Len - 1, total - last.Len, total - 1}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < 12; i++ {
+		points = append(points, rng.Int64N(total))
+	}
+	bufs, err := NewBuffers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cut := range points {
+		t.Run(fmt.Sprint(cut), func(t *testing.T) {
+			target := filepath.Join(t.TempDir(), "card.img")
+			old := personal(t)
+			flashFile(t, img, target, size, old) // a valid medium first
+			f, err := os.OpenFile(target, os.O_RDWR, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := &cutMedium{f: f, budget: cut}
+			_, werr := pl.Write(context.Background(), img, m, false, bufs, nil)
+			f.Close()
+			if werr == nil {
+				t.Fatal("the write did not notice the cut")
+			}
+			r, _ := os.Open(target)
+			defer r.Close()
+			tab, src, err := diskimage.ReadGPT(r, size/512)
+			switch {
+			case err != nil:
+				// No table: nothing boots from it.
+			case tab.DiskID == old.Disk && cut <= wiped:
+				// The old system, untouched but for its tables' wipe.
+			case tab.DiskID == pl.Table.DiskID && cut >= whole:
+				// The new system, every partition byte written.
+			default:
+				t.Errorf("cut at byte %d of %d (wipes end at %d, partitions at %d): a valid %s GPT of disk %s remains (old %s, new %s)",
+					cut, total, wiped, whole, src, tab.DiskID, old.Disk, pl.Table.DiskID)
+			}
+		})
+	}
+}
+
+// flipMedium returns one flipped bit when read back: a card that lies.
+type flipMedium struct{ *os.File }
+
+func (f flipMedium) ReadAt(p []byte, off int64) (int, error) {
+	n, err := f.File.ReadAt(p, off)
+	if n > 100 {
+		p[100] ^= 1
+	}
+	return n, err
+}
+
+func TestVerifyCatchesALyingMedium(t *testing.T) {
+	img, err := OpenImage(testImage(t, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer img.Close()
+	pl, err := img.Plan(personal(t), img.Size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(filepath.Join(t.TempDir(), "liar.img"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	f.Truncate(img.Size)
+	bufs, _ := NewBuffers()
+	sum, err := pl.Write(context.Background(), img, f, false, bufs, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pl.Verify(context.Background(), f, sum, bufs[0], nil); err != nil {
+		t.Fatalf("an honest medium fails verification: %v", err)
+	}
+	if err := pl.Verify(context.Background(), flipMedium{f}, sum, bufs[0], nil); !errors.Is(err, ErrVerify) {
+		t.Fatalf("a medium that returns a flipped bit: %v, want ErrVerify", err)
+	}
+}
+
+// TestPlanOrder checks the order that makes a cut harmless, and that the
+// boot chain area is written only when the image carries a bootloader.
+func TestPlanOrder(t *testing.T) {
+	for _, withLoader := range []bool{false, true} {
+		img, err := OpenImage(testImage(t, withLoader))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pl, err := img.Plan(personal(t), 1<<30)
+		img.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var whats []string
+		chain := false
+		for _, pc := range pl.Pieces {
+			whats = append(whats, pc.What)
+			if pc.Off < diskimage.BootChainEnd*512 && pc.Off+pc.Len > diskimage.BootChainSector*512 {
+				chain = true
+			}
+		}
+		if !strings.HasPrefix(whats[0], "wipe") || !strings.HasPrefix(whats[1], "wipe") || whats[len(whats)-1] != "partition table" {
+			t.Errorf("pieces in the order %q", whats)
+		}
+		if chain != withLoader {
+			t.Errorf("bootloader included %v, but the boot chain area is written: %v (%q)", withLoader, chain, whats)
+		}
+	}
+}
+
+// TestUpdateKeepsTheDevice replaces the firmware on a flashed medium with
+// another image: the boot partition is the new image's, the password,
+// hostname, partition table and state stay.
+func TestUpdateKeepsTheDevice(t *testing.T) {
+	old, err := OpenImage(testImage(t, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	target := filepath.Join(t.TempDir(), "card.img")
+	p := personal(t)
+	flashFile(t, old, target, 1<<30, p)
+	stateOff := int64(diskimage.BootStart+diskimage.BootSectors)*512 + 1<<20
+	f, _ := os.OpenFile(target, os.O_RDWR, 0)
+	f.WriteAt([]byte("the owner's data"), stateOff)
+	f.Close()
+
+	newer, err := OpenImage(testImage(t, true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer newer.Close()
+	if _, err := Flash(context.Background(), Job{Image: newer, Target: target, Update: true}); err != nil {
+		t.Fatal(err)
+	}
+	m := readMedium(t, target)
+	if m.Manifest.Built != newer.Manifest.Built || m.Manifest.Board != newer.Manifest.Board {
+		t.Errorf("the boot partition is not the new image's: %+v", m.Manifest)
+	}
+	if m.Table.DiskID != p.Disk {
+		t.Errorf("the update changed the disk GUID")
+	}
+	b, _ := m.ReadBootFile(provision.PasswordFile)
+	if v, _ := provision.Value(b); v != p.Password {
+		t.Errorf("the update lost the password: %q", v)
+	}
+	conf, _ := m.ReadBootFile(diskimage.ExtlinuxFile)
+	if !strings.Contains(string(conf), p.Disk.String()) {
+		t.Errorf("extlinux.conf no longer names the medium")
+	}
+	if got := readRangeOf(t, target, stateOff, 16); string(got) != "the owner's data" {
+		t.Errorf("the update touched the state: %q", got)
+	}
+	if _, err := Flash(context.Background(), Job{Image: newer, Target: filepath.Join(t.TempDir(), "none.img"), Update: true}); err == nil {
+		t.Error("an update of a missing medium succeeded")
+	}
+}
+
+func copyRange(t *testing.T, src, dst string, off, n int64) {
+	t.Helper()
+	if err := os.WriteFile(dst, readRangeOf(t, src, off, n), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func readRangeOf(t *testing.T, path string, off, n int64) []byte {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := make([]byte, n)
+	if _, err := f.ReadAt(b, off); err != nil && !errors.Is(err, io.EOF) {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func fileSize(t *testing.T, p string) int64 {
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
+}
+
+func FuzzReadImage(f *testing.F) {
+	f.Add(int64(0), []byte{})
+	f.Fuzz(func(t *testing.T, at int64, patch []byte) {
+		// A real image with a patch of random bytes somewhere in its
+		// first 20 MiB (tables, manifest, provisioning files).
+		src := testImage(t, false)
+		b, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if at < 0 {
+			at = -at
+		}
+		at %= 20 << 20
+		copy(b[at:], patch)
+		if img, err := ReadImage(bytes.NewReader(b), int64(len(b))); err == nil {
+			if img.password.Length != provision.PasswordFileSize || img.diskArg.Length != 36 {
+				t.Fatalf("accepted an image with bad extents: %+v %+v", img.password, img.diskArg)
+			}
+		}
+	})
+}
