@@ -71,10 +71,11 @@ vm-start: ## boot the VM in the background (scripts/vm press-reset N holds RESET
 vm-stop: ## power the background VM off cleanly
 	scripts/vm stop
 
-bench: ## benchmarks that print figures (ratios measured in one run)
+bench: ## benchmarks that print figures (ratios measured in one run); the flasher's needs root
 	$(GO) test -run '^$$' -bench . -benchtime 3s -timeout 30m ./authd/...
+	$(GO) test -run '^$$' -bench . -benchtime 3x -timeout 30m ./board/flash
 
-bench-vm: deps ## image size and boot time against a bare u-root image, in QEMU
+bench-vm: deps ## each board's initramfs size against a bare u-root image; boot through U-Boot against -kernel
 	scripts/vm-measure.sh
 
 lint: ## gofmt, go vet, staticcheck and shellcheck

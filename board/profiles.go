@@ -21,10 +21,11 @@ const (
 // LED timer trigger the button watcher blinks with. xhci_plat_hcd serves
 // the SoCs' DWC3 USB 3 controllers, whose child device no tree names, and
 // crc32c_generic the metadata checksums ext4 asks the crypto API for (the
-// image has no modprobe for the kernel to ask); loop lets the installer
-// fill a new state partition before its partition table exists.
+// image has no modprobe for the kernel to ask, which is also why sd_mod,
+// the disk driver USB storage devices need, is named); loop lets the
+// installer fill a new state partition before its partition table exists.
 var FirmwareModules = []string{"crc32c_generic", "ext4", "vfat", "nls_cp437", "nls_utf8", "evdev",
-	"usb_storage", "uas", "xhci_plat_hcd", "ledtrig_timer", "loop"}
+	"sd_mod", "usb_storage", "uas", "xhci_plat_hcd", "ledtrig_timer", "loop"}
 
 // rk returns the line offset of a Rockchip pin name such as "PB5" (13).
 func rk(pin string) int {

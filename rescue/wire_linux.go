@@ -103,10 +103,10 @@ func (a *authdActions) InstallEMMC(ctx context.Context) (string, error) {
 		return log.String(), err
 	}
 	a.log.Info("rescue: installed to the eMMC", "target", target, "disk", res.Table.DiskID.String())
-	msg := log.String() + fmt.Sprintf("Installed to %s, written and read back.\n"+
-		"The eMMC has the same accounts, passwords and settings as this medium (disk %s).\n"+
+	msg := log.String() + fmt.Sprintf("Installed to %s, written and read back (%s).\n"+
+		"The eMMC has the same accounts, passwords and settings as this medium; its disk is %s.\n"+
 		"Power the NAS off, take out the TF card, and power it on: it starts from the eMMC.\n",
-		res.Description, res.Table.DiskID)
+		target, res.Description, res.Table.DiskID)
 	if a.profile.Bootloader.Lives == board.BootMedium && !bootChainPresent(target) {
 		msg += "WARNING: the eMMC has no bootloader at sector 64 and this image carries none: it will not start on its own.\n" +
 			"Write one (BOOTLOADER=u-boot-rockchip.bin, see docs/boards.md) before taking out the TF card.\n"

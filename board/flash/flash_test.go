@@ -23,7 +23,7 @@ import (
 // testImage builds a real image with the real builder (mkfs.vfat, mtools,
 // mkfs.ext4), with stand-ins for the kernel and initramfs, and a
 // bootloader when withLoader. Images are built once per kind per test run.
-func testImage(t *testing.T, withLoader bool) string {
+func testImage(t testing.TB, withLoader bool) string {
 	t.Helper()
 	imagesMu.Lock()
 	defer imagesMu.Unlock()

@@ -138,7 +138,7 @@ func TestHWFlashRefusals(t *testing.T) {
 		args      []string
 		want      string
 	}{
-		{"the VM's own disk", d.system, nil, "holds the running system (/state is on vda2"},
+		{"the VM's own disk", d.system, nil, "/state is on vda2"},
 		{"a disk with a mounted file system", d.mountable, nil, "on /mnt/hw"},
 		{"a disk smaller than the image", d.small, nil, "smaller than the image"},
 		{"a fixed disk", d.fixed, nil, "not removable: add --allow-fixed"},

@@ -78,6 +78,9 @@ type Inspector struct {
 // character device, a directory).
 var ErrNotBlockDevice = errors.New("not a block device")
 
+// ErrPartition says a target is a partition, not a whole disk.
+var ErrPartition = errors.New("is a partition")
+
 // Options relax the rules of Target.Check that a careful owner may override.
 type Options struct {
 	// ImageSize is the size of the image in bytes; 0 skips the size check.
@@ -266,7 +269,7 @@ func (in Inspector) Inspect(p string) (*Target, error) {
 	if parent, ok, err := g.partitionOf(name); err != nil {
 		return nil, fmt.Errorf("flash: inspect %s: %w", p, err)
 	} else if ok {
-		return nil, fmt.Errorf("flash: %s is a partition of %s; give the whole disk /dev/%s", p, parent, parent)
+		return nil, fmt.Errorf("flash: %s %w of %s; give the whole disk /dev/%s", p, ErrPartition, parent, parent)
 	}
 	t := &Target{Path: p, Name: name, Transport: transportOf(dir, name)}
 	if err := g.attributes(t); err != nil {

@@ -51,8 +51,9 @@ func (pl *Plan) Write(ctx context.Context, img *Image, m Medium, sparse bool, bu
 			}
 			done += pc.Len
 		} else {
-			// A reader fills one buffer from the image while the other is
-			// written: the image is in the page cache, the medium is not.
+			// A reader fills and hashes one buffer from the image (which is
+			// in the page cache) while the other is written to the medium
+			// (which is not): the medium never waits for either.
 			blocks := make(chan block, 1)
 			free := make(chan []byte, 2)
 			free <- buffers[0]
@@ -69,6 +70,9 @@ func (pl *Plan) Write(ctx context.Context, img *Image, m Medium, sparse bool, bu
 					}
 					n := min(int64(chunk), pc.Len-off)
 					err := pl.fill(img, buf[:n], pc.Src+off)
+					if err == nil {
+						h.Write(buf[:n])
+					}
 					select {
 					case blocks <- block{buf[:n], off, err}:
 					case <-rctx.Done():
@@ -92,7 +96,6 @@ func (pl *Plan) Write(ctx context.Context, img *Image, m Medium, sparse bool, bu
 				if err != nil {
 					break
 				}
-				h.Write(b.buf)
 				done += int64(len(b.buf))
 				if progress != nil {
 					progress(done, pl.Total)

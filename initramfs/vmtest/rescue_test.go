@@ -69,10 +69,19 @@ func attachConfirmed(ctx context.Context, t *testing.T, v *vm, bin, port, action
 		if got := v.ctl(ctx, "hold 0.5"); got != "ok held 500ms" {
 			t.Fatalf("hold 0.5: %q", got)
 		}
+		// The console says "button pressed" when it took the press; the
+		// action may then run for minutes (install-emmc).
+		wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		_, werr := v.console.Wait(wctx, "button pressed")
+		cancel()
+		if werr == nil {
+			b, err = <-out, <-errc
+			break
+		}
 		select {
 		case b = <-out:
 			err = <-errc
-		case <-time.After(2 * time.Second):
+		default:
 		}
 	}
 	if err != nil {

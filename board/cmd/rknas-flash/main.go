@@ -64,7 +64,7 @@ func exitCode(err error, stderr io.Writer) int {
 	switch {
 	case errors.As(err, &ee):
 		return ee.code
-	case errors.As(err, &ref), errors.Is(err, flash.ErrBadImage):
+	case errors.As(err, &ref), errors.Is(err, flash.ErrBadImage), errors.Is(err, flash.ErrPartition):
 		return exitRefused
 	case errors.Is(err, flash.ErrNotConfirmed):
 		return exitNotSure

@@ -53,8 +53,8 @@ func deviceTree(ctx context.Context, p board.Profile, k kernelDir) (string, []by
 	path := k.dtb(p.DTB)
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) && p.DTBSince != "" {
-		return "", nil, fmt.Errorf("board %s: the kernel %s has no %s: its device tree came with Linux %s; "+
-			"no image for it until the firmware's kernel is that new", p.Name, k.abi, p.DTB, p.DTBSince)
+		return "", nil, fmt.Errorf("board %s: %w: the kernel %s has no %s; its device tree came with Linux %s, "+
+			"so no image for it until the firmware's kernel is that new", p.Name, errNoDeviceTree, k.abi, p.DTB, p.DTBSince)
 	}
 	if err != nil {
 		return "", nil, fmt.Errorf("board %s: %w", p.Name, err)

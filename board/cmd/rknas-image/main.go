@@ -27,14 +27,23 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "rknas-image:", err)
 		var u usageError
-		if errors.As(err, &u) {
+		switch {
+		case errors.As(err, &u):
 			os.Exit(2)
+		case errors.Is(err, errNoDeviceTree):
+			os.Exit(exitNoDeviceTree)
 		}
 		os.Exit(1)
 	}
 }
 
 type usageError struct{ error }
+
+// exitNoDeviceTree is the exit code for a board whose device tree the
+// kernel does not have yet: scripts/image.sh --all skips it and says why.
+const exitNoDeviceTree = 4
+
+var errNoDeviceTree = errors.New("no device tree for this board in the kernel")
 
 const usage = `usage:
   rknas-image build --board NAME --kernel DIR --base INITRAMFS --out IMAGE [--bootloader FILE | --uboot-deb DEB]

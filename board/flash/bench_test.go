@@ -1,0 +1,69 @@
+package flash
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+)
+
+// BenchmarkFlashVsDD writes the same image to the same block device (a loop
+// device on a file on this machine's disk) with the flasher and with
+// `dd bs=4M oflag=direct`, alternating, and prints the flasher's write
+// throughput as a ratio of dd's (medians of the rounds, one run). The
+// flasher also reads everything back; that time is printed apart. Needs
+// root for the loop device.
+func BenchmarkFlashVsDD(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Fatal("needs root: it makes a loop device (sudo make bench)")
+	}
+	path := testImage(b, false)
+	img, err := OpenImage(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer img.Close()
+	backing := filepath.Join(b.TempDir(), "disk")
+	if err := os.WriteFile(backing, nil, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.Truncate(backing, 1<<30); err != nil {
+		b.Fatal(err)
+	}
+	out, err := exec.Command("losetup", "-f", "--show", "--direct-io=on", backing).Output()
+	if err != nil {
+		b.Fatalf("losetup: %v", err)
+	}
+	dev := strings.TrimSpace(string(out))
+	defer exec.Command("losetup", "-d", dev).Run()
+
+	var ddRates, flashRates, verify []float64
+	for i := 0; i < max(b.N, 3); i++ {
+		start := time.Now()
+		if out, err := exec.Command("dd", "if="+path, "of="+dev, "bs=4M", "oflag=direct", "status=none").CombinedOutput(); err != nil {
+			b.Fatalf("dd: %v %s", err, out)
+		}
+		ddRates = append(ddRates, float64(img.Size)/time.Since(start).Seconds())
+		p, err := NewPersonal("bench password", "rknas-bench")
+		if err != nil {
+			b.Fatal(err)
+		}
+		res, err := Flash(context.Background(), Job{Image: img, Target: dev, Personal: p, Options: Options{AllowFixed: true},
+			Inspector: NewInspector()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		flashRates = append(flashRates, float64(res.Written)/res.Write.Seconds())
+		verify = append(verify, float64(res.Written)/res.Verify.Seconds())
+	}
+	med := func(v []float64) float64 { sort.Float64s(v); return v[len(v)/2] }
+	dd, fl, vr := med(ddRates), med(flashRates), med(verify)
+	fmt.Printf("flash: write %.1f MiB/s, dd bs=4M oflag=direct %.1f MiB/s: ratio %.2f (goal >= 0.9); read-back %.1f MiB/s (%d rounds, %s)\n",
+		fl/(1<<20), dd/(1<<20), fl/dd, vr/(1<<20), len(ddRates), dev)
+	b.ReportMetric(fl/dd, "flash/dd")
+}
