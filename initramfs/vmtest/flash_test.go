@@ -20,6 +20,7 @@ import (
 // written, verified, and cut half way. Then the written USB disk boots as
 // the VM's only disk, with the password and hostname it was given.
 func TestVMFlash(t *testing.T) {
+	t.Parallel() // two VMs at a time: one per core, each with one vCPU
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	root := moduleRoot(t)

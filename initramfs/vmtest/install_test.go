@@ -24,6 +24,7 @@ var diskRE = regexp.MustCompile(`msg="state partition mounted" dev=\S+ on=/state
 // disk. The accounts and the provisioned password and hostname come along;
 // the new medium has its own disk GUID.
 func TestVMInstall(t *testing.T) {
+	t.Parallel() // two VMs at a time: one per core, each with one vCPU
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	bin := rescueBin(t)

@@ -95,6 +95,7 @@ func attachConfirmed(ctx context.Context, t *testing.T, v *vm, bin, port, action
 // failsafe mode, entered by holding RESET at power-on, with authd not
 // started.
 func TestVMRescue(t *testing.T) {
+	t.Parallel() // two VMs at a time: one per core, each with one vCPU
 	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 	defer cancel()
 	bin := rescueBin(t)

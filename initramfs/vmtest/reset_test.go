@@ -109,6 +109,7 @@ var latencyRE = regexp.MustCompile(`recovery action done.*latency=(\S+)`)
 // reboot. The button is pressed through gpio-sim, so the events reach authd
 // through the kernel's GPIO character device exactly as on a board.
 func TestVMReset(t *testing.T) {
+	t.Parallel() // two VMs at a time: one per core, each with one vCPU
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	state, label := vmDisk(t, "")

@@ -118,6 +118,7 @@ const kernelBoot = "rknas.kernelboot"
 // button through the control channel, clean power-off, persistence, and the
 // hardware test binaries (go test -c for arm64) run inside the VM.
 func TestVM(t *testing.T) {
+	t.Parallel() // two VMs at a time: one per core, each with one vCPU
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	disk, label := vmDisk(t, hwTests(t))
