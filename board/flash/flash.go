@@ -204,7 +204,8 @@ func openImageFile(j Job) (Medium, int64, error) {
 		return nil, 0, fmt.Errorf("flash: %w", err)
 	}
 	// A fresh file reads as zeros: Write skips zero chunks, so it stays sparse.
-	if err := f.Truncate(0); err == nil {
+	err = f.Truncate(0)
+	if err == nil {
 		err = f.Truncate(size)
 	}
 	if err != nil {

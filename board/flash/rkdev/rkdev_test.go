@@ -84,7 +84,6 @@ esac
 
 type rig struct {
 	tool, emmc, log, loader string
-	env                     []string
 }
 
 func newRig(t *testing.T, pid, mode, chip string) *rig {
