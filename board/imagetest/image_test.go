@@ -232,8 +232,9 @@ func checkImage(t *testing.T, p board.Profile, img string) {
 }
 
 // readCPIO reads every newc archive in b, one after the other as the kernel
-// unpacks an initramfs, and returns the regular files' contents by path (a
-// later archive's file replaces an earlier one's).
+// unpacks an initramfs, and returns the regular files' contents and the
+// symbolic links' targets by path (a later archive's entry replaces an
+// earlier one's).
 func readCPIO(t *testing.T, b []byte) map[string][]byte {
 	t.Helper()
 	files := map[string][]byte{}
@@ -263,7 +264,7 @@ func readCPIO(t *testing.T, b []byte) map[string][]byte {
 		}
 		if name == "TRAILER!!!" {
 			archives++
-		} else if mode&0o170000 == 0o100000 {
+		} else if t := mode & 0o170000; t == 0o100000 || t == 0o120000 {
 			files[strings.TrimPrefix(name, "./")] = b[data : data+size]
 		}
 		off = next
