@@ -522,8 +522,11 @@ func (c *Console) confirm(s *session, name string) (bool, error) {
 		c.cfg.Log.Error("rescue: confirmation word", "err", err)
 		return false, nil
 	}
+	// The deadline is fixed before the prompt is shown: the operator's time
+	// starts when they can read it, never later.
+	deadline := c.cfg.Clock.Now().Add(c.cfg.ConfirmTimeout)
 	s.out.write(fmt.Sprintf("%s%s and press Enter within %v to %s: ", ConfirmTypePrefix, word, c.cfg.ConfirmTimeout, name))
-	line, err := s.readLine(c.cfg.Clock.Now().Add(c.cfg.ConfirmTimeout))
+	line, err := s.readLine(deadline)
 	switch {
 	case err == nil:
 	case isLine(err) || s.ctx.Err() != nil:
