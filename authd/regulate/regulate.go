@@ -6,6 +6,8 @@ package regulate
 import (
 	"container/list"
 	"net/netip"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -37,13 +39,80 @@ var ClientLimits = Limits{MaxFailures: 5, Window: 5 * time.Minute, BaseBan: 5 * 
 // bound guesses spread over many addresses to 10 per 15 minutes.
 var AccountLimits = Limits{MaxFailures: 10, Window: 15 * time.Minute, BaseBan: 15 * time.Minute, MaxBan: 24 * time.Hour, Forget: 24 * time.Hour, MaxKeys: 16384}
 
+// AllowListLimits are the defaults per address on the owner's allow-list:
+// 10 failures in 5 minutes make it wait a minute, never longer, and its
+// failures do not count against the account.
+var AllowListLimits = Limits{MaxFailures: 10, Window: 5 * time.Minute, BaseBan: time.Minute, MaxBan: time.Minute, Forget: time.Hour, MaxKeys: 4096}
+
 type entry struct {
 	key         string
 	failures    []time.Time // within Window, oldest first, at most MaxFailures
+	inFlight    int         // attempts begun and not yet ended
 	bannedUntil time.Time
 	offences    int
 	last        time.Time
 	elem        *list.Element
+}
+
+// InFlightWait is the wait given to an attempt refused because the key's
+// attempts in flight already use up what its limit allows: they end within
+// a password hash or a database commit.
+const InFlightWait = time.Second
+
+// Attempt is an attempt in flight for one key, reserved by Begin. End it
+// with Fail or Release; the zero Attempt (a refused one) does nothing.
+type Attempt struct {
+	r   *Regulator
+	key string
+}
+
+// Begin reserves an attempt for key before its work (a password hash, a
+// code check) is done, so attempts sent at once cannot all be judged: it is
+// refused with the wait while key is banned, or while key's recent
+// failures and its attempts in flight already reach the limit. The
+// attempt counts against the limit until it ends.
+func (r *Regulator) Begin(key string) (Attempt, time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.clock.Now()
+	e := r.get(key, now)
+	e.last = now
+	r.lru.MoveToFront(e.elem)
+	if wait := e.bannedUntil.Sub(now); wait > 0 {
+		return Attempt{}, wait
+	}
+	e.failures = prune(e.failures, now.Add(-r.limits.Window))
+	if len(e.failures)+e.inFlight >= r.limits.MaxFailures {
+		return Attempt{}, InFlightWait
+	}
+	e.inFlight++
+	return Attempt{r: r, key: key}, 0
+}
+
+// Fail ends the attempt as a failure and returns the ban the key now
+// carries (0 if none).
+func (a Attempt) Fail() time.Duration {
+	if a.r == nil {
+		return 0
+	}
+	a.r.end(a.key)
+	return a.r.Fail(a.key)
+}
+
+// Release ends the attempt without a verdict: it succeeded, or could not be
+// judged (the server was busy).
+func (a Attempt) Release() {
+	if a.r != nil {
+		a.r.end(a.key)
+	}
+}
+
+func (r *Regulator) end(key string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e, ok := r.entries[key]; ok && e.inFlight > 0 {
+		e.inFlight--
+	}
 }
 
 // Regulator counts failures per key. It is safe for concurrent use.
@@ -105,8 +174,10 @@ func (r *Regulator) Fail(key string) time.Duration {
 	return ban
 }
 
-// Succeed forgets key's recent failures after a complete successful login.
-// Offences, and a running ban, stay.
+// Succeed forgets key's recent failures after a complete successful login
+// (of the account key: a client's failures stay, or one user with an
+// account could fail without end between logins of their own). Offences,
+// and a running ban, stay.
 func (r *Regulator) Succeed(key string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -124,6 +195,64 @@ func (r *Regulator) Reset(key string) {
 		r.lru.Remove(e.elem)
 		delete(r.entries, key)
 	}
+}
+
+// Ban is a key's running ban, as kept across restarts.
+type Ban struct {
+	Key   string
+	Until time.Time
+	// Offences counts the bans while the key was remembered as an
+	// offender; the next ban is twice as long.
+	Offences int
+}
+
+// Ban returns key's running ban, if it has one.
+func (r *Regulator) Ban(key string) (Ban, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e, ok := r.entries[key]
+	if !ok || !e.bannedUntil.After(r.clock.Now()) {
+		return Ban{}, false
+	}
+	return Ban{Key: key, Until: e.bannedUntil, Offences: e.offences}, true
+}
+
+// Bans returns every running ban, the longest first.
+func (r *Regulator) Bans() []Ban {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.clock.Now()
+	var out []Ban
+	for _, e := range r.entries {
+		if e.bannedUntil.After(now) {
+			out = append(out, Ban{Key: e.key, Until: e.bannedUntil, Offences: e.offences})
+		}
+	}
+	slices.SortFunc(out, func(a, b Ban) int {
+		if c := b.Until.Compare(a.Until); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Key, b.Key)
+	})
+	return out
+}
+
+// Restore puts back a ban kept from before a restart. A ban already over
+// is ignored; a key that has a longer ban keeps it.
+func (r *Regulator) Restore(b Ban) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.clock.Now()
+	if !b.Until.After(now) {
+		return
+	}
+	e := r.get(b.Key, now)
+	e.last = now
+	r.lru.MoveToFront(e.elem)
+	if b.Until.After(e.bannedUntil) {
+		e.bannedUntil = b.Until
+	}
+	e.offences = max(e.offences, b.Offences)
 }
 
 // Len returns the number of keys remembered.
@@ -168,7 +297,7 @@ func (r *Regulator) expire(now time.Time) {
 			return
 		}
 		e := back.Value.(*entry)
-		if now.Sub(e.last) <= r.limits.Forget || e.bannedUntil.After(now) {
+		if now.Sub(e.last) <= r.limits.Forget || e.bannedUntil.After(now) || e.inFlight > 0 {
 			return
 		}
 		r.lru.Remove(back)
@@ -176,16 +305,28 @@ func (r *Regulator) expire(now time.Time) {
 	}
 }
 
-// evict drops the least recently active key that is not banned, looking at
-// a bounded number from the back; failing that, the oldest one.
+// evict drops the least recently active key that is neither banned nor
+// has attempts in flight, looking at a bounded number from the back;
+// failing that, the oldest one without attempts in flight (whose count
+// must not be lost).
 func (r *Regulator) evict(now time.Time) {
-	victim := r.lru.Back()
-	el := victim
+	var victim, idle *list.Element
+	el := r.lru.Back()
 	for i := 0; el != nil && i < 64; i, el = i+1, el.Prev() {
-		if !el.Value.(*entry).bannedUntil.After(now) {
+		e := el.Value.(*entry)
+		if e.inFlight > 0 {
+			continue
+		}
+		if idle == nil {
+			idle = el
+		}
+		if !e.bannedUntil.After(now) {
 			victim = el
 			break
 		}
+	}
+	if victim == nil {
+		victim = idle
 	}
 	if victim == nil {
 		return

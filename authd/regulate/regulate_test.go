@@ -139,3 +139,120 @@ func TestClientKey(t *testing.T) {
 		}
 	}
 }
+
+// TestAttemptsInFlightCount checks that attempts count from the moment they
+// begin: of 40 begun at once, only the limit's worth is allowed, and what
+// they end as decides the next ones.
+func TestAttemptsInFlightCount(t *testing.T) {
+	c := clocktest.New(time.Unix(1e9, 0))
+	r := New(c, ClientLimits)
+	var got []Attempt
+	refused := 0
+	for i := 0; i < 40; i++ {
+		a, wait := r.Begin("a")
+		if wait > 0 {
+			refused++
+			if wait != InFlightWait {
+				t.Fatalf("attempt %d refused with %v, want %v", i, wait, InFlightWait)
+			}
+			continue
+		}
+		got = append(got, a)
+	}
+	if len(got) != ClientLimits.MaxFailures || refused != 40-ClientLimits.MaxFailures {
+		t.Fatalf("%d attempts allowed, %d refused; want %d allowed", len(got), refused, ClientLimits.MaxFailures)
+	}
+	// One ends well: one more may begin.
+	got[0].Release()
+	a, wait := r.Begin("a")
+	if wait != 0 {
+		t.Fatalf("after a release: refused for %v", wait)
+	}
+	got[0] = a
+	// All five fail: the key is banned, and nothing begins.
+	var ban time.Duration
+	for _, a := range got {
+		ban = a.Fail()
+	}
+	if ban != ClientLimits.BaseBan {
+		t.Fatalf("ban after 5 failures: %v", ban)
+	}
+	if _, wait := r.Begin("a"); wait != ClientLimits.BaseBan {
+		t.Fatalf("Begin while banned: wait %v", wait)
+	}
+	// The zero Attempt does nothing.
+	(Attempt{}).Release()
+	if (Attempt{}).Fail() != 0 {
+		t.Fatal("a refused attempt recorded a failure")
+	}
+}
+
+// TestInFlightKeysAreNotEvicted fills the table while a key has an attempt
+// in flight: that key's count must survive.
+func TestInFlightKeysAreNotEvicted(t *testing.T) {
+	c := clocktest.New(time.Unix(1e9, 0))
+	l := ClientLimits
+	l.MaxKeys = 10
+	r := New(c, l)
+	var held []Attempt
+	for i := 0; i < l.MaxFailures; i++ {
+		a, wait := r.Begin("victim")
+		if wait != 0 {
+			t.Fatal(wait)
+		}
+		held = append(held, a)
+	}
+	for i := 0; i < 1000; i++ {
+		r.Fail(fmt.Sprintf("spray-%d", i))
+	}
+	if _, wait := r.Begin("victim"); wait != InFlightWait {
+		t.Fatalf("the victim's attempts in flight were forgotten (wait %v)", wait)
+	}
+	for _, a := range held {
+		a.Release()
+	}
+}
+
+// TestBansCarryOverToANewRegulator: what Bans lists, Restore puts back in
+// a fresh regulator (as after a restart), with its end and its offences, so
+// the next ban doubles; a ban already over is not restored.
+func TestBansCarryOverToANewRegulator(t *testing.T) {
+	c := clocktest.New(time.Unix(1e9, 0))
+	l := Limits{MaxFailures: 2, Window: time.Minute, BaseBan: time.Minute, MaxBan: time.Hour, Forget: 24 * time.Hour, MaxKeys: 100}
+	r := New(c, l)
+	for _, d := range []time.Duration{time.Minute, 2 * time.Minute} {
+		r.Fail("long")
+		r.Fail("long")
+		c.Advance(d)
+	}
+	r.Fail("long")
+	r.Fail("long") // third ban: 4 minutes
+	r.Fail("short")
+	r.Fail("short") // first ban: 1 minute
+	bans := r.Bans()
+	if len(bans) != 2 || bans[0].Key != "long" || bans[0].Offences != 3 || !bans[0].Until.Equal(c.Now().Add(4*time.Minute)) {
+		t.Fatalf("bans %+v", bans)
+	}
+	if b, ok := r.Ban("long"); !ok || b != bans[0] {
+		t.Fatalf("Ban(long) = %+v %v", b, ok)
+	}
+	c.Advance(90 * time.Second)
+	fresh := New(c, l)
+	for _, b := range bans {
+		fresh.Restore(b)
+	}
+	if w := fresh.Check("long"); w != 2*time.Minute+30*time.Second {
+		t.Fatalf("restored ban waits %v", w)
+	}
+	if w := fresh.Check("short"); w != 0 || fresh.Len() != 1 {
+		t.Fatalf("a ban that had ended was restored: %v", w)
+	}
+	c.Advance(3 * time.Minute)
+	fresh.Fail("long")
+	if ban := fresh.Fail("long"); ban != 8*time.Minute {
+		t.Fatalf("the ban after a restored third one lasts %v, want 8m", ban)
+	}
+	if _, ok := fresh.Ban("nobody"); ok {
+		t.Fatal("a ban for an unknown key")
+	}
+}
