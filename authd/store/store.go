@@ -22,10 +22,7 @@ const Format = "rknas-authd"
 
 // SchemaVersion is the schema this build reads and writes. Opening a file
 // with an older schema runs the migrations in order; a newer one is refused.
-const SchemaVersion = 1
-
-// MaxAudit bounds the audit log; the oldest entries go first.
-const MaxAudit = 10000
+const SchemaVersion = 2
 
 var (
 	// ErrNotFound is returned when a record does not exist.
@@ -50,6 +47,11 @@ var (
 	bucketDevices = []byte("devices")
 	bucketAudit   = []byte("audit")
 	bucketKV      = []byte("kv")
+	// bucketAuditFailures is the audit log's separate ring for failures,
+	// which anyone who can reach the login page can cause.
+	bucketAuditFailures = []byte("audit_failures")
+	// bucketBans holds one nested bucket per kind of ban.
+	bucketBans = []byte("bans")
 
 	keyFormat = []byte("format")
 	keySchema = []byte("schema")
@@ -59,7 +61,7 @@ var (
 // migrations[i] moves a database from schema i+1 to i+2. Each runs in the
 // same transaction as the schema bump, so a power cut leaves either the old
 // schema or the new one.
-var migrations = []func(tx *bolt.Tx) error{}
+var migrations = []func(tx *bolt.Tx) error{migrateAuditRings}
 
 // Store is an open database.
 type Store struct {
@@ -147,7 +149,7 @@ func (s *Store) init(fresh bool) error {
 		if err := meta.Put(keySchema, u64(SchemaVersion)); err != nil {
 			return err
 		}
-		for _, b := range [][]byte{bucketUsers, bucketGroups, bucketDevices, bucketAudit, bucketKV} {
+		for _, b := range [][]byte{bucketUsers, bucketGroups, bucketDevices, bucketAudit, bucketAuditFailures, bucketKV, bucketBans} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return fmt.Errorf("store: create bucket %s: %w", b, err)
 			}
@@ -361,51 +363,3 @@ func (t *Tx) Put(key string, v any) error { return t.put(bucketKV, []byte(key), 
 
 // Delete removes a setting; removing a missing one is not an error.
 func (t *Tx) Delete(key string) error { return t.tx.Bucket(bucketKV).Delete([]byte(key)) }
-
-// AppendAudit adds an entry to the audit log, dropping the oldest entries
-// beyond MaxAudit.
-func (t *Tx) AppendAudit(e AuditEntry) error {
-	b := t.tx.Bucket(bucketAudit)
-	seq, err := b.NextSequence()
-	if err != nil {
-		return fmt.Errorf("store: audit sequence: %w", err)
-	}
-	e.ID = seq
-	if err := t.put(bucketAudit, u64(seq), e); err != nil {
-		return err
-	}
-	if seq > MaxAudit {
-		c := b.Cursor()
-		for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) <= seq-MaxAudit; k, _ = c.First() {
-			if err := c.Delete(); err != nil {
-				return fmt.Errorf("store: trim audit: %w", err)
-			}
-		}
-	}
-	return nil
-}
-
-// Audit returns up to limit entries, newest first, with IDs below before
-// (0 for the newest).
-func (t *Tx) Audit(limit int, before uint64) ([]AuditEntry, error) {
-	var out []AuditEntry
-	c := t.tx.Bucket(bucketAudit).Cursor()
-	var k, raw []byte
-	if before == 0 {
-		k, raw = c.Last()
-	} else {
-		if k, _ = c.Seek(u64(before)); k == nil {
-			k, raw = c.Last()
-		} else {
-			k, raw = c.Prev()
-		}
-	}
-	for ; k != nil && len(out) < limit; k, raw = c.Prev() {
-		var e AuditEntry
-		if err := json.Unmarshal(raw, &e); err != nil {
-			return nil, fmt.Errorf("store: decode audit %d: %w", binary.BigEndian.Uint64(k), err)
-		}
-		out = append(out, e)
-	}
-	return out, nil
-}
