@@ -29,13 +29,23 @@ const (
 	KindTrustedDeviceAdded       Kind = "trusted_device_added"
 	KindEmergencyCodeUsed        Kind = "emergency_code_used"
 	KindDeviceReset              Kind = "device_reset"
+	// KindSecurityEmailChanged goes to the old address when an account's
+	// security email is replaced.
+	KindSecurityEmailChanged Kind = "security_email_changed"
+	// KindAccountLocked goes to the account's owner and the admins when
+	// failed attempts lock an account.
+	KindAccountLocked Kind = "account_locked"
+	// KindAddressBlocked goes to the admins when failed attempts block a
+	// client address.
+	KindAddressBlocked Kind = "address_blocked"
 )
 
 // IsNotice reports whether k is a notice kind (sent through the outbox).
 func (k Kind) IsNotice() bool {
 	switch k {
 	case KindTwoFAEnabled, KindTwoFADisabled, KindRecoveryCodeUsed, KindRecoveryCodesRegenerated,
-		KindTrustedDeviceAdded, KindEmergencyCodeUsed, KindDeviceReset:
+		KindTrustedDeviceAdded, KindEmergencyCodeUsed, KindDeviceReset, KindSecurityEmailChanged,
+		KindAccountLocked, KindAddressBlocked:
 		return true
 	}
 	return false
@@ -112,7 +122,8 @@ func (m Message) Validate() error {
 // Notice describes a security event to tell an account's owner about.
 type Notice struct {
 	Kind Kind
-	// Account is the login name the event concerns; empty for KindDeviceReset.
+	// Account is the login name the event concerns; empty for
+	// KindDeviceReset and KindAddressBlocked.
 	Account string
 	// At is when it happened; zero means now.
 	At time.Time
@@ -123,8 +134,13 @@ type Notice struct {
 	// e.g. "Firefox on Linux". It comes from the client, so it is cleaned of
 	// control characters and shortened, not refused.
 	Detail string
-	// Remaining is the number of recovery codes left, for KindRecoveryCodeUsed.
+	// Remaining is the number of recovery codes left, for
+	// KindRecoveryCodeUsed, and the number of other addresses blocked since
+	// the last notice, for KindAddressBlocked.
 	Remaining int
+	// Lasts is how long the lock or the block lasts, for KindAccountLocked
+	// and KindAddressBlocked.
+	Lasts time.Duration
 }
 
 // Composer builds the mails of authd with the device's name in subject and
@@ -227,7 +243,7 @@ func (c *Composer) Notice(to string, n Notice) (Message, error) {
 	if !n.Kind.IsNotice() {
 		return Message{}, fmt.Errorf("%w: %q is not a notice kind", ErrInvalidMessage, n.Kind)
 	}
-	if err := checkAccount(n.Account, n.Kind != KindDeviceReset); err != nil {
+	if err := checkAccount(n.Account, n.Kind != KindDeviceReset && n.Kind != KindAddressBlocked); err != nil {
 		return Message{}, err
 	}
 	client, err := cleanClientAddr(n.ClientAddr)
@@ -277,6 +293,34 @@ func (c *Composer) Notice(to string, n Notice) (Message, error) {
 		subject = "An emergency login code was used"
 		what = fmt.Sprintf("An emergency login code was used to sign in to the account %q on %s\non %s%s.\n\n%s",
 			n.Account, c.device, when, from, notYou)
+	case KindSecurityEmailChanged:
+		subject = "The security email address was changed"
+		what = fmt.Sprintf("The security email address of the account %q on %s was changed\non %s%s, to %s.\n"+
+			"Security notices and emergency codes now go there, not to this address.\n\n%s",
+			n.Account, c.device, when, from, cleanDetail(n.Detail), notYou)
+	case KindAccountLocked:
+		subject = "An account was locked after failed sign-in attempts"
+		what = fmt.Sprintf("The account %q on %s was locked on %s for %s after too many failed\n"+
+			"sign-in attempts from addresses that are not on the allow-list (the last%s).\n\n"+
+			"While it is locked the owner can still sign in from a trusted device, from an address\n"+
+			"on the allow-list or at the device's console; an administrator can lift the lock\n"+
+			"under Security. If nobody you know mistyped a password, somebody is guessing it.\n",
+			n.Account, c.device, when, formatDuration(n.Lasts.Round(time.Second)), from)
+	case KindAddressBlocked:
+		subject = "A client address was blocked after failed sign-in attempts"
+		address := cleanDetail(n.Detail)
+		if address == "" {
+			address = "an unknown address"
+		}
+		more := ""
+		if n.Remaining > 0 {
+			more = fmt.Sprintf("\n%d other addresses were blocked since the last notice of this kind.\n", n.Remaining)
+		}
+		what = fmt.Sprintf("The client address %s was blocked on %s on %s for %s\n"+
+			"after too many failed sign-in attempts.\n%s\n"+
+			"Administrators see every block, and can lift one, under Security; addresses on\n"+
+			"the allow-list are never blocked.\n",
+			address, c.device, when, formatDuration(n.Lasts.Round(time.Second)), more)
 	case KindDeviceReset:
 		subject = "The device was reset with its RESET button"
 		what = fmt.Sprintf("%s was reset with its physical RESET button on %s.\n"+

@@ -82,6 +82,7 @@ const (
 	DefaultMaxAge         = 24 * time.Hour
 	DefaultMaxAttempts    = 30
 	DefaultCapacity       = 200
+	DefaultPerRecipient   = 10
 	DefaultRetain         = 7 * 24 * time.Hour
 	DefaultAttemptTimeout = 2 * time.Minute
 
@@ -101,6 +102,10 @@ type OutboxOptions struct {
 	MaxAge      time.Duration // give up on a notice this old (after at least 3 tries)
 	MaxAttempts int           // give up after this many tries
 	Capacity    int           // entries kept, pending or not
+	// PerRecipient is how many pending notices one address may hold; a
+	// further one replaces that address's oldest pending notice, so one
+	// account making notices without end cannot crowd out the others'.
+	PerRecipient int
 	// Retain is how long delivered and failed entries stay visible.
 	Retain time.Duration
 	// AttemptTimeout bounds one delivery attempt.
@@ -147,6 +152,9 @@ func NewOutbox(store OutboxStore, sender Sender, clk clock.Clock, opt OutboxOpti
 	if opt.Capacity <= 0 {
 		opt.Capacity = DefaultCapacity
 	}
+	if opt.PerRecipient <= 0 {
+		opt.PerRecipient = DefaultPerRecipient
+	}
 	if opt.Retain <= 0 {
 		opt.Retain = DefaultRetain
 	}
@@ -172,8 +180,11 @@ func NewOutbox(store OutboxStore, sender Sender, clk clock.Clock, opt OutboxOpti
 }
 
 // Enqueue stores m durably as a pending entry due now, wakes Run and
-// returns the entry's ID. When the outbox is full it drops the oldest
-// delivered or failed entry; when all are pending it returns ErrOutboxFull.
+// returns the entry's ID. When m's address already holds PerRecipient
+// pending notices, the oldest of them makes room; when the outbox is full
+// it drops the oldest delivered or failed entry, and when all are pending
+// it returns ErrOutboxFull. Another address's pending notice is never
+// dropped.
 func (o *Outbox) Enqueue(m Message) (string, error) {
 	if err := m.Validate(); err != nil {
 		return "", err
@@ -186,6 +197,23 @@ func (o *Outbox) Enqueue(m Message) (string, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	before := slices.Clone(o.entries)
+	var superseded []string
+	for {
+		own, oldest := 0, -1
+		for i, x := range o.entries {
+			if x.State == StatePending && strings.EqualFold(x.Message.To, m.To) {
+				own++
+				if oldest < 0 || x.Created.Before(o.entries[oldest].Created) {
+					oldest = i
+				}
+			}
+		}
+		if own < o.opt.PerRecipient {
+			break
+		}
+		superseded = append(superseded, o.entries[oldest].ID)
+		o.entries = slices.Delete(o.entries, oldest, oldest+1)
+	}
 	for len(o.entries) >= o.opt.Capacity {
 		oldest := -1
 		for i, x := range o.entries {
@@ -202,6 +230,9 @@ func (o *Outbox) Enqueue(m Message) (string, error) {
 	if err := o.store.Save(o.entries); err != nil {
 		o.entries = before
 		return "", fmt.Errorf("mail: enqueue: %w", err)
+	}
+	for _, id := range superseded {
+		o.opt.Logger.Warn("mail: pending notice replaced by a newer one to the same address", "id", id, "to", MaskAddress(m.To))
 	}
 	o.opt.Logger.Info("mail: notice queued", "id", e.ID, "kind", string(m.Kind), "to", MaskAddress(m.To))
 	o.Wake()

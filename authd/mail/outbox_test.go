@@ -340,3 +340,50 @@ func TestOutboxCorruptFileIsAnError(t *testing.T) {
 		t.Fatal("NewOutbox on a corrupt file succeeded")
 	}
 }
+
+// TestOutboxOneAddressCannotCrowdOutOthers: an account that makes notices
+// without end (regenerating recovery codes in a loop while the mail server
+// is down) only replaces its own pending notices; every other address's
+// notice stays, and there is room for new ones.
+func TestOutboxOneAddressCannotCrowdOutOthers(t *testing.T) {
+	clk := clocktest.New(t0)
+	s := mailtest.NewSender()
+	s.SetError(errTemp)
+	o := newOutbox(t, t.TempDir(), s, clk, mail.OutboxOptions{Capacity: 20, PerRecipient: 3})
+	c := newComposer(t, clk)
+	to := func(addr string, kind mail.Kind) string {
+		t.Helper()
+		m, err := c.Notice(addr, mail.Notice{Kind: kind, Account: "someone"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, err := o.Enqueue(m)
+		if err != nil {
+			t.Fatalf("enqueue to %s: %v", addr, err)
+		}
+		clk.Advance(time.Second)
+		return id
+	}
+	bob := to("bob@example.com", mail.KindTwoFADisabled)
+	var mallory []string
+	for i := range 50 {
+		addr := "mallory@example.com"
+		if i%2 == 1 {
+			addr = "Mallory@Example.com" // the same mailbox
+		}
+		mallory = append(mallory, to(addr, mail.KindRecoveryCodesRegenerated))
+	}
+	carol := to("carol@example.com", mail.KindTwoFAEnabled)
+	pending := map[string]bool{}
+	for _, e := range o.List() {
+		if e.State == mail.StatePending {
+			pending[e.ID] = true
+		}
+	}
+	if !pending[bob] || !pending[carol] {
+		t.Fatalf("another address's notice was dropped: bob %v carol %v", pending[bob], pending[carol])
+	}
+	if len(pending) != 5 || !pending[mallory[47]] || !pending[mallory[48]] || !pending[mallory[49]] {
+		t.Fatalf("pending %v, want bob, carol and mallory's newest 3", pending)
+	}
+}
