@@ -68,6 +68,9 @@ func newEnv(t testing.TB, c clock.Clock) *env {
 type browser struct {
 	e  *env
 	hc *http.Client
+	// password is the account's password as the test set it (setUpAdmin,
+	// enroll); secret its TOTP key once enrolled. stepUp uses both.
+	password, secret string
 }
 
 func (e *env) browser() *browser {
@@ -158,14 +161,35 @@ func (b *browser) setUpAdmin(newPassword string) {
 	if out["status"] != "ok" {
 		b.e.t.Fatalf("password change: %v", out)
 	}
+	b.password = newPassword
+}
+
+// stepUp gives the password (and a code, once enrolled) again, for the
+// changes that need it, and moves the clock to the next TOTP step so the
+// code is not reused.
+func (b *browser) stepUp() {
+	b.e.t.Helper()
+	body := map[string]string{"password": b.password}
+	if b.secret != "" {
+		body["code"] = codeAt(b.e.t, b.secret, b.e.clock.Now())
+		defer b.e.clock.Advance(30 * time.Second)
+	}
+	if out := b.must(200, "POST", "/api/v1/me/step-up", body); out["status"] != "ok" {
+		b.e.t.Fatalf("step-up: %v", out)
+	}
 }
 
 // enroll turns on 2FA for the logged-in account and returns the secret and
 // the recovery codes.
 func (b *browser) enroll() (string, []string) {
 	b.e.t.Helper()
-	out := b.must(200, "POST", "/api/v1/me/2fa/enroll", nil)
+	var body any
+	if b.password != "" {
+		body = map[string]string{"password": b.password}
+	}
+	out := b.must(200, "POST", "/api/v1/me/2fa/enroll", body)
 	secret := out["secret"].(string)
+	b.secret = secret
 	code := codeAt(b.e.t, secret, b.e.clock.Now())
 	out = b.must(200, "POST", "/api/v1/me/2fa/verify", map[string]string{"code": code})
 	var codes []string

@@ -40,6 +40,7 @@ var accessWords = map[string]string{
 	"EnrollSession": "enroll-session",
 	"FullSession":   "full-session",
 	"Admin":         "admin",
+	"AdminStepUp":   "admin-step-up",
 }
 
 var (

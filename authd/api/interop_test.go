@@ -34,7 +34,7 @@ func TestEnrolWithIndependentAuthenticator(t *testing.T) {
 	e := newEnv(t, clock.System{})
 	b := e.browser()
 	b.setUpAdmin("correct horse")
-	enr := b.must(200, "POST", "/api/v1/me/2fa/enroll", nil)
+	enr := b.must(200, "POST", "/api/v1/me/2fa/enroll", map[string]string{"password": "correct horse"})
 	png, err := base64.StdEncoding.DecodeString(enr["qr_png"].(string))
 	if err != nil {
 		t.Fatal(err)

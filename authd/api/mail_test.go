@@ -78,7 +78,9 @@ func TestLostPhoneEmergencyCode(t *testing.T) {
 	a := me.browser()
 	a.setUpAdmin("correct horse")
 
-	// Mail settings: the password is stored, never shown.
+	// Mail settings: a step-up change; the password is stored, never shown.
+	a.wantErr(403, "step_up_required", "PUT", "/api/v1/settings/smtp", me.smtpSettings("smtp-secret"))
+	a.stepUp()
 	a.wantErr(400, "bad_request", "PUT", "/api/v1/settings/smtp", map[string]any{"preset": "custom", "host": "bad host", "port": 25, "security": "none", "from": "a@b.c"})
 	a.wantErr(400, "bad_request", "PUT", "/api/v1/settings/smtp", map[string]any{"preset": "custom", "host": "smtp.example.com", "port": 587, "security": "starttls", "from": "nas@example.com\r\nBcc: evil@example.com"})
 	out := a.must(200, "PUT", "/api/v1/settings/smtp", me.smtpSettings("smtp-secret"))
@@ -105,7 +107,7 @@ func TestLostPhoneEmergencyCode(t *testing.T) {
 	// The security email, verified by a mailed code.
 	a.wantErr(400, "bad_request", "PUT", "/api/v1/me/security-email", map[string]string{"email": "owner@example.com\r\nBcc: x@example.com"})
 	a.wantErr(400, "bad_request", "PUT", "/api/v1/me/security-email", map[string]string{"email": "not an address"})
-	out = a.must(200, "PUT", "/api/v1/me/security-email", map[string]string{"email": "owner@example.com"})
+	out = a.must(200, "PUT", "/api/v1/me/security-email", map[string]string{"email": "owner@example.com", "password": "correct horse"})
 	if out["sent_to"] != "o***@example.com" {
 		t.Fatalf("masked address %v", out["sent_to"])
 	}
@@ -175,8 +177,9 @@ func TestMailOutageNeverBlocksLogin(t *testing.T) {
 	me := newMailEnv(t)
 	a := me.browser()
 	a.setUpAdmin("correct horse")
+	a.stepUp()
 	a.must(200, "PUT", "/api/v1/settings/smtp", me.smtpSettings("smtp-secret"))
-	a.must(200, "PUT", "/api/v1/me/security-email", map[string]string{"email": "owner@example.com"})
+	a.must(200, "PUT", "/api/v1/me/security-email", map[string]string{"email": "owner@example.com", "password": "correct horse"})
 	a.must(200, "POST", "/api/v1/me/security-email/verify", map[string]string{"code": codeIn(t, me.waitMail(t, 1), 6)})
 	me.smtp.Close()
 	a.enroll()

@@ -22,6 +22,7 @@ func (s *Server) routes() {
 	s.Handle("POST /api/v1/logout", Public, s.logout)
 	s.Handle("GET /api/v1/me", AnySession, s.me)
 	s.Handle("PUT /api/v1/me/password", AnySession, s.changePassword)
+	s.Handle("POST /api/v1/me/step-up", FullSession, s.stepUp)
 	s.Handle("POST /api/v1/me/2fa/enroll", EnrollSession, s.enroll)
 	s.Handle("POST /api/v1/me/2fa/verify", EnrollSession, s.verifyEnroll)
 	s.Handle("DELETE /api/v1/me/2fa", FullSession, s.disable2FA)
@@ -42,6 +43,7 @@ func (s *Server) routes() {
 	s.Handle("GET /api/v1/policy/2fa", Admin, s.getPolicy)
 	s.Handle("PUT /api/v1/policy/2fa", Admin, s.putPolicy)
 	s.Handle("GET /api/v1/audit", Admin, s.audit)
+	s.securityRoutes()
 }
 
 func (s *Server) setSessionCookie(w http.ResponseWriter, r *http.Request, token string) {
@@ -142,21 +144,42 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, c *Calle
 	if err := Decode(w, r, &req); err != nil {
 		return err
 	}
-	status, err := s.svc.ChangePassword(r.Context(), c.Token, c.Session, req.Current, req.New, c.Client)
+	status, token, err := s.svc.ChangePassword(r.Context(), c.Token, c.Session, req.Current, req.New, c.Client)
 	if err != nil {
 		return err
 	}
+	s.setSessionCookie(w, r, token)
 	return OK(w, map[string]string{"status": status})
 }
 
+// stepUp takes the password (and a code) again, so the session may make
+// sensitive changes for five minutes; the session gets a new token.
+func (s *Server) stepUp(w http.ResponseWriter, r *http.Request, c *Caller) error {
+	var req struct {
+		Password string `json:"password"`
+		Code     string `json:"code"`
+	}
+	if err := Decode(w, r, &req); err != nil {
+		return err
+	}
+	token, err := s.svc.StepUp(r.Context(), c.Token, c.Session, req.Password, req.Code, c.Client)
+	if err != nil {
+		return err
+	}
+	s.setSessionCookie(w, r, token)
+	return OK(w, map[string]any{"status": "ok", "valid_seconds": 300})
+}
+
 func (s *Server) enroll(w http.ResponseWriter, r *http.Request, c *Caller) error {
-	if r.ContentLength > 0 {
-		var req struct{}
+	var req struct {
+		Password string `json:"password"`
+	}
+	if r.ContentLength != 0 {
 		if err := Decode(w, r, &req); err != nil {
 			return err
 		}
 	}
-	e, err := s.svc.Enroll(r.Context(), c.User.Name)
+	e, err := s.svc.Enroll(r.Context(), c.Session, req.Password, c.Client)
 	if err != nil {
 		return err
 	}
@@ -182,10 +205,11 @@ func (s *Server) verifyEnroll(w http.ResponseWriter, r *http.Request, c *Caller)
 	if err := Decode(w, r, &req); err != nil {
 		return err
 	}
-	codes, status, err := s.svc.VerifyEnroll(r.Context(), c.Token, c.User.Name, req.Code, c.Client)
+	codes, status, token, err := s.svc.VerifyEnroll(r.Context(), c.Token, c.User.Name, req.Code, c.Client)
 	if err != nil {
 		return err
 	}
+	s.setSessionCookie(w, r, token)
 	return OK(w, map[string]any{"recovery_codes": codes, "status": status})
 }
 
@@ -197,10 +221,11 @@ func (s *Server) disable2FA(w http.ResponseWriter, r *http.Request, c *Caller) e
 	if err := Decode(w, r, &req); err != nil {
 		return err
 	}
-	status, err := s.svc.Disable2FA(r.Context(), c.Token, c.User.Name, req.Password, req.Code, c.Client)
+	status, token, err := s.svc.Disable2FA(r.Context(), c.Token, c.User.Name, req.Password, req.Code, c.Client)
 	if err != nil {
 		return err
 	}
+	s.setSessionCookie(w, r, token)
 	clearCookie(w, r, DeviceCookie, "/api/v1/")
 	return OK(w, map[string]string{"status": status})
 }
@@ -263,7 +288,7 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request, c *Caller) e
 	if req.Role == "" {
 		req.Role = store.RoleUser
 	}
-	u, err := s.svc.CreateUser(r.Context(), c.User.Name, req, c.Client)
+	u, err := s.svc.CreateUser(r.Context(), s.svc.Actor(c.Session), req, c.Client)
 	if err != nil {
 		return err
 	}
@@ -284,7 +309,7 @@ func (s *Server) patchUser(w http.ResponseWriter, r *http.Request, c *Caller) er
 	if err := Decode(w, r, &req); err != nil {
 		return err
 	}
-	u, err := s.svc.UpdateUser(r.Context(), c.User.Name, r.PathValue("name"), req, c.Client)
+	u, err := s.svc.UpdateUser(r.Context(), s.svc.Actor(c.Session), r.PathValue("name"), req, c.Client)
 	if err != nil {
 		return err
 	}
@@ -292,14 +317,14 @@ func (s *Server) patchUser(w http.ResponseWriter, r *http.Request, c *Caller) er
 }
 
 func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request, c *Caller) error {
-	if err := s.svc.DeleteUser(c.User.Name, r.PathValue("name"), c.Client); err != nil {
+	if err := s.svc.DeleteUser(s.svc.Actor(c.Session), r.PathValue("name"), c.Client); err != nil {
 		return err
 	}
 	return OK(w, map[string]string{"status": "ok"})
 }
 
 func (s *Server) adminDisable2FA(w http.ResponseWriter, r *http.Request, c *Caller) error {
-	if err := s.svc.AdminDisable2FA(c.User.Name, r.PathValue("name"), c.Client); err != nil {
+	if err := s.svc.AdminDisable2FA(s.svc.Actor(c.Session), r.PathValue("name"), c.Client); err != nil {
 		return err
 	}
 	return OK(w, map[string]string{"status": "ok"})
@@ -348,7 +373,7 @@ func (s *Server) putPolicy(w http.ResponseWriter, r *http.Request, c *Caller) er
 	if err := Decode(w, r, &req); err != nil {
 		return err
 	}
-	p, err := s.svc.SetPolicy(c.User.Name, req, c.Client)
+	p, err := s.svc.SetPolicy(s.svc.Actor(c.Session), req, c.Client)
 	if err != nil {
 		return err
 	}

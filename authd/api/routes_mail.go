@@ -31,12 +31,13 @@ func (s *Server) AttachMail(m *mail.Mailer) {
 	})
 	s.Handle("PUT /api/v1/me/security-email", FullSession, func(w http.ResponseWriter, r *http.Request, c *Caller) error {
 		var req struct {
-			Email string `json:"email"`
+			Email    string `json:"email"`
+			Password string `json:"password"`
 		}
 		if err := Decode(w, r, &req); err != nil {
 			return err
 		}
-		to, err := s.svc.SetSecurityEmail(r.Context(), c.User.Name, req.Email, c.Client)
+		to, err := s.svc.SetSecurityEmail(r.Context(), c.User.Name, req.Password, req.Email, c.Client)
 		if err != nil {
 			return err
 		}
@@ -59,7 +60,7 @@ func (s *Server) AttachMail(m *mail.Mailer) {
 		red, configured := m.Settings().Redacted()
 		return OK(w, map[string]any{"configured": configured, "settings": red})
 	})
-	s.Handle("PUT /api/v1/settings/smtp", Admin, func(w http.ResponseWriter, r *http.Request, c *Caller) error {
+	s.Handle("PUT /api/v1/settings/smtp", AdminStepUp, func(w http.ResponseWriter, r *http.Request, c *Caller) error {
 		raw, err := ReadBody(w, r)
 		if err != nil {
 			return err

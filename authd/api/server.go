@@ -47,6 +47,10 @@ const (
 	FullSession
 	// Admin routes need a full session of an admin.
 	Admin
+	// AdminStepUp routes need a full session of an admin that stepped up
+	// (POST /api/v1/me/step-up) within the last five minutes: changes
+	// that could hand the device to someone else.
+	AdminStepUp
 )
 
 // Caller is the authenticated caller of a request.
@@ -121,6 +125,17 @@ func (s *Server) Handle(pattern string, access Access, h HandlerFunc) {
 	})
 }
 
+// callerIsAdmin reports whether the request carries the session of an
+// admin with a full session, for public routes that say more to admins.
+func (s *Server) callerIsAdmin(r *http.Request) bool {
+	ck, err := r.Cookie(SessionCookie)
+	if err != nil {
+		return false
+	}
+	sess, u, err := s.svc.Authenticate(ck.Value)
+	return err == nil && sess.Kind == session.Full && u.IsAdmin()
+}
+
 // HandleHTTP registers a plain handler (static pages).
 func (s *Server) HandleHTTP(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
 
@@ -144,8 +159,11 @@ func (s *Server) authorize(r *http.Request, c *Caller, access Access) error {
 			return &auth.Error{Code: auth.CodeEnrollRequired, Message: "set up two-factor authentication first"}
 		}
 	}
-	if access == Admin && !u.IsAdmin() {
+	if (access == Admin || access == AdminStepUp) && !u.IsAdmin() {
 		return &auth.Error{Code: auth.CodeForbidden, Message: "an administrator account is needed"}
+	}
+	if access == AdminStepUp {
+		return s.svc.RequireStepUp(sess)
 	}
 	return nil
 }
@@ -181,6 +199,7 @@ var httpStatus = map[string]int{
 	auth.CodePasswordChangeRequired: http.StatusForbidden,
 	auth.CodeEnrollRequired:         http.StatusForbidden,
 	auth.CodeForbidden:              http.StatusForbidden,
+	auth.CodeStepUpRequired:         http.StatusForbidden,
 	auth.CodeNotFound:               http.StatusNotFound,
 	auth.CodeBadRequest:             http.StatusBadRequest,
 	auth.CodeConflict:               http.StatusConflict,
@@ -193,6 +212,12 @@ type errorBody struct {
 	Error struct {
 		Code    string `json:"code"`
 		Message string `json:"message"`
+		// RetryAfter repeats the Retry-After header in the body, in
+		// seconds, for clients that do not read headers.
+		RetryAfter int `json:"retry_after,omitempty"`
+		// Locked names what a locked answer locks: "client" or
+		// "account"; absent for too many attempts at once.
+		Locked string `json:"locked,omitempty"`
 	} `json:"error"`
 }
 
@@ -218,11 +243,12 @@ func writeError(w http.ResponseWriter, err error) {
 	if status == 0 {
 		status = http.StatusInternalServerError
 	}
-	if e.RetryAfter > 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(int((e.RetryAfter+time.Second-1)/time.Second)))
-	}
 	var b errorBody
-	b.Error.Code, b.Error.Message = e.Code, e.Message
+	if e.RetryAfter > 0 {
+		b.Error.RetryAfter = int((e.RetryAfter + time.Second - 1) / time.Second)
+		w.Header().Set("Retry-After", strconv.Itoa(b.Error.RetryAfter))
+	}
+	b.Error.Code, b.Error.Message, b.Error.Locked = e.Code, e.Message, e.Locked
 	writeJSON(w, status, b)
 }
 

@@ -47,6 +47,10 @@ func TestWrongClockIsNamedAndNTPFixesIt(t *testing.T) {
 	if st["state"] == "synchronized" {
 		t.Fatalf("fresh status claims synchronized: %v", st)
 	}
+	// Anyone may ask for the state; the rest is for admins.
+	if anon := e.browser().must(200, "GET", "/api/v1/time/status", nil); len(anon) != 1 || anon["state"] != st["state"] {
+		t.Errorf("an anonymous caller gets %v, want the state alone", anon)
+	}
 	res := b.must(200, "POST", "/api/v1/time/sync", nil)
 	if res["ok"] != false || !strings.Contains(res["error"].(string), "127.0.0.1:9") {
 		t.Fatalf("sync against a dead server: %v", res)

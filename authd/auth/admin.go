@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/rknas/firmware/authd/account"
+	"github.com/rknas/firmware/authd/session"
 	"github.com/rknas/firmware/authd/store"
 )
 
@@ -107,8 +108,51 @@ func dedupe(in []string) []string {
 	return slices.Compact(out)
 }
 
-// CreateUser creates an account.
-func (s *Service) CreateUser(ctx context.Context, actor string, n NewUser, c Client) (UserView, error) {
+// Actor is who makes an administrative change: the account, and whether
+// its session stepped up (gave the password, and a code, again) within the
+// last five minutes, which changes that could hand the device to someone
+// else require.
+type Actor struct {
+	Name      string
+	SteppedUp bool
+}
+
+// Actor returns the actor of a session.
+func (s *Service) Actor(sess session.Session) Actor {
+	return Actor{Name: sess.User, SteppedUp: sess.SteppedUpWithin(s.clock.Now(), stepUpTTL)}
+}
+
+// RequireStepUp returns the step-up error unless the session stepped up in
+// the last five minutes.
+func (s *Service) RequireStepUp(sess session.Session) error {
+	if !s.Actor(sess).SteppedUp {
+		return errStepUp
+	}
+	return nil
+}
+
+// guardAdmin refuses a change to the account target that actor may not
+// make: any change to an admin account needs a step-up, and the built-in
+// admin, put back to its default by a physical reset (or never signed in
+// to), is changed by no one but itself until its owner has set a new
+// password, so an attacker's admin account cannot take it back after the
+// owner pressed RESET.
+func guardAdmin(actor Actor, target store.User) error {
+	if target.Name == store.AdminName && target.MustChangePassword && actor.Name != store.AdminName {
+		return newErr(CodeForbidden, "the built-in admin account is at its default password (RESET at the device, or never signed in): "+
+			"only its owner changes it now, by signing in with the default password")
+	}
+	if target.IsAdmin() && !actor.SteppedUp {
+		return errStepUp
+	}
+	return nil
+}
+
+// CreateUser creates an account. Creating an admin needs a step-up.
+func (s *Service) CreateUser(ctx context.Context, actor Actor, n NewUser, c Client) (UserView, error) {
+	if n.Role == store.RoleAdmin && !actor.SteppedUp {
+		return UserView{}, errStepUp
+	}
 	if err := account.CheckName(n.Name); err != nil {
 		return UserView{}, errBadRequest("name: %s", err.Error())
 	}
@@ -135,7 +179,7 @@ func (s *Service) CreateUser(ctx context.Context, actor string, n NewUser, c Cli
 		if err := tx.CreateUser(u); err != nil {
 			return err
 		}
-		return tx.AppendAudit(store.AuditEntry{Time: now, Event: "user_created", User: u.Name, Actor: actor, Client: c.String(), Detail: "role " + u.Role})
+		return tx.AppendAudit(store.AuditEntry{Time: now, Event: "user_created", User: u.Name, Actor: actor.Name, Client: c.String(), Detail: "role " + u.Role})
 	})
 	if errors.Is(err, store.ErrExists) {
 		return UserView{}, newErr(CodeConflict, fmt.Sprintf("an account called %q exists", n.Name))
@@ -186,7 +230,16 @@ func activeAdmins(tx *store.Tx, u *store.User) (int, error) {
 
 // UpdateUser applies an admin's change to an account. The last enabled
 // admin cannot be demoted or disabled, and neither can the built-in admin.
-func (s *Service) UpdateUser(ctx context.Context, actor, name string, p UserPatch, c Client) (UserView, error) {
+// A change to an admin account, or making one, needs a step-up.
+func (s *Service) UpdateUser(ctx context.Context, actor Actor, name string, p UserPatch, c Client) (UserView, error) {
+	if p.Role != nil && *p.Role == store.RoleAdmin && !actor.SteppedUp {
+		return UserView{}, errStepUp
+	}
+	if cur, err := s.user(name); err == nil {
+		if err := guardAdmin(actor, cur); err != nil {
+			return UserView{}, err
+		}
+	}
 	var hash string
 	if p.Password != nil {
 		if err := account.CheckNewPassword(*p.Password, name, s.cfg.DefaultPassword); err != nil {
@@ -207,6 +260,9 @@ func (s *Service) UpdateUser(ctx context.Context, actor, name string, p UserPatc
 	now := s.clock.Now()
 	revoke := false
 	u, err := s.updateUser(name, func(tx *store.Tx, u *store.User) error {
+		if err := guardAdmin(actor, *u); err != nil {
+			return err // the account changed since the check above
+		}
 		var changes []string
 		if p.Role != nil && *p.Role != u.Role {
 			if u.Name == store.AdminName {
@@ -245,7 +301,7 @@ func (s *Service) UpdateUser(ctx context.Context, actor, name string, p UserPatc
 		} else if n == 0 {
 			return newErr(CodeForbidden, "this would leave no enabled admin account")
 		}
-		return tx.AppendAudit(store.AuditEntry{Time: now, Event: "user_updated", User: u.Name, Actor: actor, Client: c.String(), Detail: fmt.Sprint(changes)})
+		return tx.AppendAudit(store.AuditEntry{Time: now, Event: "user_updated", User: u.Name, Actor: actor.Name, Client: c.String(), Detail: fmt.Sprint(changes)})
 	})
 	if err != nil {
 		return UserView{}, asErr(err)
@@ -257,17 +313,20 @@ func (s *Service) UpdateUser(ctx context.Context, actor, name string, p UserPatc
 }
 
 // DeleteUser removes an account. The built-in admin, the last admin and the
-// caller's own account cannot be deleted.
-func (s *Service) DeleteUser(actor, name string, c Client) error {
+// caller's own account cannot be deleted; deleting an admin needs a step-up.
+func (s *Service) DeleteUser(actor Actor, name string, c Client) error {
 	if name == store.AdminName {
 		return newErr(CodeForbidden, "the built-in admin account cannot be deleted")
 	}
-	if name == actor {
+	if name == actor.Name {
 		return newErr(CodeForbidden, "you cannot delete your own account")
 	}
 	err := s.store.Update(func(tx *store.Tx) error {
 		u, err := tx.User(name)
 		if err != nil {
+			return err
+		}
+		if err := guardAdmin(actor, u); err != nil {
 			return err
 		}
 		if err := tx.DeleteUser(name); err != nil {
@@ -288,7 +347,7 @@ func (s *Service) DeleteUser(actor, name string, c Client) error {
 				return err
 			}
 		}
-		return tx.AppendAudit(store.AuditEntry{Time: s.clock.Now(), Event: "user_deleted", User: name, Actor: actor, Client: c.String()})
+		return tx.AppendAudit(store.AuditEntry{Time: s.clock.Now(), Event: "user_deleted", User: name, Actor: actor.Name, Client: c.String()})
 	})
 	if err != nil {
 		return asErr(err)
@@ -298,26 +357,30 @@ func (s *Service) DeleteUser(actor, name string, c Client) error {
 }
 
 // AdminDisable2FA turns off another account's 2FA (the owner lost the
-// phone): key, recovery codes and trusted devices go, sessions end.
-func (s *Service) AdminDisable2FA(actor, name string, c Client) error {
-	if actor == name {
+// phone): key, recovery codes and trusted devices go, sessions end. For an
+// admin account it needs a step-up.
+func (s *Service) AdminDisable2FA(actor Actor, name string, c Client) error {
+	if actor.Name == name {
 		// One's own 2FA goes off only with the password and a code
 		// (DELETE /me/2fa), so a stolen admin session cannot do it.
 		return newErr(CodeForbidden, "turn off your own two-factor authentication with your password and a code (DELETE /api/v1/me/2fa)")
 	}
 	now := s.clock.Now()
 	u, err := s.updateUser(name, func(tx *store.Tx, u *store.User) error {
+		if err := guardAdmin(actor, *u); err != nil {
+			return err
+		}
 		u.TOTP = store.TOTP{}
 		if _, err := tx.DeleteDevices(u.Name); err != nil {
 			return err
 		}
-		return tx.AppendAudit(store.AuditEntry{Time: now, Event: "2fa_disabled", User: u.Name, Actor: actor, Client: c.String(), Detail: "by an admin"})
+		return tx.AppendAudit(store.AuditEntry{Time: now, Event: "2fa_disabled", User: u.Name, Actor: actor.Name, Client: c.String(), Detail: "by an admin"})
 	})
 	if err != nil {
 		return asErr(err)
 	}
 	s.sessions.RevokeUser(name, "")
-	s.notify(u, "2fa_disabled", map[string]string{"client": c.String(), "by": actor})
+	s.notify(u, "2fa_disabled", map[string]string{"client": c.String(), "by": actor.Name})
 	return nil
 }
 
@@ -434,7 +497,11 @@ func (s *Service) Policy() (store.Policy, error) {
 
 // SetPolicy replaces the mandatory-2FA policy. Users and groups must exist.
 // Sessions already open keep running; the policy applies at the next login.
-func (s *Service) SetPolicy(actor string, p store.Policy, c Client) (store.Policy, error) {
+// It needs a step-up.
+func (s *Service) SetPolicy(actor Actor, p store.Policy, c Client) (store.Policy, error) {
+	if !actor.SteppedUp {
+		return p, errStepUp
+	}
 	switch p.Scope {
 	case store.ScopeNone, store.ScopeAdmins, store.ScopeAll, store.ScopeSelected:
 	default:
@@ -458,7 +525,7 @@ func (s *Service) SetPolicy(actor string, p store.Policy, c Client) (store.Polic
 		if err := tx.PutPolicy(p); err != nil {
 			return err
 		}
-		return tx.AppendAudit(store.AuditEntry{Time: s.clock.Now(), Event: "policy_changed", Actor: actor, Client: c.String(),
+		return tx.AppendAudit(store.AuditEntry{Time: s.clock.Now(), Event: "policy_changed", Actor: actor.Name, Client: c.String(),
 			Detail: fmt.Sprintf("scope=%s users=%v groups=%v", p.Scope, p.Users, p.Groups)})
 	})
 	if err != nil {

@@ -110,8 +110,10 @@ func recentMails(ts []time.Time, now time.Time) []time.Time {
 
 // SetSecurityEmail starts the verification of a new security email for the
 // account: a 6-digit code is mailed to it. The address is used for
-// emergency codes and notices only once verified.
-func (s *Service) SetSecurityEmail(ctx context.Context, user, email string, c Client) (string, error) {
+// emergency codes and notices only once verified. It needs the account's
+// password: the address receives emergency login codes, so a stolen
+// session must not be able to point it elsewhere.
+func (s *Service) SetSecurityEmail(ctx context.Context, user, password, email string, c Client) (string, error) {
 	if s.mailer == nil {
 		return "", errMail(mail.ErrNotConfigured)
 	}
@@ -119,8 +121,15 @@ func (s *Service) SetSecurityEmail(ctx context.Context, user, email string, c Cl
 	if err := mail.ValidateAddress(email); err != nil {
 		return "", errBadRequest("email: %v", err)
 	}
-	if wait := s.clients.Check(c.Key()); wait > 0 {
-		return "", errLocked(wait)
+	if password == "" {
+		return "", errBadRequest("password: required to change the security email")
+	}
+	u, err := s.User(user)
+	if err != nil {
+		return "", err
+	}
+	if err := s.checkPassword(ctx, u, password, c); err != nil {
+		return "", err
 	}
 	code, err := randomDigits(6)
 	if err != nil {
@@ -153,14 +162,18 @@ func (s *Service) SetSecurityEmail(ctx context.Context, user, email string, c Cl
 	return mail.MaskAddress(email), nil
 }
 
-// VerifySecurityEmail confirms the pending security email with its code.
+// VerifySecurityEmail confirms the pending security email with its code. A
+// notice about the change goes to the address it replaces.
 func (s *Service) VerifySecurityEmail(user, code string, c Client) (string, error) {
-	if wait := s.clients.Check(c.Key()); wait > 0 {
-		return "", errLocked(wait)
+	g, err := s.begin(c, s.guard(c, user)...)
+	if err != nil {
+		return "", err
 	}
 	now := s.clock.Now()
 	var verr error
+	var old store.User
 	u, err := s.updateUser(user, func(tx *store.Tx, u *store.User) error {
+		old = *u
 		if u.EmailPending == "" || !now.Before(u.EmailCodeExpires) || u.EmailCodeTries >= MaxEmailCodeTries {
 			verr = newErr(CodeChallengeExpired, "no verification is pending or it has expired; enter the address again")
 			return nil
@@ -174,14 +187,19 @@ func (s *Service) VerifySecurityEmail(user, code string, c Client) (string, erro
 		u.EmailPending, u.EmailCodeHash, u.EmailCodeExpires, u.EmailCodeTries = "", "", time.Time{}, 0
 		return tx.AppendAudit(store.AuditEntry{Time: now, Event: "security_email_verified", User: u.Name, Client: c.String(), Detail: mail.MaskAddress(u.SecurityEmail)})
 	})
+	if verr == errInvalidCode {
+		g.fail()
+	} else {
+		g.release()
+	}
 	if err != nil {
 		return "", asErr(err)
 	}
 	if verr != nil {
-		if verr == errInvalidCode {
-			s.clients.Fail(c.Key())
-		}
 		return "", verr
+	}
+	if old.SecurityEmailVerified && old.SecurityEmail != "" && old.SecurityEmail != u.SecurityEmail {
+		s.notify(old, "security_email_changed", map[string]string{"client": c.String(), "new": mail.MaskAddress(u.SecurityEmail)})
 	}
 	return mail.MaskAddress(u.SecurityEmail), nil
 }
@@ -193,8 +211,11 @@ func (s *Service) SendEmergencyCode(ctx context.Context, challenge string, c Cli
 	if err != nil {
 		return "", errChallengeExpired
 	}
-	if wait := max(s.clients.Check(c.Key()), s.accounts.Check(ch.User)); wait > 0 {
-		return "", errLocked(wait)
+	// Sending asks nothing of the client: a check is enough.
+	for _, l := range s.guard(c, ch.User) {
+		if wait := l.r.Check(l.key); wait > 0 {
+			return "", errLocked(l.kind, wait)
+		}
 	}
 	if s.mailer == nil {
 		return "", errMail(mail.ErrNotConfigured)
@@ -261,6 +282,9 @@ var noticeKinds = map[string]mail.Kind{
 	"trusted_device_added":       mail.KindTrustedDeviceAdded,
 	"emergency_code_used":        mail.KindEmergencyCodeUsed,
 	"physical_reset":             mail.KindDeviceReset,
+	"security_email_changed":     mail.KindSecurityEmailChanged,
+	"account_locked":             mail.KindAccountLocked,
+	"client_blocked":             mail.KindAddressBlocked,
 }
 
 // Notify queues the notice; a failure is logged and never blocks a login.
@@ -271,6 +295,20 @@ func (n MailNotifier) Notify(u store.User, event string, details map[string]stri
 		return
 	}
 	notice := mail.Notice{Kind: kind, Account: u.Name, ClientAddr: details["client"], Detail: details["device"]}
+	switch kind {
+	case mail.KindSecurityEmailChanged:
+		notice.Detail = details["new"]
+	case mail.KindAccountLocked:
+		notice.Account = details["account"]
+	case mail.KindAddressBlocked:
+		notice.Account, notice.ClientAddr, notice.Detail = "", "", details["key"]
+		if more, err := strconv.Atoi(details["more"]); err == nil {
+			notice.Remaining = more
+		}
+	}
+	if lasts, err := time.ParseDuration(details["for"]); err == nil {
+		notice.Lasts = lasts
+	}
 	if left, err := strconv.Atoi(details["left"]); err == nil {
 		notice.Remaining = left
 	}

@@ -23,6 +23,7 @@ const (
 	CodeConflict               = "conflict"
 	CodeBusy                   = "busy"
 	CodeClockNotSynchronized   = "clock_not_synchronized"
+	CodeStepUpRequired         = "step_up_required"
 	CodeInternal               = "internal"
 )
 
@@ -33,7 +34,10 @@ type Error struct {
 	Message string
 	// RetryAfter is set for locked and busy.
 	RetryAfter time.Duration
-	cause      error
+	// Locked names what a locked error locks: BlockClient, BlockAccount,
+	// or "" for too many attempts at once.
+	Locked string
+	cause  error
 }
 
 func (e *Error) Error() string {
@@ -67,13 +71,49 @@ var (
 	errCodeReused         = newErr(CodeCodeReused, "this code was already used; wait for the next one")
 	errChallengeExpired   = newErr(CodeChallengeExpired, "the login has expired; enter your password again")
 	errUnauthorized       = newErr(CodeUnauthorized, "not logged in")
-	errClock              = newErr(CodeClockNotSynchronized, "the code was not accepted and the device clock is not synchronized: "+
+	errStepUp             = newErr(CodeStepUpRequired, "this change needs your password (and a code, if you use two-factor authentication) again: "+
+		"POST /api/v1/me/step-up, then repeat the change within 5 minutes")
+	errClock = newErr(CodeClockNotSynchronized, "the code was not accepted and the device clock is not synchronized: "+
 		"codes depend on the time, so set up NTP in the time settings or set the device time by hand, then try again")
 )
 
-func errLocked(wait time.Duration) *Error {
-	secs := int((wait + time.Second - 1) / time.Second)
-	return &Error{Code: CodeLocked, Message: fmt.Sprintf("too many failed attempts; try again in %d seconds", secs), RetryAfter: wait}
+// errLocked says what is locked and for how long. kind is BlockClient,
+// BlockAccount or "" (too many attempts at once, on a login challenge).
+func errLocked(kind string, wait time.Duration) *Error {
+	var msg string
+	switch kind {
+	case BlockClient:
+		msg = "too many failed attempts from this address: it is blocked for " + waitText(wait)
+	case BlockAccount:
+		msg = "too many failed attempts on this account from elsewhere: it is locked for " + waitText(wait) +
+			"; a trusted device or an allow-listed address can still sign in"
+	default:
+		msg = "too many attempts at once; try again in " + waitText(wait)
+	}
+	return &Error{Code: CodeLocked, Message: msg, RetryAfter: wait, Locked: kind}
+}
+
+// waitText is a wait as people say it, rounded up: "40 seconds", "15
+// minutes", "2 hours 5 minutes".
+func waitText(d time.Duration) string {
+	plural := func(n int64, unit string) string {
+		if n == 1 {
+			return "1 " + unit
+		}
+		return fmt.Sprintf("%d %ss", n, unit)
+	}
+	secs := int64((d + time.Second - 1) / time.Second)
+	switch {
+	case secs < 120:
+		return plural(max(secs, 1), "second")
+	case secs < 2*3600:
+		return plural((secs+59)/60, "minute")
+	}
+	mins := (secs + 59) / 60
+	if mins%60 == 0 {
+		return plural(mins/60, "hour")
+	}
+	return plural(mins/60, "hour") + " " + plural(mins%60, "minute")
 }
 
 func errBusy() *Error {

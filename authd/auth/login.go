@@ -6,7 +6,6 @@ import (
 	"errors"
 	"strconv"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/rknas/firmware/authd/account"
@@ -44,16 +43,15 @@ type LoginResult struct {
 	DeviceUsed bool
 }
 
-// accountKey returns the regulator and key for a username.
-func (s *Service) accountKey(name string, exists bool) (limiter interface {
-	Check(string) time.Duration
-	Fail(string) time.Duration
-	Succeed(string)
-}, key string) {
+// accountLimit returns the throttle of a username: the account's, or for
+// names that do not exist a separate one, so spraying made-up names cannot
+// evict a real account's counter. Both answer the same, so a lockout does
+// not tell whether the name exists.
+func (s *Service) accountLimit(name string, exists bool) limit {
 	if exists {
-		return s.accounts, name
+		return s.account(name)
 	}
-	return s.unknown, name
+	return limit{r: s.unknown, key: name, kind: BlockAccount}
 }
 
 // Login is the password step. deviceToken is the trusted-device cookie, if
@@ -72,28 +70,29 @@ func (s *Service) Login(ctx context.Context, username, password string, c Client
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return LoginResult{}, errInternal(err)
 	}
-	acct, akey := s.accountKey(username, exists)
 	device, deviceOK := s.trustedDevice(u, exists, deviceToken)
-	wait := s.clients.Check(c.Key())
-	// A trusted device has passed the second factor before: it is not
-	// held by the account-wide cap, so guessing from elsewhere cannot lock
-	// the owner out of their own browser.
-	if !deviceOK {
-		wait = max(wait, acct.Check(akey))
+	limits := []limit{s.client(c)}
+	// A trusted device has passed the second factor before, and an
+	// allow-listed address is the owner's own network: neither is held by
+	// the account-wide cap, so guessing from elsewhere cannot lock the
+	// owner out.
+	if !deviceOK && !s.allowListed(c.Addr) {
+		limits = append(limits, s.accountLimit(username, exists))
 	}
-	if wait > 0 {
-		return LoginResult{}, errLocked(wait)
+	g, err := s.begin(c, limits...)
+	if err != nil {
+		return LoginResult{}, err
 	}
 	ok, err := s.hasher.Verify(ctx, password, u.PasswordHash)
-	if errors.Is(err, account.ErrBusy) {
-		return LoginResult{}, errBusy()
-	}
 	if err != nil {
+		g.release()
+		if errors.Is(err, account.ErrBusy) {
+			return LoginResult{}, errBusy()
+		}
 		return LoginResult{}, errInternal(err)
 	}
 	if !ok || u.Disabled {
-		s.clients.Fail(c.Key())
-		acct.Fail(akey)
+		g.fail()
 		detail := "wrong password"
 		if !exists {
 			detail = "no such account"
@@ -103,6 +102,7 @@ func (s *Service) Login(ctx context.Context, username, password string, c Client
 		s.audit(store.AuditEntry{Event: "login_failed", User: username, Client: c.String(), Detail: detail})
 		return LoginResult{}, errInvalidCredentials
 	}
+	g.release()
 	if s.hasher.Params() != (account.Params{}) && account.NeedsRehash(u.PasswordHash, s.hasher.Params()) {
 		s.rehash(ctx, u.Name, password)
 	}
@@ -149,7 +149,8 @@ func (s *Service) finish(u store.User, c Client) (LoginResult, error) {
 	if err != nil {
 		return LoginResult{}, errInternal(err)
 	}
-	s.clients.Succeed(c.Key())
+	// Only the account's failures are forgiven: the client's stay, or one
+	// user could fail without end between logins of their own.
 	s.accounts.Succeed(u.Name)
 	s.audit(store.AuditEntry{Event: "login", User: u.Name, Client: c.String(), Detail: status})
 	return LoginResult{Status: status, SessionToken: token, Session: sess}, nil
@@ -164,13 +165,12 @@ func (s *Service) LoginOTP(ctx context.Context, challenge, code string, trust bo
 	if len(deviceName) > 64 || !utf8.ValidString(deviceName) {
 		return LoginResult{}, errBadRequest("device_name: at most 64 characters of text")
 	}
-	ch, err := s.sessions.Challenge(challenge, c.Key())
+	ch, end, err := s.beginCode(challenge, c)
 	if err != nil {
-		return LoginResult{}, errChallengeExpired
+		return LoginResult{}, err
 	}
-	if wait := max(s.clients.Check(c.Key()), s.accounts.Check(ch.User)); wait > 0 {
-		return LoginResult{}, errLocked(wait)
-	}
+	wrong := false
+	defer func() { end(wrong) }()
 	now := s.clock.Now()
 	method := ""
 	var verr error
@@ -225,10 +225,9 @@ func (s *Service) LoginOTP(ctx context.Context, challenge, code string, trust bo
 		if verr == errChallengeExpired {
 			return LoginResult{}, verr
 		}
-		s.clients.Fail(c.Key())
-		s.accounts.Fail(u.Name)
+		wrong = true
 		detail := method + ": " + verr.(*Error).Code
-		if method == MethodTOTP && s.clockSuspect() {
+		if verr == errInvalidCode && method == MethodTOTP && s.clockSuspect() {
 			s.audit(store.AuditEntry{Event: "login_code_failed", User: u.Name, Client: c.String(), Detail: detail + "; clock not synchronized"})
 			return LoginResult{}, errClock
 		}

@@ -12,46 +12,55 @@ import (
 )
 
 // checkPassword verifies the current password of u as part of a sensitive
-// change, throttled like a login.
+// change, throttled like a login: the attempt counts from its start.
 func (s *Service) checkPassword(ctx context.Context, u store.User, password string, c Client) error {
-	if wait := max(s.clients.Check(c.Key()), s.accounts.Check(u.Name)); wait > 0 {
-		return errLocked(wait)
-	}
-	ok, err := s.hasher.Verify(ctx, password, u.PasswordHash)
-	if errors.Is(err, account.ErrBusy) {
-		return errBusy()
-	}
+	g, err := s.begin(c, s.guard(c, u.Name)...)
 	if err != nil {
+		return err
+	}
+	return s.verifyPassword(ctx, g, u, password, c)
+}
+
+// verifyPassword checks the password within the attempt g: a wrong one
+// fails g, anything else leaves it to the caller.
+func (s *Service) verifyPassword(ctx context.Context, g *gate, u store.User, password string, c Client) error {
+	ok, err := s.hasher.Verify(ctx, password, u.PasswordHash)
+	if err != nil {
+		g.release()
+		if errors.Is(err, account.ErrBusy) {
+			return errBusy()
+		}
 		return errInternal(err)
 	}
 	if !ok {
-		s.clients.Fail(c.Key())
-		s.accounts.Fail(u.Name)
+		g.fail()
 		s.audit(store.AuditEntry{Event: "password_check_failed", User: u.Name, Client: c.String()})
 		return newErr(CodeInvalidCredentials, "the current password is wrong")
 	}
+	g.release()
 	return nil
 }
 
 // ChangePassword sets a new password for the session's account, ends its
-// other sessions, and lifts a password_change session to what comes next.
-func (s *Service) ChangePassword(ctx context.Context, token string, sess session.Session, current, next string, c Client) (string, error) {
+// other sessions, lifts a password_change session to what comes next, and
+// returns the status and the session's new token (the old one ends).
+func (s *Service) ChangePassword(ctx context.Context, token string, sess session.Session, current, next string, c Client) (string, string, error) {
 	u, err := s.User(sess.User)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	if err := s.checkPassword(ctx, u, current, c); err != nil {
-		return "", err
+		return "", "", err
 	}
 	if err := account.CheckNewPassword(next, u.Name, s.cfg.DefaultPassword); err != nil {
-		return "", errBadRequest("new_password: %s", err.Error())
+		return "", "", errBadRequest("new_password: %s", err.Error())
 	}
 	hash, err := s.hasher.Hash(ctx, next)
 	if errors.Is(err, account.ErrBusy) {
-		return "", errBusy()
+		return "", "", errBusy()
 	}
 	if err != nil {
-		return "", errInternal(err)
+		return "", "", errInternal(err)
 	}
 	now := s.clock.Now()
 	u, err = s.updateUser(u.Name, func(tx *store.Tx, u *store.User) error {
@@ -59,22 +68,26 @@ func (s *Service) ChangePassword(ctx context.Context, token string, sess session
 		return tx.AppendAudit(store.AuditEntry{Time: now, Event: "password_changed", User: u.Name, Client: c.String()})
 	})
 	if err != nil {
-		return "", errInternal(err)
+		return "", "", errInternal(err)
 	}
 	s.sessions.RevokeUser(u.Name, token)
-	status, err := s.nextKind(u, token)
-	return status, err
+	return s.nextKind(u, token)
 }
 
-// nextKind moves a restricted session on once its condition is met, and
-// returns the resulting login status.
-func (s *Service) nextKind(u store.User, token string) (string, error) {
+// nextKind moves the session on to what its account may now do (a
+// restricted one once its condition is met) under a new token, and returns
+// the resulting login status and the token. Whoever held the old token,
+// which ends here, holds nothing.
+func (s *Service) nextKind(u store.User, token string) (string, string, error) {
 	kind, status, err := s.restriction(u)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
-	s.sessions.SetKind(token, kind)
-	return status, nil
+	next, _, ok := s.sessions.Rotate(token, kind)
+	if !ok {
+		return "", "", errUnauthorized
+	}
+	return status, next, nil
 }
 
 // restriction says what a session of u may do, and the login status that
@@ -106,13 +119,25 @@ func (s *Service) policy() (store.Policy, error) {
 }
 
 // Enroll starts an enrolment: a new key, pending until a code confirms it.
-func (s *Service) Enroll(ctx context.Context, user string) (twofa.Enrollment, error) {
-	u, err := s.User(user)
+// From a full session it needs the password: turning 2FA on ends the
+// account's other sessions, so a stolen session must not be able to enrol
+// its own authenticator and lock the owner out. An enroll session (just
+// after the password, required by the policy) needs none.
+func (s *Service) Enroll(ctx context.Context, sess session.Session, password string, c Client) (twofa.Enrollment, error) {
+	u, err := s.User(sess.User)
 	if err != nil {
 		return twofa.Enrollment{}, err
 	}
 	if u.TOTP.Enabled {
 		return twofa.Enrollment{}, newErr(CodeConflict, "two-factor authentication is already on; turn it off first to enrol a new authenticator")
+	}
+	if sess.Kind == session.Full {
+		if password == "" {
+			return twofa.Enrollment{}, errBadRequest("password: required to turn on two-factor authentication")
+		}
+		if err := s.checkPassword(ctx, u, password, c); err != nil {
+			return twofa.Enrollment{}, err
+		}
 	}
 	e, err := twofa.NewEnrollment(s.cfg.DeviceName, u.Name)
 	if err != nil {
@@ -130,14 +155,17 @@ func (s *Service) Enroll(ctx context.Context, user string) (twofa.Enrollment, er
 }
 
 // VerifyEnroll confirms the pending key with a code, turns 2FA on, ends the
-// account's other sessions and returns fresh recovery codes.
-func (s *Service) VerifyEnroll(ctx context.Context, token string, user, code string, c Client) ([]string, string, error) {
-	if wait := s.clients.Check(c.Key()); wait > 0 {
-		return nil, "", errLocked(wait)
+// account's other sessions and returns fresh recovery codes, the status and
+// the session's new token.
+func (s *Service) VerifyEnroll(ctx context.Context, token string, user, code string, c Client) ([]string, string, string, error) {
+	g, err := s.begin(c, s.guard(c, user)...)
+	if err != nil {
+		return nil, "", "", err
 	}
 	codes, hashes, err := twofa.NewRecoveryCodes()
 	if err != nil {
-		return nil, "", errInternal(err)
+		g.release()
+		return nil, "", "", errInternal(err)
 	}
 	now := s.clock.Now()
 	var verr error
@@ -159,36 +187,53 @@ func (s *Service) VerifyEnroll(ctx context.Context, token string, user, code str
 		u.TOTP = store.TOTP{Enabled: true, Secret: u.TOTP.PendingSecret, LastStep: step, RecoveryCodes: hashes, EnabledAt: now}
 		return tx.AppendAudit(store.AuditEntry{Time: now, Event: "2fa_enabled", User: u.Name, Client: c.String()})
 	})
-	if verr != nil {
-		if verr == errInvalidCode {
-			s.clients.Fail(c.Key())
-			if s.clockSuspect() {
-				return nil, "", errClock
-			}
+	if verr == errInvalidCode {
+		g.fail()
+		if s.clockSuspect() {
+			return nil, "", "", errClock
 		}
-		return nil, "", verr
+		return nil, "", "", verr
+	}
+	g.release()
+	if verr != nil {
+		return nil, "", "", verr
 	}
 	if err != nil {
-		return nil, "", errInternal(err)
+		return nil, "", "", errInternal(err)
 	}
 	s.sessions.RevokeUser(u.Name, token)
-	status, err := s.nextKind(u, token)
+	status, next, err := s.nextKind(u, token)
 	s.notify(u, "2fa_enabled", map[string]string{"client": c.String()})
-	return codes, status, err
+	return codes, status, next, err
 }
 
 // Disable2FA turns off the account's own 2FA; it needs the password and a
-// current code (or a recovery code).
-func (s *Service) Disable2FA(ctx context.Context, token string, user, password, code string, c Client) (string, error) {
+// current code (or a recovery code), checked as one throttled attempt. It
+// returns the status and the session's new token.
+func (s *Service) Disable2FA(ctx context.Context, token string, user, password, code string, c Client) (string, string, error) {
 	u, err := s.User(user)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	if !u.TOTP.Enabled {
-		return "", newErr(CodeConflict, "two-factor authentication is not on")
+		return "", "", newErr(CodeConflict, "two-factor authentication is not on")
 	}
-	if err := s.checkPassword(ctx, u, password, c); err != nil {
-		return "", err
+	g, err := s.begin(c, s.guard(c, user)...)
+	if err != nil {
+		return "", "", err
+	}
+	ok, err := s.hasher.Verify(ctx, password, u.PasswordHash)
+	if err != nil {
+		g.release()
+		if errors.Is(err, account.ErrBusy) {
+			return "", "", errBusy()
+		}
+		return "", "", errInternal(err)
+	}
+	if !ok {
+		g.fail()
+		s.audit(store.AuditEntry{Event: "password_check_failed", User: u.Name, Client: c.String()})
+		return "", "", newErr(CodeInvalidCredentials, "the current password is wrong")
 	}
 	now := s.clock.Now()
 	var verr error
@@ -213,15 +258,15 @@ func (s *Service) Disable2FA(ctx context.Context, token string, user, password, 
 		return tx.AppendAudit(store.AuditEntry{Time: now, Event: "2fa_disabled", User: u.Name, Client: c.String(), Detail: "by the account itself"})
 	})
 	if verr != nil {
-		s.clients.Fail(c.Key())
-		s.accounts.Fail(user)
+		g.fail()
 		if verr == errInvalidCode && s.clockSuspect() {
-			return "", errClock
+			return "", "", errClock
 		}
-		return "", verr
+		return "", "", verr
 	}
+	g.release()
 	if err != nil {
-		return "", errInternal(err)
+		return "", "", errInternal(err)
 	}
 	s.sessions.RevokeUser(u.Name, token)
 	s.notify(u, "2fa_disabled", map[string]string{"client": c.String(), "by": u.Name})
@@ -262,4 +307,83 @@ func (s *Service) RegenerateRecoveryCodes(ctx context.Context, token, user, pass
 	s.sessions.RevokeUser(u.Name, token)
 	s.notify(u, "recovery_codes_regenerated", map[string]string{"client": c.String()})
 	return codes, nil
+}
+
+// StepUp checks the session's password again, and a code when the account
+// uses two-factor authentication (a TOTP code, never accepted twice, or a
+// recovery code, used up), as one throttled attempt. On success the session
+// may make sensitive changes for five minutes, under a new token, which it
+// returns.
+func (s *Service) StepUp(ctx context.Context, token string, sess session.Session, password, code string, c Client) (string, error) {
+	u, err := s.User(sess.User)
+	if err != nil {
+		return "", err
+	}
+	if u.TOTP.Enabled && code == "" {
+		return "", errBadRequest("code: required, as two-factor authentication is on")
+	}
+	if len(code) > 64 {
+		return "", errBadRequest("code: longer than 64 characters")
+	}
+	g, err := s.begin(c, s.guard(c, u.Name)...)
+	if err != nil {
+		return "", err
+	}
+	ok, err := s.hasher.Verify(ctx, password, u.PasswordHash)
+	if err != nil {
+		g.release()
+		if errors.Is(err, account.ErrBusy) {
+			return "", errBusy()
+		}
+		return "", errInternal(err)
+	}
+	if !ok {
+		g.fail()
+		s.audit(store.AuditEntry{Event: "step_up_failed", User: u.Name, Client: c.String(), Detail: "wrong password"})
+		return "", newErr(CodeInvalidCredentials, "the password is wrong")
+	}
+	if u.TOTP.Enabled {
+		now := s.clock.Now()
+		var verr error
+		_, err = s.updateUser(u.Name, func(_ *store.Tx, u *store.User) error {
+			if twofa.LooksLikeTOTP(code) {
+				step, err := twofa.Verify(u.TOTP.Secret, code, now, u.TOTP.LastStep)
+				switch {
+				case errors.Is(err, twofa.ErrCodeReused):
+					verr = errCodeReused
+				case err != nil:
+					verr = errInvalidCode
+				default:
+					u.TOTP.LastStep = step
+				}
+			} else if i := twofa.MatchRecoveryCode(u.TOTP.RecoveryCodes, code); i >= 0 {
+				u.TOTP.RecoveryCodes = append(u.TOTP.RecoveryCodes[:i:i], u.TOTP.RecoveryCodes[i+1:]...)
+			} else {
+				verr = errInvalidCode
+			}
+			if verr != nil {
+				return verr
+			}
+			return nil
+		})
+		if verr != nil {
+			g.fail()
+			s.audit(store.AuditEntry{Event: "step_up_failed", User: u.Name, Client: c.String(), Detail: "code: " + verr.(*Error).Code})
+			if verr == errInvalidCode && s.clockSuspect() {
+				return "", errClock
+			}
+			return "", verr
+		}
+		if err != nil {
+			g.release()
+			return "", errInternal(err)
+		}
+	}
+	g.release()
+	next, _, ok := s.sessions.StepUp(token)
+	if !ok {
+		return "", errUnauthorized
+	}
+	s.audit(store.AuditEntry{Event: "step_up", User: u.Name, Client: c.String()})
+	return next, nil
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	"github.com/rknas/firmware/authd/account"
@@ -32,6 +33,9 @@ type Config struct {
 	Sessions  session.Config
 	Clients   regulate.Limits
 	Accounts  regulate.Limits
+	// AllowListed throttles each address on the allow-list: never blocked
+	// for long, but not free to guess either.
+	AllowListed regulate.Limits
 }
 
 // DefaultConfig returns the defaults: 30-day trusted devices, 15 minutes to
@@ -44,6 +48,7 @@ func DefaultConfig() Config {
 		Sessions:         session.DefaultConfig,
 		Clients:          regulate.ClientLimits,
 		Accounts:         regulate.AccountLimits,
+		AllowListed:      regulate.AllowListLimits,
 	}
 }
 
@@ -102,7 +107,11 @@ type Service struct {
 	// accounts, so spraying made-up names cannot evict a real account's
 	// counter.
 	unknown *regulate.Regulator
-	log     *slog.Logger
+	// allowed throttles each allow-listed address on its own, mildly.
+	allowed     *regulate.Regulator
+	allow       atomic.Pointer[[]netip.Prefix]
+	blockAlerts blockAlerts
+	log         *slog.Logger
 
 	clockState ClockState
 	notifier   Notifier
@@ -131,8 +140,12 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 		clients:  regulate.New(d.Clock, cfg.Clients),
 		accounts: regulate.New(d.Clock, cfg.Accounts),
 		unknown:  regulate.New(d.Clock, cfg.Accounts),
+		allowed:  regulate.New(d.Clock, cfg.AllowListed),
 	}
 	if err := s.bootstrap(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.loadBlocking(); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -267,12 +280,23 @@ func (s *Service) AuditLog(limit int, before uint64) ([]store.AuditEntry, error)
 }
 
 // AdminReset drops what memory holds about the built-in admin after a
-// physical reset: its sessions and pending logins end and its failure
-// counters are cleared, so the owner standing at the device gets straight
-// in. It also sends the admin's security notice.
+// physical reset: every admin account's sessions and pending logins end
+// (an attacker's admin account must not take the built-in admin back), and
+// the admin's failure counters are cleared, so the owner standing at the
+// device gets straight in. It also sends the admin's security notice.
 func (s *Service) AdminReset(source string) {
 	s.sessions.RevokeUser(store.AdminName, "")
+	if users, err := s.Users(); err == nil {
+		for _, u := range users {
+			if u.Role == store.RoleAdmin {
+				s.sessions.RevokeUser(u.Name, "")
+			}
+		}
+	} else {
+		s.log.Error("physical reset: list admins to end their sessions", "err", err)
+	}
 	s.accounts.Reset(store.AdminName)
+	s.forgetKept(BlockAccount, store.AdminName)
 	if u, err := s.user(store.AdminName); err == nil {
 		s.notify(u, "physical_reset", map[string]string{"source": source})
 	}

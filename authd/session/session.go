@@ -43,6 +43,14 @@ type Session struct {
 	LastSeen  time.Time
 	Client    string
 	UserAgent string
+	// SteppedUp is when the account's password (and code) was last given
+	// again in this session, for sensitive changes; zero if never.
+	SteppedUp time.Time
+}
+
+// SteppedUpWithin reports whether the session stepped up at most d before now.
+func (s Session) SteppedUpWithin(now time.Time, d time.Duration) bool {
+	return !s.SteppedUp.IsZero() && now.Sub(s.SteppedUp) <= d && !now.Before(s.SteppedUp)
 }
 
 // Config sets expiry and bounds.
@@ -109,7 +117,17 @@ type Challenge struct {
 	// challenge, if one was sent.
 	EmergencyHash  string
 	EmergencyUntil time.Time
+	// failures counts wrong codes, inFlight codes being checked.
+	failures, inFlight int
 }
+
+// MaxCodeTries is how many wrong codes void a challenge: the owner types a
+// code a few times at most; a guesser must start again from the password.
+const MaxCodeTries = 5
+
+// ErrTooManyCodes means a challenge's codes in flight and wrong codes
+// already reach MaxCodeTries.
+var ErrTooManyCodes = errors.New("session: too many codes for this login")
 
 // Manager holds sessions and challenges. It is safe for concurrent use.
 type Manager struct {
@@ -176,16 +194,39 @@ func (m *Manager) Lookup(token string) (Session, bool) {
 	return *s, true
 }
 
-// SetKind changes what the session of token may do (after a password change
-// or an enrolment).
-func (m *Manager) SetKind(token string, kind Kind) bool {
+// Rotate gives the session of token a new token and the kind kind, and ends
+// the old token: a session that changes kind (a password change lifts it,
+// an enrolment completes) or has its password changed is a new session to
+// anyone who held the old token. It keeps its creation time (its absolute
+// expiry) and ID.
+func (m *Manager) Rotate(token string, kind Kind) (string, Session, bool) {
+	return m.rotate(token, func(s *Session) { s.Kind = kind })
+}
+
+// StepUp records that the session of token gave the password (and code)
+// again now, and rotates its token.
+func (m *Manager) StepUp(token string) (string, Session, bool) {
+	now := m.clock.Now()
+	return m.rotate(token, func(s *Session) { s.SteppedUp = now })
+}
+
+func (m *Manager) rotate(token string, change func(*Session)) (string, Session, bool) {
+	next, err := NewToken()
+	if err != nil {
+		return "", Session{}, false
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	s, ok := m.sessions[hashToken(token)]
-	if ok {
-		s.Kind = kind
+	h := hashToken(token)
+	s, ok := m.sessions[h]
+	if !ok || !m.alive(s, m.clock.Now()) {
+		delete(m.sessions, h)
+		return "", Session{}, false
 	}
-	return ok
+	delete(m.sessions, h)
+	change(s)
+	m.sessions[hashToken(next)] = s
+	return next, *s, true
 }
 
 // Delete ends the session of token.
@@ -335,6 +376,46 @@ func (m *Manager) Challenge(token, client string) (Challenge, error) {
 		return Challenge{}, ErrChallenge
 	}
 	return *c, nil
+}
+
+// BeginCode reserves a code check on the challenge of token for client, so
+// codes sent at once cannot all be checked: it fails with ErrChallenge when
+// the challenge is gone or belongs to another client, and with
+// ErrTooManyCodes while its wrong codes and the checks in flight reach
+// MaxCodeTries. end(true) records a wrong code (the MaxCodeTries-th voids
+// the challenge); end(false) ends the check without one.
+func (m *Manager) BeginCode(token, client string) (Challenge, func(wrong bool), error) {
+	now := m.clock.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	h := hashToken(token)
+	c, ok := m.challenges[h]
+	if !ok || c.Client != client {
+		return Challenge{}, nil, ErrChallenge
+	}
+	if m.challengeDead(c, now) {
+		delete(m.challenges, h)
+		return Challenge{}, nil, ErrChallenge
+	}
+	if c.failures+c.inFlight >= MaxCodeTries {
+		return Challenge{}, nil, ErrTooManyCodes
+	}
+	c.inFlight++
+	var once sync.Once
+	end := func(wrong bool) {
+		once.Do(func() {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			c.inFlight--
+			if wrong {
+				c.failures++
+				if c.failures >= MaxCodeTries {
+					delete(m.challenges, h)
+				}
+			}
+		})
+	}
+	return *c, end, nil
 }
 
 // challengeDead tells whether a challenge has expired: after ChallengeTTL,

@@ -150,3 +150,68 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestRotateAndStepUp(t *testing.T) {
+	m, c := newManager(t, DefaultConfig)
+	old, s, err := m.Create("alice", PasswordChange, "192.0.2.1", "ua")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Advance(time.Minute)
+	next, s2, ok := m.Rotate(old, Full)
+	if !ok || next == old || s2.Kind != Full || s2.ID != s.ID || !s2.Created.Equal(s.Created) {
+		t.Fatalf("Rotate = %q %+v %v", next, s2, ok)
+	}
+	if _, ok := m.Lookup(old); ok {
+		t.Fatal("the old token still works after Rotate")
+	}
+	if _, _, ok := m.Rotate(old, Full); ok {
+		t.Fatal("a dead token rotated")
+	}
+	if got, _ := m.Lookup(next); got.SteppedUpWithin(c.Now(), 5*time.Minute) {
+		t.Fatal("stepped up without StepUp")
+	}
+	up, s3, ok := m.StepUp(next)
+	if !ok || up == next || !s3.SteppedUpWithin(c.Now(), 5*time.Minute) {
+		t.Fatalf("StepUp = %q %+v %v", up, s3, ok)
+	}
+	c.Advance(5*time.Minute + time.Second)
+	if got, _ := m.Lookup(up); got.SteppedUpWithin(c.Now(), 5*time.Minute) {
+		t.Fatal("a step-up lasted past five minutes")
+	}
+}
+
+func TestBeginCodeCapsAChallenge(t *testing.T) {
+	m, _ := newManager(t, DefaultConfig)
+	ch, err := m.NewChallenge("alice", "192.0.2.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := m.BeginCode(ch, "192.0.2.99"); !errors.Is(err, ErrChallenge) {
+		t.Fatalf("another client: %v", err)
+	}
+	var ends []func(bool)
+	for i := 0; i < MaxCodeTries; i++ {
+		_, end, err := m.BeginCode(ch, "192.0.2.1")
+		if err != nil {
+			t.Fatalf("check %d: %v", i, err)
+		}
+		ends = append(ends, end)
+	}
+	if _, _, err := m.BeginCode(ch, "192.0.2.1"); !errors.Is(err, ErrTooManyCodes) {
+		t.Fatalf("a sixth check in flight: %v", err)
+	}
+	ends[0](false) // a right code (or an unjudged one) frees its place
+	_, end, err := m.BeginCode(ch, "192.0.2.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ends[0] = end
+	for _, end := range ends {
+		end(true)
+		end(true) // a second call does nothing
+	}
+	if _, _, err := m.BeginCode(ch, "192.0.2.1"); !errors.Is(err, ErrChallenge) {
+		t.Fatalf("after %d wrong codes the challenge lives on: %v", MaxCodeTries, err)
+	}
+}

@@ -225,7 +225,10 @@ func TestNewOwnerInBrowser(t *testing.T) {
 
 	// Enrol: the QR code is a PNG data: URL that the browser shows, and
 	// the secret is there to type.
-	b.submit("#acct-setup", "enrol")
+	// From the account page the password is asked again.
+	b.submit("#acct-setup", "setup")
+	b.do("type the password", fill("#setup-pass", newPassword))
+	b.submit("#setup-submit", "enrol")
 	b.do("wait for the QR image", chromedp.Poll[chromedp.Void](`(i => i.complete && i.naturalWidth > 0)(document.getElementById('enrol-qr'))`))
 	src := evalIn[string](b, `document.getElementById('enrol-qr').src`)
 	raw, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(src, "data:image/png;base64,"))
@@ -293,7 +296,7 @@ func TestNewOwnerInBrowser(t *testing.T) {
 	// With a verified security email (set up here through the service; its
 	// pages are not part of this set), the link mails a code.
 	client := auth.Client{Addr: netip.MustParseAddr("127.0.0.1")}
-	if _, err := svc.SetSecurityEmail(context.Background(), "admin", "owner@example.com", client); err != nil {
+	if _, err := svc.SetSecurityEmail(context.Background(), "admin", newPassword, "owner@example.com", client); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := svc.VerifySecurityEmail("admin", mailed.last(), client); err != nil {
@@ -350,7 +353,7 @@ func TestNewOwnerInBrowser(t *testing.T) {
 	// Guessing gets the client locked out, and the page says for how long,
 	// even to the right password.
 	b.submit("#acct-logout", "login")
-	locked := regexp.MustCompile(`^too many failed attempts; try again in \d+ seconds$`)
+	locked := regexp.MustCompile(`^too many failed attempts from this address: it is blocked for \d+ (seconds|minutes)$`)
 	for i := range 5 {
 		b.do("type a wrong password", fill("#login-user", "admin"), fill("#login-pass", fmt.Sprintf("wrong-%d", i)))
 		msg := b.submitErr("#login-submit")

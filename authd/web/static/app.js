@@ -202,9 +202,12 @@ onSubmit('form-password', async () => {
 });
 click('password-cancel', () => (state.forced ? logout() : openAccount()));
 
-async function openEnrol(forced) {
+// openEnrol starts an enrolment: forced (just after the password, the
+// policy requires it) or from the account page, where the password is asked
+// again (password, from the setup form).
+async function openEnrol(forced, password) {
   state.forced = forced;
-  const res = await api('POST', '/me/2fa/enroll');
+  const res = await api('POST', '/me/2fa/enroll', forced ? undefined : { password: password });
   const png = String(res.qr_png || '');
   $('enrol-qr').src = /^[A-Za-z0-9+/]+=*$/.test(png) ? 'data:image/png;base64,' + png : '';
   $('enrol-secret').textContent = res.secret_grouped || res.secret || '';
@@ -290,7 +293,16 @@ click('devices-revoke-all', async () => {
   showNotice('Devices revoked: ' + res.revoked);
   await loadDevices();
 });
-click('acct-setup', () => openEnrol(false));
+click('acct-setup', () => {
+  $('setup-pass').value = '';
+  show('setup');
+});
+onSubmit('form-setup', async () => {
+  const pass = $('setup-pass');
+  const password = pass.value;
+  pass.value = '';
+  await openEnrol(false, password);
+});
 click('acct-password', () => openPassword(false));
 click('acct-logout', () => logout());
 click('acct-codes', () => {

@@ -1,0 +1,292 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rknas/firmware/authd/account"
+	"github.com/rknas/firmware/authd/recovery"
+)
+
+// raw sends one JSON request from a goroutine (no testing.T calls) and
+// returns the status and the error code, if any.
+func (b *browser) raw(method, path string, body any) (int, string) {
+	var r io.Reader
+	if body != nil {
+		raw, _ := json.Marshal(body)
+		r = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequest(method, b.e.url+path, r)
+	if err != nil {
+		return 0, err.Error()
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := b.hc.Do(req)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, errCode(out)
+}
+
+// burst sends n copies of a request at once and counts the answers by
+// error code ("" for success).
+func burst(n int, send func() (int, string)) map[string]int {
+	var mu sync.Mutex
+	got := map[string]int{}
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			_, code := send()
+			mu.Lock()
+			got[code]++
+			mu.Unlock()
+		}()
+	}
+	close(start)
+	wg.Wait()
+	return got
+}
+
+// TestParallelGuessesHeldToTheLimits sends wrong passwords and codes in
+// parallel bursts: no more are judged than the limits allow, where before
+// every request in flight got a verdict.
+func TestParallelGuessesHeldToTheLimits(t *testing.T) {
+	e := newEnv(t, start())
+	a := e.browserFrom("127.0.0.2")
+	a.setUpAdmin("correct horse")
+	secret, _ := a.enroll()
+
+	// 40 wrong passwords at once from one address: 5 judged (the client
+	// limit), the rest refused before any hash.
+	g := e.browserFrom("127.0.0.10")
+	got := burst(40, func() (int, string) { return g.raw("POST", "/api/v1/login", login("admin", "wrong horse")) })
+	if got["invalid_credentials"] > 5 || got["invalid_credentials"]+got["locked"] != 40 {
+		t.Errorf("40 parallel wrong passwords: %v; want at most 5 judged, the rest locked", got)
+	}
+
+	// 300 wrong codes at once on one login challenge: at most 5 checked,
+	// and the challenge is void after the fifth.
+	c := e.browserFrom("127.0.0.11")
+	out := c.must(200, "POST", "/api/v1/login", login("admin", "correct horse"))
+	ch := out["challenge"]
+	got = burst(300, func() (int, string) {
+		return c.raw("POST", "/api/v1/login/otp", map[string]any{"challenge": ch, "code": "000000"})
+	})
+	if got["invalid_code"] > 5 {
+		t.Errorf("300 parallel codes on one challenge: %v; want at most 5 checked", got)
+	}
+	e.clock.Advance(30 * time.Second)
+	if st, code := c.raw("POST", "/api/v1/login/otp", map[string]any{"challenge": ch, "code": codeAt(t, secret, e.clock.Now())}); st == 200 {
+		t.Errorf("the right code was taken on a challenge that had 5 wrong ones: %d %s", st, code)
+	}
+
+	// The same for a session's own password checks: /me/password, 2FA
+	// off, new recovery codes. (The bursts above banned the account: let
+	// that go first.)
+	e.clock.Advance(24 * time.Hour)
+	for _, tt := range []struct {
+		name, method, path string
+		body               any
+	}{
+		{"password change", "PUT", "/api/v1/me/password", map[string]string{"current_password": "wrong horse", "new_password": "another horse"}},
+		{"2FA off", "DELETE", "/api/v1/me/2fa", map[string]string{"password": "wrong horse", "code": "123456"}},
+		{"recovery codes", "POST", "/api/v1/me/2fa/recovery-codes", map[string]string{"password": "wrong horse"}},
+	} {
+		s := e.browserFrom("127.0.0.12")
+		s.password, s.secret = "correct horse", secret
+		e.clock.Advance(30 * time.Second)
+		out := s.must(200, "POST", "/api/v1/login", login("admin", "correct horse"))
+		s.must(200, "POST", "/api/v1/login/otp", map[string]any{"challenge": out["challenge"], "code": codeAt(t, secret, e.clock.Now())})
+		got := burst(40, func() (int, string) { return s.raw(tt.method, tt.path, tt.body) })
+		if got["invalid_credentials"] > 5 {
+			t.Errorf("%s: 40 parallel wrong passwords: %v; want at most 5 judged", tt.name, got)
+		}
+		e.clock.Advance(24 * time.Hour) // let the ban and the offences go
+	}
+}
+
+// TestStepUp checks that the changes that could hand the device to someone
+// else need the password (and a code) given again within 5 minutes, and
+// that a stolen admin session can neither make an admin nor take over the
+// built-in one.
+func TestStepUp(t *testing.T) {
+	e := newEnv(t, start())
+	a := e.browserFrom("127.0.0.2")
+	a.setUpAdmin("correct horse")
+	a.enroll()
+	a.must(201, "POST", "/api/v1/users", map[string]any{"name": "bob", "password": "bob-initial", "must_change_password": false})
+
+	for _, tt := range []struct {
+		method, path string
+		body         any
+	}{
+		{"POST", "/api/v1/users", map[string]any{"name": "mallory", "password": "mallory pass", "role": "admin"}},
+		{"PATCH", "/api/v1/users/bob", map[string]any{"role": "admin"}},
+		{"PATCH", "/api/v1/users/admin", map[string]any{"password": "set without the current one"}},
+		{"PUT", "/api/v1/policy/2fa", map[string]any{"scope": "all"}},
+		// (SMTP and network settings: mail_test.go and the VM tests.)
+	} {
+		a.wantErr(403, "step_up_required", tt.method, tt.path, tt.body)
+	}
+	// A plain user is still made without a step-up.
+	a.must(201, "POST", "/api/v1/users", map[string]any{"name": "carol", "password": "carol-initial"})
+
+	// Step-up: the password alone is not enough with 2FA on; a wrong one
+	// counts as a failure.
+	a.wantErr(400, "bad_request", "POST", "/api/v1/me/step-up", map[string]string{"password": "correct horse"})
+	a.wantErr(401, "invalid_credentials", "POST", "/api/v1/me/step-up", map[string]string{"password": "wrong", "code": "123456"})
+	a.stepUp()
+	a.must(201, "POST", "/api/v1/users", map[string]any{"name": "mallory", "password": "mallory pass", "role": "admin"})
+	a.must(200, "PATCH", "/api/v1/users/bob", map[string]any{"role": "admin"})
+	// Five minutes later the step-up is spent.
+	e.clock.Advance(5*time.Minute + time.Second)
+	a.wantErr(403, "step_up_required", "PUT", "/api/v1/policy/2fa", map[string]any{"scope": "all"})
+	a.wantErr(403, "step_up_required", "DELETE", "/api/v1/users/mallory", nil)
+}
+
+// TestTokensRotate checks that a session's token changes at every change
+// of its kind and of its password, and at a step-up: a copy of the old
+// token is worthless afterwards.
+func TestTokensRotate(t *testing.T) {
+	e := newEnv(t, start())
+	b := e.browserFrom("127.0.0.2")
+	token := func() string {
+		for _, c := range b.hc.Jar.Cookies(mustURL(t, e.url)) {
+			if c.Name == SessionCookie {
+				return c.Value
+			}
+		}
+		return ""
+	}
+	stolen := func(step string, tok string) {
+		t.Helper()
+		thief := e.browserFrom("127.0.0.3")
+		thief.hc.Jar.SetCookies(mustURL(t, e.url), []*http.Cookie{{Name: SessionCookie, Value: tok}})
+		if st, code := thief.raw("GET", "/api/v1/me", nil); st != 401 {
+			t.Errorf("after %s the old token still works: %d %s", step, st, code)
+		}
+	}
+	b.must(200, "POST", "/api/v1/login", login("admin", testDefaultPassword))
+	old := token()
+	b.must(200, "PUT", "/api/v1/me/password", map[string]string{"current_password": testDefaultPassword, "new_password": "correct horse"})
+	b.password = "correct horse"
+	stolen("the forced password change (password_change to full)", old)
+	old = token()
+	b.enroll()
+	stolen("turning 2FA on", old)
+	old = token()
+	b.stepUp()
+	stolen("a step-up", old)
+	old = token()
+	b.must(200, "PUT", "/api/v1/me/password", map[string]string{"current_password": "correct horse", "new_password": "correct horse 2"})
+	stolen("a password change", old)
+	b.must(200, "GET", "/api/v1/me", nil)
+}
+
+// TestStolenSessionCannotEnrolOrMoveTheEmail: turning 2FA on from a full
+// session, and changing the security email, need the password.
+func TestStolenSessionCannotEnrolOrMoveTheEmail(t *testing.T) {
+	e := newEnv(t, start())
+	b := e.browserFrom("127.0.0.2")
+	b.setUpAdmin("correct horse")
+	b.wantErr(400, "bad_request", "POST", "/api/v1/me/2fa/enroll", nil)
+	b.wantErr(401, "invalid_credentials", "POST", "/api/v1/me/2fa/enroll", map[string]string{"password": "thief's guess"})
+	// Without mail settings the address is refused before the password is
+	// looked at; what matters is that no address is accepted without it.
+	st, code := b.raw("PUT", "/api/v1/me/security-email", map[string]string{"email": "thief@example.com"})
+	if st == 200 {
+		t.Errorf("security email changed without the password: %d %s", st, code)
+	}
+}
+
+// liveReset is what authd wires into the recovery: the auth core's view.
+type liveReset struct{ e *env }
+
+func (l liveReset) AdminReset(source string) { l.e.svc.AdminReset(source) }
+
+type noNetwork struct{}
+
+func (noNetwork) ResetToDefault(context.Context) error { return nil }
+
+// TestResetEndsEveryAdminSession: a physical reset ends the sessions of
+// every admin account, and no other admin may change the built-in admin
+// until its owner has signed in with the default password and set a new
+// one.
+func TestResetEndsEveryAdminSession(t *testing.T) {
+	e := newEnv(t, start())
+	a := e.browserFrom("127.0.0.2")
+	a.setUpAdmin("correct horse")
+	a.stepUp()
+	a.must(201, "POST", "/api/v1/users", map[string]any{"name": "mallory", "password": "mallory pass", "role": "admin", "must_change_password": false})
+	m := e.browserFrom("127.0.0.3")
+	m.password = "mallory pass"
+	m.must(200, "POST", "/api/v1/login", login("mallory", "mallory pass"))
+	m.stepUp()
+	u := e.browserFrom("127.0.0.4")
+	a.must(201, "POST", "/api/v1/users", map[string]any{"name": "user1", "password": "user1 pass", "must_change_password": false})
+	u.must(200, "POST", "/api/v1/login", login("user1", "user1 pass"))
+
+	// RESET at the device.
+	err := recovery.Run(context.Background(), recovery.Deps{Store: e.db, Hasher: testHasher(t), DefaultPassword: testDefaultPassword,
+		Network: noNetwork{}, Live: liveReset{e}, Clock: e.clock, Log: discardLog()}, "button")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.wantErr(401, "unauthorized", "GET", "/api/v1/me", nil)
+	m.wantErr(401, "unauthorized", "GET", "/api/v1/me", nil)
+	u.must(200, "GET", "/api/v1/me", nil) // not an admin: untouched
+
+	// Mallory signs in again and steps up, but cannot touch the admin.
+	m.must(200, "POST", "/api/v1/login", login("mallory", "mallory pass"))
+	e.clock.Advance(time.Minute)
+	m.stepUp()
+	for _, tt := range []struct {
+		method, path string
+		body         any
+	}{
+		{"PATCH", "/api/v1/users/admin", map[string]any{"password": "mallory owns this"}},
+		{"DELETE", "/api/v1/users/admin/2fa", nil},
+	} {
+		m.wantErr(403, "forbidden", tt.method, tt.path, tt.body)
+	}
+	// The owner signs in with the default password and sets a new one;
+	// from then on the admin is an ordinary (step-up protected) account.
+	o := e.browserFrom("127.0.0.5")
+	o.setUpAdmin("owner's new horse")
+	m.stepUp()
+	m.must(200, "PATCH", "/api/v1/users/admin", map[string]any{"groups": []string{}})
+	if n := strings.Count(jsonString(o.must(200, "GET", "/api/v1/audit?limit=1000", nil)), `"event":"physical_reset"`); n != 1 {
+		t.Errorf("%d physical_reset entries", n)
+	}
+}
+
+func testHasher(t *testing.T) *account.Hasher {
+	h, err := account.NewHasher(testParams, 2, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func mustURL(t *testing.T, s string) *url.URL {
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
