@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/rknas/firmware/authd/account"
@@ -40,6 +41,7 @@ type options struct {
 	listen          string
 	defaultPassFile string
 	defaultHostname string
+	secretConsole   string
 	board           string
 	deviceName      string
 	tlsCert         string
@@ -71,6 +73,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		"without it a random password is generated on first start, stored 0600 in the state directory and printed once")
 	fs.StringVar(&o.defaultHostname, "default-hostname", "", "this device's hostname, provisioned by the flasher: the network configuration's default, "+
 		"which a RESET puts back (default: "+netconf.DefaultHostname+")")
+	fs.StringVar(&o.secretConsole, "secret-console", "", "where a generated default password is shown, once: a terminal no log "+
+		"collects (the firmware passes /dev/console); default: standard error")
 	fs.StringVar(&o.board, "board", "auto", "board profile: a name, auto (detect from the device tree) or none")
 	fs.StringVar(&o.deviceName, "device-name", "", "name shown in authenticator apps and mails (default: the hostname)")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "serve HTTPS with this certificate (PEM); needs -tls-key")
@@ -126,10 +130,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
-	if err := os.MkdirAll(o.state, 0o700); err != nil {
+	if err := control.PrivateDir(o.state); err != nil {
 		return fmt.Errorf("%w: -state %s: %v", errConfig, o.state, err)
 	}
-	defaultPass, source, err := defaultPassword(o, stderr)
+	secretOut, closeSecret := secretConsole(o.secretConsole, stderr)
+	defaultPass, source, err := defaultPassword(o, secretOut)
+	closeSecret()
 	if err != nil {
 		return err
 	}
@@ -246,6 +252,21 @@ func serve(ctx context.Context, o *options, h http.Handler, log *slog.Logger) er
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return hs.Shutdown(sctx)
+}
+
+// secretConsole opens where a generated password may be shown: path (a
+// console device whose output no log collects) or, when empty or not
+// openable, w.
+func secretConsole(path string, w io.Writer) (io.Writer, func()) {
+	if path == "" {
+		return w, func() {}
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|syscall.O_NOCTTY, 0)
+	if err != nil {
+		fmt.Fprintf(w, "authd: -secret-console %s: %v; a generated default password is shown here instead\n", path, err)
+		return w, func() {}
+	}
+	return f, func() { f.Close() }
 }
 
 // defaultPassword returns the device's default admin password and where it

@@ -82,6 +82,27 @@ func (p *Presses) Wait(ctx context.Context, timeout time.Duration) bool {
 	return false
 }
 
+// PrivateDir makes dir (and its parents) if missing and sets it to 0700
+// whatever it was: MkdirAll leaves an existing, looser directory as it is.
+func PrivateDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create %s: %w", dir, err)
+	}
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s is not a directory", dir)
+	}
+	if fi.Mode().Perm() != 0o700 {
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return fmt.Errorf("make %s private: %w", dir, err)
+		}
+	}
+	return nil
+}
+
 // Server serves the control socket.
 type Server struct {
 	b       Backend
@@ -94,18 +115,24 @@ type Server struct {
 // Listen creates the socket at path (its directory 0700, the socket 0600)
 // and serves it until Close.
 func Listen(path string, b Backend, presses *Presses, log *slog.Logger) (*Server, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("control: create %s: %w", filepath.Dir(path), err)
+	// The directory, made or tightened to 0700, is what keeps others out:
+	// the socket is made in it and only then set to 0600. (Changing the
+	// umask instead would race with every file the process creates
+	// meanwhile.)
+	if err := PrivateDir(filepath.Dir(path)); err != nil {
+		return nil, fmt.Errorf("control: %w", err)
 	}
 	// A socket left by a killed authd would make Listen fail.
 	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
 		os.Remove(path)
 	}
-	old := unix.Umask(0o177)
 	ln, err := net.Listen("unix", path)
-	unix.Umask(old)
 	if err != nil {
 		return nil, fmt.Errorf("control: listen on %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("control: chmod %s: %w", path, err)
 	}
 	s := &Server{b: b, presses: presses, log: log, ln: ln}
 	mux := http.NewServeMux()

@@ -247,7 +247,10 @@ type provisioning struct {
 
 // authdArgs is authd's command line for the board.
 func authdArgs(boardName string, prov provisioning) []string {
-	args := []string{"-state", filepath.Join(stateDir, "authd"), "-listen", apiListen, "-board", boardName, "-manage-network"}
+	// A password authd makes up is shown on the console alone: its
+	// standard error also goes to the log file on the state partition.
+	args := []string{"-state", filepath.Join(stateDir, "authd"), "-listen", apiListen, "-board", boardName, "-manage-network",
+		"-secret-console", "/dev/console"}
 	if prov.passwordFile != "" {
 		args = append(args, "-default-password-file", prov.passwordFile)
 	}

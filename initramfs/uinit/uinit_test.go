@@ -9,7 +9,7 @@ import (
 )
 
 func TestAuthdArgs(t *testing.T) {
-	base := []string{"-state", "/state/authd", "-listen", ":8080", "-board", "qnap-ts433", "-manage-network"}
+	base := []string{"-state", "/state/authd", "-listen", ":8080", "-board", "qnap-ts433", "-manage-network", "-secret-console", "/dev/console"}
 	for _, tt := range []struct {
 		prov provisioning
 		want []string
