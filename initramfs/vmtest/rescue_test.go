@@ -108,7 +108,7 @@ func TestVMRescue(t *testing.T) {
 	admin := newClient(t, v.port, nil)
 	admin.must(200, "POST", "/api/v1/login", login("admin", def))
 	admin.must(200, "PUT", "/api/v1/me/password", map[string]string{"current_password": def, "new_password": "admin passphrase 1"})
-	secret := admin.must(200, "POST", "/api/v1/me/2fa/enroll", nil)["secret"].(string)
+	secret := admin.must(200, "POST", "/api/v1/me/2fa/enroll", map[string]string{"password": "admin passphrase 1"})["secret"].(string)
 	admin.must(200, "POST", "/api/v1/me/2fa/verify", map[string]string{"code": freshCode(t, secret, &step)})
 
 	port := serialPTY(t, v)

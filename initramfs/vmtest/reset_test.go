@@ -129,18 +129,20 @@ func TestVMReset(t *testing.T) {
 		t.Fatalf("first login: %v", out)
 	}
 	admin.must(200, "PUT", "/api/v1/me/password", map[string]string{"current_password": def, "new_password": "admin passphrase 1"})
-	secret := admin.must(200, "POST", "/api/v1/me/2fa/enroll", nil)["secret"].(string)
+	secret := admin.must(200, "POST", "/api/v1/me/2fa/enroll", map[string]string{"password": "admin passphrase 1"})["secret"].(string)
 	admin.must(200, "POST", "/api/v1/me/2fa/verify", map[string]string{"code": freshCode(t, secret, &adminStep)})
 	admin.must(201, "POST", "/api/v1/users", map[string]any{"name": "bob", "password": "bob passphrase", "must_change_password": false})
 	bob := newClient(t, v.port, nil)
 	bob.must(200, "POST", "/api/v1/login", login("bob", "bob passphrase"))
-	bobSecret := bob.must(200, "POST", "/api/v1/me/2fa/enroll", nil)["secret"].(string)
+	bobSecret := bob.must(200, "POST", "/api/v1/me/2fa/enroll", map[string]string{"password": "bob passphrase"})["secret"].(string)
 	bob.must(200, "POST", "/api/v1/me/2fa/verify", map[string]string{"code": freshCode(t, bobSecret, &bobStep)})
 
 	// 2. A static address that cuts the host off, confirmed from the new
 	// address (as from a laptop moved to that network).
 	netcfg := admin.must(200, "GET", "/api/v1/settings/network", nil)
 	iface := netcfg["config"].(map[string]any)["interfaces"].([]any)[0].(map[string]any)["name"].(string)
+	// A network change needs the password and a fresh code again.
+	admin.must(200, "POST", "/api/v1/me/step-up", map[string]string{"password": "admin passphrase 1", "code": freshCode(t, secret, &adminStep)})
 	// The answer to the change may be lost with the old address; the
 	// pending change is read back through the new one.
 	admin.call("PUT", "/api/v1/settings/network", map[string]any{
