@@ -318,3 +318,47 @@ func TestOwnLoginDoesNotResetTheAddress(t *testing.T) {
 		t.Fatalf("locked %q, want the address", kind)
 	}
 }
+
+// TestCodeGuessesAreCappedPerAccountAndChallenge: someone who has the
+// password and guesses codes from many addresses, each with its own login
+// challenge, is held to the account's 10 failures; from an allow-listed
+// address, where the account-wide cap does not apply, a challenge still
+// takes at most 5 wrong codes, however many are sent at once.
+func TestCodeGuessesAreCappedPerAccountAndChallenge(t *testing.T) {
+	e := newEnv(t, start())
+	a := e.browserFrom("127.0.0.2")
+	a.setUpAdmin("correct horse")
+	secret, _ := a.enroll()
+	a.stepUp()
+	a.must(200, "PUT", "/api/v1/settings/security", map[string]any{"allow_list": []string{"127.0.1.0/24"}})
+
+	// Inside the list: 300 wrong codes at once on one challenge.
+	home := e.browserFrom("127.0.1.7")
+	ch := home.must(200, "POST", "/api/v1/login", login("admin", "correct horse"))["challenge"]
+	got := burst(300, func() (int, string) {
+		return home.raw("POST", "/api/v1/login/otp", map[string]any{"challenge": ch, "code": "000000"})
+	})
+	if got["invalid_code"] > 5 {
+		t.Errorf("300 parallel codes from an allow-listed address: %v; want at most 5 judged", got)
+	}
+	home.wantErr(401, "challenge_expired", "POST", "/api/v1/login/otp", map[string]any{"challenge": ch, "code": codeAt(t, secret, e.clock.Now())})
+
+	// Outside the list: 2 wrong codes from each of 5 addresses lock the
+	// account, even for the right code from a sixth.
+	for i := 0; i < 5; i++ {
+		g := e.browserFrom(fmt.Sprintf("127.0.0.%d", 30+i))
+		ch := g.must(200, "POST", "/api/v1/login", login("admin", "correct horse"))["challenge"]
+		for j := 0; j < 2; j++ {
+			g.wantErr(401, "invalid_code", "POST", "/api/v1/login/otp", map[string]any{"challenge": ch, "code": fmt.Sprintf("00000%d", j)})
+		}
+	}
+	g := e.browserFrom("127.0.0.40")
+	st, body, _ := g.call("POST", "/api/v1/login", login("admin", "correct horse"))
+	if st == 200 {
+		ch := body["challenge"]
+		body = g.wantErr(429, "locked", "POST", "/api/v1/login/otp", map[string]any{"challenge": ch, "code": codeAt(t, secret, e.clock.Now())})
+	}
+	if kind, _ := lockedBy(t, body); kind != "account" {
+		t.Fatalf("after 10 wrong codes from 5 addresses: locked %q, want the account", kind)
+	}
+}

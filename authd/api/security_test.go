@@ -199,18 +199,33 @@ func TestTokensRotate(t *testing.T) {
 }
 
 // TestStolenSessionCannotEnrolOrMoveTheEmail: turning 2FA on from a full
-// session, and changing the security email, need the password.
+// session, and changing the security email, need the password; the old
+// address hears of the change. Mail goes through a real SMTP server.
 func TestStolenSessionCannotEnrolOrMoveTheEmail(t *testing.T) {
-	e := newEnv(t, start())
-	b := e.browserFrom("127.0.0.2")
+	me := newMailEnv(t)
+	b := me.browserFrom("127.0.0.2")
 	b.setUpAdmin("correct horse")
 	b.wantErr(400, "bad_request", "POST", "/api/v1/me/2fa/enroll", nil)
 	b.wantErr(401, "invalid_credentials", "POST", "/api/v1/me/2fa/enroll", map[string]string{"password": "thief's guess"})
-	// Without mail settings the address is refused before the password is
-	// looked at; what matters is that no address is accepted without it.
-	st, code := b.raw("PUT", "/api/v1/me/security-email", map[string]string{"email": "thief@example.com"})
-	if st == 200 {
-		t.Errorf("security email changed without the password: %d %s", st, code)
+
+	b.stepUp()
+	b.must(200, "PUT", "/api/v1/settings/smtp", me.smtpSettings("smtp-secret"))
+	b.must(200, "PUT", "/api/v1/me/security-email", map[string]string{"email": "owner@example.com", "password": "correct horse"})
+	b.must(200, "POST", "/api/v1/me/security-email/verify", map[string]string{"code": codeIn(t, me.waitMail(t, 1), 6)})
+
+	// The thief holds the session, not the password.
+	b.wantErr(400, "bad_request", "PUT", "/api/v1/me/security-email", map[string]string{"email": "thief@example.com"})
+	b.wantErr(401, "invalid_credentials", "PUT", "/api/v1/me/security-email", map[string]string{"email": "thief@example.com", "password": "thief's guess"})
+	// The owner moves the address; the old one is told.
+	b.must(200, "PUT", "/api/v1/me/security-email", map[string]string{"email": "new@example.com", "password": "correct horse"})
+	verify := me.waitMail(t, 2)
+	if verify.To[0] != "new@example.com" {
+		t.Fatalf("a verification code went to %v: the refused changes sent mail", verify.To)
+	}
+	b.must(200, "POST", "/api/v1/me/security-email/verify", map[string]string{"code": codeIn(t, verify, 6)})
+	notice := me.waitMail(t, 3)
+	if notice.To[0] != "owner@example.com" || !strings.Contains(mailText(t, notice), "security email address") {
+		t.Fatalf("notice to the old address:\n%s", mailText(t, notice))
 	}
 }
 
