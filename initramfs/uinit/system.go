@@ -247,14 +247,17 @@ func serveControl(ctx context.Context, sim *simctl.Sim) {
 		return
 	}
 	slog.Info("control channel ready", "dev", dev)
+	// The port stays open for good: closing it makes the guest driver drop
+	// whatever the host sent meanwhile, so a command sent just as the last
+	// host went away would be lost.
+	f, err := os.OpenFile(dev, os.O_RDWR, 0)
+	if err != nil {
+		slog.Warn("control channel", "err", err)
+		return
+	}
+	defer f.Close()
 	for ctx.Err() == nil {
-		f, err := os.OpenFile(dev, os.O_RDWR, 0)
-		if err != nil {
-			slog.Warn("control channel", "err", err)
-			return
-		}
-		err = simctl.Serve(ctx, f, sim)
-		f.Close()
+		err := simctl.Serve(ctx, f, sim)
 		if !errors.Is(err, io.EOF) {
 			slog.Warn("control channel", "err", err)
 		}

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/rknas/firmware/initramfs/vmrig"
 )
 
 // serialPTY bridges the VM's console (QEMU's PL011 UART on a unix socket)
@@ -66,17 +68,27 @@ func attachConfirmed(ctx context.Context, t *testing.T, v *vm, bin, port, action
 		if presses == 5 {
 			t.Fatal("the console did not take any of 5 presses")
 		}
-		if got := v.ctl(ctx, "hold 0.5"); got != "ok held 500ms" {
-			t.Fatalf("hold 0.5: %q", got)
-		}
-		// The console says "button pressed" when it took the press; the
-		// action may then run for minutes (install-emmc).
-		wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		_, werr := v.console.Wait(wctx, "button pressed")
-		cancel()
-		if werr == nil {
-			b, err = <-out, <-errc
-			break
+		// The control channel has been seen to lose a command when the
+		// guest reopens its port just as the host connects: give each
+		// press a few seconds and press again rather than wait forever.
+		hctx, hcancel := context.WithTimeout(ctx, 10*time.Second)
+		got, herr := vmrig.Ctl(hctx, filepath.Join(v.run, "ctl.sock"), "hold 0.5")
+		hcancel()
+		switch {
+		case herr != nil && ctx.Err() == nil:
+			fmt.Printf("vmtest: press %d: %v; pressing again\n", presses+1, herr)
+		case got != "ok held 500ms":
+			t.Fatalf("hold 0.5: %q %v", got, herr)
+		default:
+			// The console says "button pressed" when it took the press;
+			// the action may then run for minutes (install-emmc).
+			wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			_, werr := v.console.Wait(wctx, "button pressed")
+			cancel()
+			if werr == nil {
+				b, err = <-out, <-errc
+				continue
+			}
 		}
 		select {
 		case b = <-out:
