@@ -12,7 +12,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.7.0
 
 BOARD     ?= qemu-virt
 
-.PHONY: help build run dev test test-host test-images test-vm bench bench-vm lint fuzz deps image images flash flash-emmc vm-start vm-stop clean
+.PHONY: help build run dev test test-host test-images test-vm mutate bench bench-vm lint fuzz deps image images flash flash-emmc vm-start vm-stop clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
@@ -38,10 +38,13 @@ dev: ## run authd on this host instead: state in ./var, API on http://127.0.0.1:
 deps: ## install the Debian packages the tests need (QEMU, chronyd, oathtool, ...)
 	scripts/deps.sh
 
-test: deps lint test-host test-images test-vm ## everything CI runs: lint, unit, integration, image and VM tests
+test: deps lint test-host mutate test-images test-vm ## everything CI runs: lint, unit, integration, mutation, image and VM tests
 
 test-host: ## the Go test suite, under the race detector
 	$(GO) test -race -count=1 -timeout 20m ./...
+
+mutate: ## break each rule in scripts/mutate/mutations.txt on purpose and check that its tests fail
+	$(GO) run ./scripts/mutate -j 2
 
 test-images: deps ## build every board's disk image and check it with sfdisk, sgdisk, fsck, mtools, fdtget
 	$(GO) test -tags imagetest -count=1 -v -timeout 30m ./board/imagetest
