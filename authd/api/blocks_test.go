@@ -39,6 +39,15 @@ func (e *env) restart() *env {
 	return &env{t: e.t, url: startServer(e.t, New(svc, discardLog(), cfg.TrustedDeviceTTL)), clock: e.clock, svc: svc, db: db}
 }
 
+// adminAndBob sets up the admin (signed in from 127.0.0.2, returned) and a
+// user bob with the password "bob passphrase".
+func (e *env) adminAndBob() *browser {
+	a := e.browserFrom("127.0.0.2")
+	a.setUpAdmin("correct horse")
+	a.must(201, "POST", "/api/v1/users", map[string]any{"name": "bob", "password": "bob passphrase", "must_change_password": false})
+	return a
+}
+
 // lockedBy returns what a locked answer locks and its retry_after.
 func lockedBy(t *testing.T, out map[string]any) (string, float64) {
 	t.Helper()
@@ -67,9 +76,7 @@ func blocksOf(t *testing.T, b *browser) map[string]map[string]any {
 // restart.
 func TestBansSurviveARestart(t *testing.T) {
 	e := newEnv(t, start())
-	a := e.browserFrom("127.0.0.2")
-	a.setUpAdmin("correct horse")
-	a.must(201, "POST", "/api/v1/users", map[string]any{"name": "bob", "password": "bob passphrase", "must_change_password": false})
+	a := e.adminAndBob()
 
 	g := e.browserFrom("127.0.0.20")
 	for i := 0; i < 5; i++ {
@@ -139,9 +146,7 @@ func TestBansSurviveARestart(t *testing.T) {
 // account; the list needs a step-up and refuses networks too wide.
 func TestAllowListKeepsTheOwnerIn(t *testing.T) {
 	e := newEnv(t, start())
-	a := e.browserFrom("127.0.0.2")
-	a.setUpAdmin("correct horse")
-	a.must(201, "POST", "/api/v1/users", map[string]any{"name": "bob", "password": "bob passphrase", "must_change_password": false})
+	a := e.adminAndBob()
 
 	a.wantErr(403, "step_up_required", "PUT", "/api/v1/settings/security", map[string]any{"allow_list": []string{"127.0.1.0/24"}})
 	a.stepUp()
@@ -305,9 +310,7 @@ func TestOutboxKeepsOtherAccountsNotices(t *testing.T) {
 // account between guesses does not get a fresh count for their address.
 func TestOwnLoginDoesNotResetTheAddress(t *testing.T) {
 	e := newEnv(t, start())
-	a := e.browserFrom("127.0.0.2")
-	a.setUpAdmin("correct horse")
-	a.must(201, "POST", "/api/v1/users", map[string]any{"name": "bob", "password": "bob passphrase", "must_change_password": false})
+	e.adminAndBob()
 	bob := e.browserFrom("127.0.0.60")
 	for i := 0; i < 4; i++ {
 		bob.wantErr(401, "invalid_credentials", "POST", "/api/v1/login", login("admin", fmt.Sprint("guess ", i)))

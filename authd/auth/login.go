@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/rknas/firmware/authd/account"
@@ -127,6 +128,30 @@ func (s *Service) Login(ctx context.Context, username, password string, c Client
 	return s.finish(u, c)
 }
 
+// spendSecondFactor checks code, a TOTP code or a recovery code, against
+// u's second factor and spends it in u (a TOTP step is marked used, a
+// recovery code removed); the caller stores u. It returns the method, and
+// errCodeReused or errInvalidCode when the code is not good.
+func spendSecondFactor(u *store.User, code string, now time.Time) (string, *Error) {
+	if twofa.LooksLikeTOTP(code) {
+		step, err := twofa.Verify(u.TOTP.Secret, code, now, u.TOTP.LastStep)
+		switch {
+		case errors.Is(err, twofa.ErrCodeReused):
+			return MethodTOTP, errCodeReused
+		case err != nil:
+			return MethodTOTP, errInvalidCode
+		}
+		u.TOTP.LastStep = step
+		return MethodTOTP, nil
+	}
+	i := twofa.MatchRecoveryCode(u.TOTP.RecoveryCodes, code)
+	if i < 0 {
+		return MethodRecovery, errInvalidCode
+	}
+	u.TOTP.RecoveryCodes = append(u.TOTP.RecoveryCodes[:i:i], u.TOTP.RecoveryCodes[i+1:]...)
+	return MethodRecovery, nil
+}
+
 // rehash upgrades a stored hash to the current parameters after a good
 // login; failure only costs the upgrade.
 func (s *Service) rehash(ctx context.Context, name, password string) {
@@ -191,26 +216,12 @@ func (s *Service) LoginOTP(ctx context.Context, challenge, code string, trust bo
 			if now.After(ch.EmergencyUntil) || subtle.ConstantTimeCompare([]byte(hashEmergency(code)), []byte(ch.EmergencyHash)) != 1 {
 				verr = errInvalidCode
 			}
-		case twofa.LooksLikeTOTP(code):
-			method = MethodTOTP
-			step, err := twofa.Verify(u.TOTP.Secret, code, now, u.TOTP.LastStep)
-			switch {
-			case errors.Is(err, twofa.ErrCodeReused):
-				verr = errCodeReused
-			case err != nil:
-				verr = errInvalidCode
-			default:
-				u.TOTP.LastStep = step
-				return tx.PutUser(u)
-			}
 		default:
-			method = MethodRecovery
-			i := twofa.MatchRecoveryCode(u.TOTP.RecoveryCodes, code)
-			if i < 0 {
-				verr = errInvalidCode
+			var e *Error
+			if method, e = spendSecondFactor(&u, code, now); e != nil {
+				verr = e
 				return nil
 			}
-			u.TOTP.RecoveryCodes = append(u.TOTP.RecoveryCodes[:i:i], u.TOTP.RecoveryCodes[i+1:]...)
 			return tx.PutUser(u)
 		}
 		return nil

@@ -238,17 +238,9 @@ func (s *Service) Disable2FA(ctx context.Context, token string, user, password, 
 	now := s.clock.Now()
 	var verr error
 	u, err = s.updateUser(user, func(tx *store.Tx, u *store.User) error {
-		if twofa.LooksLikeTOTP(code) {
-			_, err := twofa.Verify(u.TOTP.Secret, code, now, u.TOTP.LastStep)
-			if errors.Is(err, twofa.ErrCodeReused) {
-				verr = errCodeReused
-			} else if err != nil {
-				verr = errInvalidCode
-			}
-		} else if twofa.MatchRecoveryCode(u.TOTP.RecoveryCodes, code) < 0 {
-			verr = errInvalidCode
-		}
-		if verr != nil {
+		// The code is spent with the rest of the second factor.
+		if _, e := spendSecondFactor(u, code, now); e != nil {
+			verr = e
 			return verr
 		}
 		u.TOTP = store.TOTP{}
@@ -346,22 +338,8 @@ func (s *Service) StepUp(ctx context.Context, token string, sess session.Session
 		now := s.clock.Now()
 		var verr error
 		_, err = s.updateUser(u.Name, func(_ *store.Tx, u *store.User) error {
-			if twofa.LooksLikeTOTP(code) {
-				step, err := twofa.Verify(u.TOTP.Secret, code, now, u.TOTP.LastStep)
-				switch {
-				case errors.Is(err, twofa.ErrCodeReused):
-					verr = errCodeReused
-				case err != nil:
-					verr = errInvalidCode
-				default:
-					u.TOTP.LastStep = step
-				}
-			} else if i := twofa.MatchRecoveryCode(u.TOTP.RecoveryCodes, code); i >= 0 {
-				u.TOTP.RecoveryCodes = append(u.TOTP.RecoveryCodes[:i:i], u.TOTP.RecoveryCodes[i+1:]...)
-			} else {
-				verr = errInvalidCode
-			}
-			if verr != nil {
+			if _, e := spendSecondFactor(u, code, now); e != nil {
+				verr = e
 				return verr
 			}
 			return nil
