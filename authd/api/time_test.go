@@ -63,6 +63,10 @@ func TestWrongClockIsNamedAndNTPFixesIt(t *testing.T) {
 	if msg := out["error"].(map[string]any)["message"].(string); !strings.Contains(msg, "NTP") || !strings.Contains(msg, "set the device time") {
 		t.Errorf("message does not say what to do: %q", msg)
 	}
+	// A code that was already used is code_reused, whatever the clock: the
+	// enrolment spent the step before the device's current one.
+	ch = b.must(200, "POST", "/api/v1/login", login("admin", "correct horse"))["challenge"]
+	b.wantErr(401, "code_reused", "POST", "/api/v1/login/otp", map[string]any{"challenge": ch, "code": codeAt(t, secret, devClock.Now().Add(-30*time.Second))})
 
 	// The admin's session from the enrolment is still open: point NTP at
 	// a server that answers.
