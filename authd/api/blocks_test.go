@@ -341,6 +341,7 @@ func TestCodeGuessesAreCappedPerAccountAndChallenge(t *testing.T) {
 	got := burst(300, func() (int, string) {
 		return home.raw("POST", "/api/v1/login/otp", map[string]any{"challenge": ch, "code": "000000"})
 	})
+	t.Logf("burst: %v", got)
 	if got["invalid_code"] > 5 {
 		t.Errorf("300 parallel codes from an allow-listed address: %v; want at most 5 judged", got)
 	}

@@ -76,6 +76,7 @@ func TestParallelGuessesHeldToTheLimits(t *testing.T) {
 	// limit), the rest refused before any hash.
 	g := e.browserFrom("127.0.0.10")
 	got := burst(40, func() (int, string) { return g.raw("POST", "/api/v1/login", login("admin", "wrong horse")) })
+	t.Logf("burst: %v", got)
 	if got["invalid_credentials"] > 5 || got["invalid_credentials"]+got["locked"] != 40 {
 		t.Errorf("40 parallel wrong passwords: %v; want at most 5 judged, the rest locked", got)
 	}
@@ -88,6 +89,7 @@ func TestParallelGuessesHeldToTheLimits(t *testing.T) {
 	got = burst(300, func() (int, string) {
 		return c.raw("POST", "/api/v1/login/otp", map[string]any{"challenge": ch, "code": "000000"})
 	})
+	t.Logf("burst: %v", got)
 	if got["invalid_code"] > 5 {
 		t.Errorf("300 parallel codes on one challenge: %v; want at most 5 checked", got)
 	}
@@ -114,6 +116,7 @@ func TestParallelGuessesHeldToTheLimits(t *testing.T) {
 		out := s.must(200, "POST", "/api/v1/login", login("admin", "correct horse"))
 		s.must(200, "POST", "/api/v1/login/otp", map[string]any{"challenge": out["challenge"], "code": codeAt(t, secret, e.clock.Now())})
 		got := burst(40, func() (int, string) { return s.raw(tt.method, tt.path, tt.body) })
+		t.Logf("burst: %v", got)
 		if got["invalid_credentials"] > 5 {
 			t.Errorf("%s: 40 parallel wrong passwords: %v; want at most 5 judged", tt.name, got)
 		}
