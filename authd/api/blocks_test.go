@@ -195,12 +195,12 @@ func TestAllowListKeepsTheOwnerIn(t *testing.T) {
 	}
 }
 
-// TestBlocksAreMailed: a locked account is mailed to its owner and the
-// admins; blocked addresses are mailed to the admins at most once per 15
-// minutes, and the next mail counts those in between. Mail goes through a
-// real SMTP server.
-func TestBlocksAreMailed(t *testing.T) {
-	me := newMailEnv(t)
+// adminAndBobWithMail sets up mail through the test SMTP server, the admin
+// with the security email owner@example.com and bob (password "bob
+// passphrase", signed in) with bob@example.com, both verified: the first
+// two mails are the verification codes.
+func (me *mailEnv) adminAndBobWithMail(t *testing.T) (admin, bob *browser) {
+	t.Helper()
 	a := me.browserFrom("127.0.0.2")
 	a.setUpAdmin("correct horse")
 	a.stepUp()
@@ -208,10 +208,21 @@ func TestBlocksAreMailed(t *testing.T) {
 	a.must(200, "PUT", "/api/v1/me/security-email", map[string]string{"email": "owner@example.com", "password": "correct horse"})
 	a.must(200, "POST", "/api/v1/me/security-email/verify", map[string]string{"code": codeIn(t, me.waitMail(t, 1), 6)})
 	a.must(201, "POST", "/api/v1/users", map[string]any{"name": "bob", "password": "bob passphrase", "must_change_password": false})
-	bob := me.browserFrom("127.0.0.3")
-	bob.must(200, "POST", "/api/v1/login", login("bob", "bob passphrase"))
-	bob.must(200, "PUT", "/api/v1/me/security-email", map[string]string{"email": "bob@example.com", "password": "bob passphrase"})
-	bob.must(200, "POST", "/api/v1/me/security-email/verify", map[string]string{"code": codeIn(t, me.waitMail(t, 2), 6)})
+	b := me.browserFrom("127.0.0.3")
+	b.password = "bob passphrase"
+	b.must(200, "POST", "/api/v1/login", login("bob", "bob passphrase"))
+	b.must(200, "PUT", "/api/v1/me/security-email", map[string]string{"email": "bob@example.com", "password": "bob passphrase"})
+	b.must(200, "POST", "/api/v1/me/security-email/verify", map[string]string{"code": codeIn(t, me.waitMail(t, 2), 6)})
+	return a, b
+}
+
+// TestBlocksAreMailed: a locked account is mailed to its owner and the
+// admins; blocked addresses are mailed to the admins at most once per 15
+// minutes, and the next mail counts those in between. Mail goes through a
+// real SMTP server.
+func TestBlocksAreMailed(t *testing.T) {
+	me := newMailEnv(t)
+	me.adminAndBobWithMail(t)
 
 	blockAddress := func(ip string) {
 		t.Helper()
@@ -267,18 +278,7 @@ func mailText(t *testing.T, m mailtest.Received) string {
 // the admin's next notice still finds room.
 func TestOutboxKeepsOtherAccountsNotices(t *testing.T) {
 	me := newMailEnv(t)
-	a := me.browserFrom("127.0.0.2")
-	a.setUpAdmin("correct horse")
-	a.stepUp()
-	a.must(200, "PUT", "/api/v1/settings/smtp", me.smtpSettings("smtp-secret"))
-	a.must(200, "PUT", "/api/v1/me/security-email", map[string]string{"email": "owner@example.com", "password": "correct horse"})
-	a.must(200, "POST", "/api/v1/me/security-email/verify", map[string]string{"code": codeIn(t, me.waitMail(t, 1), 6)})
-	a.must(201, "POST", "/api/v1/users", map[string]any{"name": "bob", "password": "bob passphrase", "must_change_password": false})
-	bob := me.browserFrom("127.0.0.3")
-	bob.password = "bob passphrase"
-	bob.must(200, "POST", "/api/v1/login", login("bob", "bob passphrase"))
-	bob.must(200, "PUT", "/api/v1/me/security-email", map[string]string{"email": "bob@example.com", "password": "bob passphrase"})
-	bob.must(200, "POST", "/api/v1/me/security-email/verify", map[string]string{"code": codeIn(t, me.waitMail(t, 2), 6)})
+	a, bob := me.adminAndBobWithMail(t)
 	bob.enroll()
 	me.waitMail(t, 3) // bob's 2FA notice, delivered
 

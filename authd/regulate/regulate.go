@@ -75,9 +75,7 @@ func (r *Regulator) Begin(key string) (Attempt, time.Duration) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := r.clock.Now()
-	e := r.get(key, now)
-	e.last = now
-	r.lru.MoveToFront(e.elem)
+	e := r.touch(key, now)
 	if wait := e.bannedUntil.Sub(now); wait > 0 {
 		return Attempt{}, wait
 	}
@@ -151,9 +149,7 @@ func (r *Regulator) Fail(key string) time.Duration {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := r.clock.Now()
-	e := r.get(key, now)
-	e.last = now
-	r.lru.MoveToFront(e.elem)
+	e := r.touch(key, now)
 	if e.bannedUntil.After(now) {
 		// Failures while banned do not count again: the ban already
 		// answers them, and a client hammering during a ban must not
@@ -246,9 +242,7 @@ func (r *Regulator) Restore(b Ban) {
 	if !b.Until.After(now) {
 		return
 	}
-	e := r.get(b.Key, now)
-	e.last = now
-	r.lru.MoveToFront(e.elem)
+	e := r.touch(b.Key, now)
 	if b.Until.After(e.bannedUntil) {
 		e.bannedUntil = b.Until
 	}
@@ -268,6 +262,14 @@ func prune(ts []time.Time, cutoff time.Time) []time.Time {
 		i++
 	}
 	return append(ts[:0], ts[i:]...)
+}
+
+// touch returns key's entry, made if need be, as the most recently active.
+func (r *Regulator) touch(key string, now time.Time) *entry {
+	e := r.get(key, now)
+	e.last = now
+	r.lru.MoveToFront(e.elem)
+	return e
 }
 
 func (r *Regulator) get(key string, now time.Time) *entry {
