@@ -37,9 +37,15 @@ func TestHashVerify(t *testing.T) {
 		{"correct horse", "", false},
 		{"correct horse", "$argon2id$v=19$m=8192,t=1,p=1$bad", false},
 	} {
+		before := h.Runs()
 		ok, err := h.Verify(ctx, tc.pw, tc.stored)
 		if err != nil || ok != tc.want {
 			t.Errorf("Verify(%q, %.30q) = %v, %v; want %v", tc.pw, tc.stored, ok, err, tc.want)
+		}
+		// One argon2 run whatever the stored hash: a missing or broken
+		// one must cost as much as a real one.
+		if n := h.Runs() - before; n != 1 {
+			t.Errorf("Verify(%q, %.30q) ran argon2 %d times, want once", tc.pw, tc.stored, n)
 		}
 	}
 	// The same password hashes differently each time (random salt).

@@ -1,0 +1,59 @@
+package auth_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rknas/firmware/authd/account"
+	"github.com/rknas/firmware/authd/auth"
+	"github.com/rknas/firmware/authd/clock/clocktest"
+	"github.com/rknas/firmware/authd/store"
+)
+
+// newService returns a Service on a fresh store with cheap hashing, and its
+// hasher.
+func newService(t *testing.T) (*auth.Service, *account.Hasher) {
+	t.Helper()
+	db, err := store.Open(filepath.Join(t.TempDir(), "auth.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	hasher, err := account.NewHasher(account.Params{Time: 1, MemKiB: 8 * 1024, Threads: 1, KeyLen: 32, SaltLen: 16}, 2, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := auth.DefaultConfig()
+	cfg.DefaultPassword = "Dflt-Pass-1234"
+	clk := clocktest.New(time.Date(2026, 11, 23, 12, 0, 5, 0, time.UTC))
+	svc, err := auth.New(context.Background(), cfg, auth.Deps{Store: db, Clock: clk, Hasher: hasher, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc, hasher
+}
+
+// TestEveryPasswordAttemptCostsOneHash: a login with a name that does not
+// exist, or cannot exist, costs the same single argon2 run as one with a
+// real name, so the answer's timing does not tell which names are real.
+func TestEveryPasswordAttemptCostsOneHash(t *testing.T) {
+	svc, hasher := newService(t)
+	for i, name := range []string{"admin", "nobody", "", strings.Repeat("x", 300), "bad\xffname", "admin"} {
+		// Each from its own address, so no attempt is refused by the
+		// address's limit before it is judged.
+		c := auth.Client{Addr: netip.AddrFrom4([4]byte{127, 0, 1, byte(i + 1)})}
+		before := hasher.Runs()
+		if _, err := svc.Login(context.Background(), name, "wrong password", c, ""); err == nil {
+			t.Fatalf("login %q with a wrong password succeeded", name)
+		}
+		if n := hasher.Runs() - before; n != 1 {
+			t.Errorf("login as %q ran argon2 %d times, want once", name, n)
+		}
+	}
+}
