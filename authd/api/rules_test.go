@@ -1,0 +1,222 @@
+package api
+
+import (
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rknas/firmware/authd/store"
+)
+
+// TestPasswordChangeEndsOtherSessions: whoever else holds a session of the
+// account (a thief, a forgotten browser) is out once the password changes;
+// the browser that changed it stays in.
+func TestPasswordChangeEndsOtherSessions(t *testing.T) {
+	e := newEnv(t, start())
+	a := e.browser()
+	a.setUpAdmin("correct horse")
+	other := e.browser()
+	other.must(200, "POST", "/api/v1/login", login("admin", "correct horse"))
+	other.must(200, "GET", "/api/v1/me", nil)
+	a.must(200, "PUT", "/api/v1/me/password", map[string]string{"current_password": "correct horse", "new_password": "battery staple"})
+	other.wantErr(401, "unauthorized", "GET", "/api/v1/me", nil)
+	a.must(200, "GET", "/api/v1/me", nil)
+}
+
+// TestLogoutEndsTheSessionOnTheServer: a session token copied before the
+// logout is worth nothing after it.
+func TestLogoutEndsTheSessionOnTheServer(t *testing.T) {
+	e := newEnv(t, start())
+	a := e.browser()
+	a.setUpAdmin("correct horse")
+	token := sessionCookie(t, a)
+	a.must(200, "POST", "/api/v1/logout", nil)
+	replay := e.browser()
+	replay.hc.Jar.SetCookies(a.baseURL(t), []*http.Cookie{{Name: SessionCookie, Value: token, Path: "/"}})
+	replay.wantErr(401, "unauthorized", "GET", "/api/v1/me", nil)
+}
+
+// TestTrustedDeviceIsForItsOwnAccount: the browser the admin trusted does
+// not skip the code step of another account signing in on it.
+func TestTrustedDeviceIsForItsOwnAccount(t *testing.T) {
+	e := newEnv(t, start())
+	a := e.browser()
+	a.setUpAdmin("correct horse")
+	a.stepUp()
+	a.must(201, "POST", "/api/v1/users", map[string]any{"name": "alice", "password": "alice passphrase", "must_change_password": false})
+	alice := e.browser()
+	alice.must(200, "POST", "/api/v1/login", login("alice", "alice passphrase"))
+	alice.password = "alice passphrase"
+	aliceSecret, _ := alice.enroll()
+	a.enroll()
+
+	// The admin trusts this browser, then logs out; alice signs in on it.
+	shared := e.browser()
+	out := shared.must(200, "POST", "/api/v1/login", login("admin", "correct horse"))
+	shared.must(200, "POST", "/api/v1/login/otp", map[string]any{"challenge": out["challenge"], "code": codeAt(t, a.secret, e.clock.Now()),
+		"trust_device": true, "device_name": "Shared laptop"})
+	shared.must(200, "POST", "/api/v1/logout", nil)
+	out = shared.must(200, "POST", "/api/v1/login", login("admin", "correct horse"))
+	if out["status"] != "ok" || out["trusted_device"] != true {
+		t.Fatalf("the trusted device does not skip the admin's own code step: %v", out)
+	}
+	shared.must(200, "POST", "/api/v1/logout", nil)
+	out = shared.must(200, "POST", "/api/v1/login", login("alice", "alice passphrase"))
+	if out["status"] != "otp_required" || out["trusted_device"] == true {
+		t.Fatalf("alice on the admin's trusted device: %v, want otp_required", out)
+	}
+	e.clock.Advance(30 * time.Second)
+	shared.must(200, "POST", "/api/v1/login/otp", map[string]any{"challenge": out["challenge"], "code": codeAt(t, aliceSecret, e.clock.Now())})
+}
+
+// TestAdminTwoFactorResetDropsTheUsersDevices: when an admin turns off a
+// user's 2FA (a lost phone, or a stolen one), the devices the user trusted
+// are forgotten too, so none of them skips the code step once 2FA is back.
+func TestAdminTwoFactorResetDropsTheUsersDevices(t *testing.T) {
+	e := newEnv(t, start())
+	a := e.browser()
+	a.setUpAdmin("correct horse")
+	a.stepUp()
+	a.must(201, "POST", "/api/v1/users", map[string]any{"name": "alice", "password": "alice passphrase", "must_change_password": false})
+	alice := e.browser()
+	alice.must(200, "POST", "/api/v1/login", login("alice", "alice passphrase"))
+	alice.password = "alice passphrase"
+	secret, _ := alice.enroll()
+	alice.must(200, "POST", "/api/v1/logout", nil)
+	out := alice.must(200, "POST", "/api/v1/login", login("alice", "alice passphrase"))
+	alice.must(200, "POST", "/api/v1/login/otp", map[string]any{"challenge": out["challenge"], "code": codeAt(t, secret, e.clock.Now()),
+		"trust_device": true, "device_name": "Phone"})
+	if n := devicesOf(t, e, "alice"); n != 1 {
+		t.Fatalf("alice has %d trusted devices, want 1", n)
+	}
+	a.must(200, "DELETE", "/api/v1/users/alice/2fa", nil)
+	if n := devicesOf(t, e, "alice"); n != 0 {
+		t.Fatalf("after the admin's 2FA reset alice still has %d trusted devices", n)
+	}
+	// Back with 2FA, the browser she trusted before asks for a code.
+	alice.must(200, "POST", "/api/v1/login", login("alice", "alice passphrase"))
+	alice.enroll()
+	alice.must(200, "POST", "/api/v1/logout", nil)
+	if out := alice.must(200, "POST", "/api/v1/login", login("alice", "alice passphrase")); out["status"] != "otp_required" {
+		t.Fatalf("a device trusted before the reset skipped the code step: %v", out)
+	}
+}
+
+// TestSecurityEmailCodeTriesAreCapped: the mailed verification code has 5
+// tries; after them even the right code is refused and a new one is needed.
+func TestSecurityEmailCodeTriesAreCapped(t *testing.T) {
+	me := newMailEnv(t)
+	a := me.browser()
+	a.setUpAdmin("correct horse")
+	a.stepUp()
+	a.must(200, "PUT", "/api/v1/settings/smtp", me.smtpSettings("smtp-secret"))
+	a.must(200, "PUT", "/api/v1/me/security-email", map[string]string{"email": "owner@example.com", "password": "correct horse"})
+	code := codeIn(t, me.waitMail(t, 1), 6)
+	wrong := "000000"
+	if code == wrong {
+		wrong = "111111"
+	}
+	for range 5 {
+		a.wantErr(401, "invalid_code", "POST", "/api/v1/me/security-email/verify", map[string]string{"code": wrong})
+	}
+	// Past the address's own lock (5 failures hold it for 5 minutes) and
+	// well within the code's 30 minutes, the right code is still refused.
+	me.clock.Advance(6 * time.Minute)
+	a.wantErr(401, "challenge_expired", "POST", "/api/v1/me/security-email/verify", map[string]string{"code": code})
+	if got := a.must(200, "GET", "/api/v1/me", nil)["security_email"]; got != nil && got != "" {
+		t.Fatalf("security email set after the tries ran out: %v", got)
+	}
+	// A new code works.
+	a.must(200, "PUT", "/api/v1/me/security-email", map[string]string{"email": "owner@example.com", "password": "correct horse"})
+	a.must(200, "POST", "/api/v1/me/security-email/verify", map[string]string{"code": codeIn(t, me.waitMail(t, 2), 6)})
+}
+
+// TestCookieFlags: the session and trusted-device cookies are HttpOnly and
+// SameSite=Strict always, and Secure whenever the request came over TLS.
+func TestCookieFlags(t *testing.T) {
+	for _, overTLS := range []bool{false, true} {
+		name := "http"
+		if overTLS {
+			name = "https"
+		}
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t, start())
+			b := e.browser()
+			if overTLS {
+				ts := httptest.NewTLSServer(New(e.svc, discardLog(), 24*time.Hour).Handler())
+				t.Cleanup(ts.Close)
+				e.url = ts.URL
+				jar, _ := cookiejar.New(nil)
+				b.hc = ts.Client()
+				b.hc.Jar = jar
+			}
+			_, _, h := b.call("POST", "/api/v1/login", login("admin", testDefaultPassword))
+			checkCookie(t, h, SessionCookie, overTLS)
+			b.must(200, "PUT", "/api/v1/me/password", map[string]string{"current_password": testDefaultPassword, "new_password": "correct horse"})
+			b.password = "correct horse"
+			secret, _ := b.enroll()
+			b.must(200, "POST", "/api/v1/logout", nil)
+			out := b.must(200, "POST", "/api/v1/login", login("admin", "correct horse"))
+			_, _, h = b.call("POST", "/api/v1/login/otp", map[string]any{"challenge": out["challenge"], "code": codeAt(t, secret, e.clock.Now()),
+				"trust_device": true, "device_name": "Laptop"})
+			checkCookie(t, h, SessionCookie, overTLS)
+			checkCookie(t, h, DeviceCookie, overTLS)
+		})
+	}
+}
+
+func checkCookie(t *testing.T, h http.Header, name string, overTLS bool) {
+	t.Helper()
+	for _, line := range h.Values("Set-Cookie") {
+		if !strings.HasPrefix(line, name+"=") {
+			continue
+		}
+		c, err := http.ParseSetCookie(line)
+		if err != nil {
+			t.Fatalf("Set-Cookie %q: %v", line, err)
+		}
+		if !c.HttpOnly || c.SameSite != http.SameSiteStrictMode || c.Secure != overTLS {
+			t.Errorf("cookie %s: HttpOnly=%v SameSite=%v Secure=%v; want true, Strict, %v (%q)", name, c.HttpOnly, c.SameSite, c.Secure, overTLS, line)
+		}
+		return
+	}
+	t.Errorf("no %s cookie set: %q", name, h.Values("Set-Cookie"))
+}
+
+func sessionCookie(t *testing.T, b *browser) string {
+	t.Helper()
+	for _, c := range b.hc.Jar.Cookies(b.baseURL(t)) {
+		if c.Name == SessionCookie {
+			return c.Value
+		}
+	}
+	t.Fatal("no session cookie in the jar")
+	return ""
+}
+
+func devicesOf(t *testing.T, e *env, user string) int {
+	t.Helper()
+	var n int
+	err := e.db.View(func(tx *store.Tx) error {
+		devs, err := tx.Devices(user)
+		n = len(devs)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func (b *browser) baseURL(t *testing.T) *url.URL {
+	t.Helper()
+	u, err := url.Parse(b.e.url + "/api/v1/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
