@@ -209,6 +209,45 @@ func TestNetworkFailureIsFinishedLater(t *testing.T) {
 	}
 }
 
+// TestResumeFinishesAPendingJournal is what authd does at start after a
+// recovery stopped half way: Resume finishes it, records it as the last
+// recovery, and has nothing to do the second time.
+func TestResumeFinishesAPendingJournal(t *testing.T) {
+	dir := t.TempDir()
+	seed(t, dir)
+	s, err := store.Open(filepath.Join(dir, "auth.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	net := &fileNetwork{path: filepath.Join(dir, "network.json"), fails: 1}
+	d := deps(t, s, net, nil)
+	if err := Run(context.Background(), d, "button"); err == nil {
+		t.Fatal("Run succeeded with the network failing")
+	}
+	if _, ok, err := LastRecovery(s); err != nil || ok {
+		t.Fatalf("a half-done recovery is recorded as the last one: ok=%v err=%v", ok, err)
+	}
+	resumed, err := Resume(context.Background(), d)
+	if err != nil || !resumed {
+		t.Fatalf("Resume with a pending journal = %v, %v; want true, nil", resumed, err)
+	}
+	if _, err := os.Stat(net.path); err != nil {
+		t.Fatalf("Resume did not put the network back to its default: %v", err)
+	}
+	checkAdminReset(t, s, d.Hasher)
+	last, ok, err := LastRecovery(s)
+	if err != nil || !ok || last.Source != "button" || last.Finished.IsZero() {
+		t.Fatalf("last recovery after Resume = %+v ok=%v err=%v", last, ok, err)
+	}
+	if resets := countResets(t, s); len(resets) != 1 {
+		t.Fatalf("admin reset more than once: %v", resets)
+	}
+	if resumed, err := Resume(context.Background(), d); err != nil || resumed {
+		t.Fatalf("Resume with no journal = %v, %v; want false, nil", resumed, err)
+	}
+}
+
 // TestRecoveryCrashSafety runs the recovery in a child process and kills it
 // with SIGKILL at random points, hundreds of times; after every kill the
 // database opens, other accounts are intact, and in the end every recovery

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/rknas/firmware/authd/account"
+	"github.com/rknas/firmware/authd/auth"
+	"github.com/rknas/firmware/authd/clock"
+	"github.com/rknas/firmware/authd/recovery"
+	"github.com/rknas/firmware/authd/store"
+)
+
+type failingNetwork struct{}
+
+func (failingNetwork) ResetToDefault(context.Context) error {
+	return errors.New("the power went before the network was reset")
+}
+
+// TestStartFinishesAnInterruptedReset: a physical reset cut short after its
+// admin step is finished when authd starts, before anything is served.
+func TestStartFinishesAnInterruptedReset(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	db, err := store.Open(filepath.Join(dir, "auth.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	hasher, err := account.NewHasher(account.Params{Time: 1, MemKiB: 8 * 1024, Threads: 1, KeyLen: 32, SaltLen: 16}, 2, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const defaultPass = "Dflt-Pass-1234"
+	cfg := auth.DefaultConfig()
+	cfg.DefaultPassword = defaultPass
+	svc, err := auth.New(ctx, cfg, auth.Deps{Store: db, Clock: clock.System{}, Hasher: hasher, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := recovery.Deps{Store: db, Hasher: hasher, DefaultPassword: defaultPass, Network: failingNetwork{}, Clock: clock.System{}, Log: log}
+	if err := recovery.Run(ctx, cut, "button"); err == nil {
+		t.Fatal("the recovery finished with its network step failing")
+	}
+	if _, ok, _ := recovery.LastRecovery(db); ok {
+		t.Fatal("a half-done recovery is recorded as finished")
+	}
+
+	o := &options{state: dir, board: "none", ntp: "127.0.0.1:9", setClock: false}
+	sys, err := startSystem(ctx, o, svc, hasher, defaultPass, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sys.close()
+	last, ok, err := recovery.LastRecovery(db)
+	if err != nil || !ok || last.Source != "button" {
+		t.Fatalf("after start the interrupted reset is not finished: %+v ok=%v err=%v", last, ok, err)
+	}
+}
