@@ -163,7 +163,7 @@ func (s *Server) peerCheck(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		uid, ok := r.Context().Value(peerKey{}).(int)
 		if !ok || (uid != 0 && uid != os.Getuid()) {
-			http.Error(w, "forbidden", http.StatusForbidden)
+			writeJSON(w, http.StatusForbidden, answer{Error: "forbidden: only root or authd's own user may use the control socket"})
 			return
 		}
 		h.ServeHTTP(w, r)
