@@ -27,6 +27,8 @@ import (
 	"github.com/warthog618/go-gpiocdev"
 	"github.com/warthog618/go-gpiosim"
 	"golang.org/x/sys/unix"
+
+	"github.com/rknas/firmware/internal/waittest"
 )
 
 const keyRestart = 0x198
@@ -106,13 +108,13 @@ func startHW(tb testing.TB, src button.Source, th button.Thresholds, recover fun
 	go func() { r.done <- w.Run(ctx) }()
 	tb.Cleanup(func() {
 		cancel()
-		if err := <-r.done; err != nil {
+		if err := waittest.Recv(tb, r.done, "Run to return after cancel"); err != nil {
 			tb.Errorf("Run: %v", err)
 		}
 	})
 	// Edges made before the source has started would be a button held at
 	// start: wait until the watcher sees the line.
-	<-w.Ready()
+	waittest.Recv(tb, w.Ready(), "the watcher to see the line")
 	if s := w.Status(); !s.Available {
 		tb.Fatalf("watcher not watching: %s", s.Error)
 	}
@@ -168,7 +170,7 @@ func TestGPIOSimButton(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := r.waitFor(t, button.EffectRecover)
-	p := <-r.recovered
+	p := waittest.Recv(t, r.recovered, "the recovery")
 	if e.Held < shortHolds.Reset || p.Held() != e.Held {
 		t.Errorf("held = %s (press %+v)", e.Held, p)
 	}
@@ -335,7 +337,7 @@ func TestUinputButton(t *testing.T) {
 	r.waitFor(t, button.EffectArmed)
 	dev.key(t, keyRestart, false)
 	e := r.waitFor(t, button.EffectRecover)
-	p := <-r.recovered
+	p := waittest.Recv(t, r.recovered, "the recovery")
 	if e.Held < shortHolds.Reset || p.Start < start || p.End > button.MonotonicNow() {
 		t.Errorf("held %s, press %+v, start %s: timestamps not on CLOCK_MONOTONIC?", e.Held, p, start)
 	}
@@ -401,7 +403,7 @@ func BenchmarkReleaseToRecovery(b *testing.B) {
 			src.Press(now - 50*time.Millisecond)
 			src.Release(now)
 			r.waitFor(b, button.EffectRecover)
-			<-r.recovered
+			waittest.Recv(b, r.recovered, "the recovery")
 			lat = append(lat, r.w.Status().LastActionLatency)
 		}
 		report(b, lat)
@@ -420,7 +422,7 @@ func BenchmarkReleaseToRecovery(b *testing.B) {
 				b.Fatal(err)
 			}
 			r.waitFor(b, button.EffectRecover)
-			<-r.recovered
+			waittest.Recv(b, r.recovered, "the recovery")
 			lat = append(lat, r.w.Status().LastActionLatency)
 		}
 		report(b, lat)
@@ -436,7 +438,7 @@ func BenchmarkReleaseToRecovery(b *testing.B) {
 			r.waitFor(b, button.EffectArmed)
 			dev.key(b, keyRestart, false)
 			r.waitFor(b, button.EffectRecover)
-			<-r.recovered
+			waittest.Recv(b, r.recovered, "the recovery")
 			lat = append(lat, r.w.Status().LastActionLatency)
 		}
 		report(b, lat)

@@ -13,6 +13,8 @@ import (
 	"github.com/rknas/firmware/authd/button"
 	"github.com/rknas/firmware/authd/button/buttontest"
 	"github.com/rknas/firmware/authd/clock/clocktest"
+
+	"github.com/rknas/firmware/internal/waittest"
 )
 
 const ms = time.Millisecond
@@ -117,7 +119,7 @@ func TestWatcherResetAt4100ms(t *testing.T) {
 	if e.Held != 4100*ms {
 		t.Errorf("held = %s, want 4.1s", e.Held)
 	}
-	p := <-r.recovered
+	p := waittest.Recv(t, r.recovered, "the recovery")
 	if p.Start != 0 || p.End != 4100*ms || p.Held() != 4100*ms {
 		t.Errorf("press = %+v", p)
 	}

@@ -17,6 +17,8 @@ import (
 	"github.com/rknas/firmware/authd/clock/clocktest"
 	"github.com/rknas/firmware/authd/timesync"
 	"github.com/rknas/firmware/authd/timesync/timesynctest"
+
+	"github.com/rknas/firmware/internal/waittest"
 )
 
 var build = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
@@ -417,9 +419,9 @@ func TestSettingsPersistAndTakeEffect(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	defer func() { cancel(); waittest.Recv(t, done, "Run to return after cancel") }()
 
-	st := <-events
+	st := waittest.Recv(t, events, "a sync")
 	if st.State == timesync.StateSynchronized || !strings.Contains(st.Error, "i/o timeout") || st.NextSync == nil {
 		t.Fatalf("first sync: %+v", st)
 	}
@@ -431,7 +433,7 @@ func TestSettingsPersistAndTakeEffect(t *testing.T) {
 	if err := s.SetSettings(want); err != nil {
 		t.Fatal(err)
 	}
-	st = <-events
+	st = waittest.Recv(t, events, "a sync")
 	if st.State != timesync.StateSynchronized || st.Server != good {
 		t.Fatalf("after SetSettings: %+v", st)
 	}
@@ -474,14 +476,14 @@ func TestRunRetriesWithBackoff(t *testing.T) {
 	go func() { done <- s.Run(ctx) }()
 	var delays []time.Duration
 	for range 5 {
-		e := <-events
+		e := waittest.Recv(t, events, "an attempt")
 		if !errors.Is(e.err, timesync.ErrNoAnswer) || e.st.NextSync == nil {
 			t.Fatalf("attempt: %+v", e)
 		}
 		delays = append(delays, e.st.NextSync.Sub(clk.Now()))
 	}
 	cancel()
-	<-done
+	waittest.Recv(t, done, "Run to return after cancel")
 	// 10, 20, 40, 40, 40 ms, each ±10 %.
 	want := []time.Duration{10, 20, 40, 40, 40}
 	for i, d := range delays {
@@ -506,7 +508,7 @@ func TestRunSavesPeriodically(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	defer func() { cancel(); waittest.Recv(t, done, "Run to return after cancel") }()
 	path := filepath.Join(dir, timesync.SavedTimeFile)
 	for _, want := range []time.Time{build.Add(time.Hour), build.Add(2 * time.Hour)} {
 		clk.Set(want)
@@ -538,7 +540,7 @@ func TestStatusDoesNotBlock(t *testing.T) {
 		defer close(syncDone)
 		s.SyncNow(context.Background())
 	}()
-	<-silent.FirstQuery()
+	waittest.Recv(t, silent.FirstQuery(), "the first query")
 	_ = s.Status()
 	_ = s.State()
 	_ = s.Settings()
@@ -547,7 +549,7 @@ func TestStatusDoesNotBlock(t *testing.T) {
 		t.Fatal("Status waited for the sync to end")
 	default:
 	}
-	<-syncDone
+	waittest.Recv(t, syncDone, "the sync to end")
 }
 
 func TestStatusJSON(t *testing.T) {
@@ -677,7 +679,7 @@ func TestRunStopsDuringQuery(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
-	<-silent.FirstQuery()
+	waittest.Recv(t, silent.FirstQuery(), "the first query")
 	cancel()
 	select {
 	case err := <-done:

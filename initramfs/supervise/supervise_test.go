@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/rknas/firmware/internal/waittest"
 )
 
 // The test binary doubles as the supervised daemon: with SUPERVISE_HELPER set
@@ -65,10 +67,10 @@ func TestRun(t *testing.T) {
 		done := make(chan error, 1)
 		go func() { done <- s.Run(ctx) }()
 		for range 3 {
-			<-started
+			waittest.Recv(t, started, "the daemon to start")
 		}
 		cancel()
-		if err := <-done; !errors.Is(err, context.Canceled) {
+		if err := waittest.Recv(t, done, "Run to return after cancel"); !errors.Is(err, context.Canceled) {
 			t.Fatalf("Run = %v, want context.Canceled", err)
 		}
 	})
@@ -90,10 +92,10 @@ func TestRun(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- s.Run(ctx) }()
-		<-started
+		waittest.Recv(t, started, "the daemon to start")
 		cancel()
 		begin := time.Now()
-		if err := <-done; !errors.Is(err, context.Canceled) {
+		if err := waittest.Recv(t, done, "Run to return after cancel"); !errors.Is(err, context.Canceled) {
 			t.Fatalf("Run = %v, want context.Canceled", err)
 		}
 		// SIGTERM ends the helper at once; SIGKILL would come only after StopTimeout.

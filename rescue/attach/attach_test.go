@@ -18,6 +18,8 @@ import (
 	"github.com/rknas/firmware/rescue/internal/ptytest"
 	"github.com/rknas/firmware/rescue/serialport"
 	"golang.org/x/sys/unix"
+
+	"github.com/rknas/firmware/internal/waittest"
 )
 
 const baud = 1_500_000
@@ -142,8 +144,11 @@ func TestRunResetAdminWithButton(t *testing.T) {
 	b := consoletest.NewButton()
 	l := setup(t, console.Config{Actions: a, Button: b})
 	go func() {
-		<-b.Waiting
-		b.Press()
+		select {
+		case <-b.Waiting:
+			b.Press()
+		case <-time.After(waittest.Within):
+		}
 	}()
 	var progress syncBuffer
 	lines, err := l.run(t, attach.Options{Action: console.ActionResetAdmin, Progress: &progress})

@@ -14,6 +14,8 @@ import (
 	"github.com/rknas/firmware/rescue/console/consoletest"
 	"github.com/rknas/firmware/rescue/internal/ptytest"
 	"github.com/rknas/firmware/rescue/serialport"
+
+	"github.com/rknas/firmware/internal/waittest"
 )
 
 // guard bounds every wait for console output; waits end as soon as the text
@@ -289,12 +291,12 @@ func TestRefusedWithoutButtonPress(t *testing.T) {
 		if !strings.Contains(out, "no button press within 100ms\r\n"+console.FailedPrefix+console.ErrNotConfirmed.Error()+" ==") {
 			t.Errorf("%s without a press:\n%s", action, out)
 		}
-		<-b.Waiting
+		waittest.Recv(t, b.Waiting, "the console to wait for a button press")
 	}
 	// Enter cancels the wait.
 	p.Send("reset-admin\r")
 	p.Expect(console.ConfirmButtonPrefix, guard)
-	<-b.Waiting
+	waittest.Recv(t, b.Waiting, "the console to wait for a button press")
 	p.Send("\r")
 	if out := p.Expect(console.Prompt, guard); !strings.Contains(out, "cancelled") {
 		t.Errorf("Enter did not cancel:\n%s", out)
@@ -374,7 +376,7 @@ func TestSetClock(t *testing.T) {
 	p.Send("6\r")
 	p.Expect(console.TimePrompt, guard)
 	p.Send("2026-11-23 12:34:56\r")
-	<-b.Waiting
+	waittest.Recv(t, b.Waiting, "the console to wait for a button press")
 	b.Press()
 	if out := p.Expect(console.Prompt, guard); !strings.Contains(out, "clock set to 2026-11-23T12:34:56Z\r\n"+console.OK) {
 		t.Errorf("set-clock:\n%s", out)
@@ -399,7 +401,7 @@ func TestActionErrorsAndHostileText(t *testing.T) {
 	p.Send("r\r")
 	p.Expect(console.Prompt, guard)
 	p.Send("reset-network\r")
-	<-b.Waiting
+	waittest.Recv(t, b.Waiting, "the console to wait for a button press")
 	b.Press()
 	if out := p.Expect(console.Prompt, guard); !strings.Contains(out,
 		console.FailedPrefix+"reset-network: netconf: write /state/net.json: read-only file system ==") {
