@@ -165,6 +165,19 @@ func TestRecoveryCodes(t *testing.T) {
 			t.Errorf("typed in lower case with spaces: %d", got)
 		}
 	}
+	// Every character counts: the code with any one character changed is
+	// refused.
+	const alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+	for pos := range codes[0] {
+		if codes[0][pos] == '-' {
+			continue
+		}
+		changed := []byte(codes[0])
+		changed[pos] = alphabet[(strings.IndexByte(alphabet, changed[pos])+1)%len(alphabet)]
+		if got := MatchRecoveryCode(hashes, string(changed)); got != -1 {
+			t.Errorf("%q with character %d changed (%q) matched code %d", codes[0], pos, changed, got)
+		}
+	}
 	for _, bad := range []string{"", "0000-0000-0000", codes[0] + "0", "x"} {
 		if got := MatchRecoveryCode(hashes, bad); got != -1 {
 			t.Errorf("match %q = %d", bad, got)
