@@ -6,6 +6,8 @@ set -euo pipefail
 packages=(
 	# Cross-checks against independent implementations: TOTP, QR decoding, argon2.
 	oathtool zbar-tools argon2
+	# Reads the device certificate as an owner would check it.
+	openssl
 	# Real network peers for integration tests.
 	chrony python3-aiosmtpd dnsmasq iproute2
 	# Browser tests.
