@@ -11,6 +11,7 @@ import (
 	"github.com/rknas/firmware/authd/button"
 	"github.com/rknas/firmware/authd/netconf"
 	"github.com/rknas/firmware/authd/timesync"
+	"github.com/rknas/firmware/authd/tlscert"
 	"github.com/rknas/firmware/board"
 )
 
@@ -26,6 +27,19 @@ type System struct {
 	Button func() button.Status
 	// LastReset reports the last physical reset (nil if none).
 	LastReset func() any
+	// TLS is the certificate store HTTPS is served with; nil when authd
+	// serves plain HTTP or a certificate given by -tls-cert.
+	TLS Certificates
+}
+
+// Certificates is the served certificate and the changes an admin makes
+// to it; tlscert.Store implements it.
+type Certificates interface {
+	Info() tlscert.Info
+	Device() tlscert.Info
+	Regenerate() (tlscert.Info, error)
+	Import(chainPEM, keyPEM []byte) (tlscert.Info, error)
+	UseDevice() (tlscert.Info, error)
 }
 
 // AttachSystem registers the time, network and system routes.
@@ -55,8 +69,12 @@ func (s *Server) AttachSystem(sys *System) {
 		if sys.Time != nil {
 			out["clock"] = sys.Time.Status()
 		}
+		if sys.TLS != nil {
+			out["certificate"] = sys.TLS.Info()
+		}
 		return OK(w, out)
 	})
+	s.attachCertificates(sys)
 
 	needTime := func(h HandlerFunc) HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request, c *Caller) error {

@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/rknas/firmware/authd/auth"
@@ -72,6 +73,9 @@ type Server struct {
 	mux *http.ServeMux
 	// TrustedDeviceTTL is the device cookie's lifetime.
 	deviceTTL time.Duration
+	// hostNames returns the names the device answers to besides its
+	// addresses and localhost; nil means none.
+	hostNames atomic.Pointer[func() []string]
 }
 
 // New returns the API server for svc.
@@ -89,7 +93,45 @@ func (s *Server) Handler() http.Handler {
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &auth.Error{Code: auth.CodeForbidden, Message: "cross-site request refused"})
 	}))
-	return securityHeaders(cop.Handler(s.mux))
+	return securityHeaders(s.hostGuard(cop.Handler(s.mux)))
+}
+
+// SetHostNames sets where the names the device answers to come from (its
+// hostname, <hostname>.local, the names of an imported certificate).
+func (s *Server) SetHostNames(names func() []string) { s.hostNames.Store(&names) }
+
+// hostGuard refuses requests whose Host is not the device's: a page that
+// rebinds its own DNS name to the device's address can then not drive the
+// API from the owner's browser. Addresses are always accepted: a page
+// cannot rebind an IP literal, its origin would be that address itself.
+func (s *Server) hostGuard(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if name, _, err := net.SplitHostPort(host); err == nil {
+			host = name
+		}
+		host = strings.ToLower(strings.TrimSuffix(host, "."))
+		if _, err := netip.ParseAddr(host); err == nil || host == "localhost" {
+			h.ServeHTTP(w, r)
+			return
+		}
+		var names []string
+		if f := s.hostNames.Load(); f != nil {
+			names = (*f)()
+		}
+		for _, n := range names {
+			if host != "" && strings.EqualFold(host, n) {
+				h.ServeHTTP(w, r)
+				return
+			}
+		}
+		known := "its address"
+		if len(names) > 0 {
+			known += " or " + strings.Join(names, ", ")
+		}
+		writeError(w, &auth.Error{Code: auth.CodeWrongHost, Message: fmt.Sprintf(
+			"this device does not answer to the name %.64q: open it by %s", r.Host, known)})
+	})
 }
 
 func securityHeaders(h http.Handler) http.Handler {
@@ -206,6 +248,7 @@ var httpStatus = map[string]int{
 	auth.CodeBusy:                   http.StatusServiceUnavailable,
 	auth.CodeMailFailed:             http.StatusBadGateway,
 	auth.CodeInternal:               http.StatusInternalServerError,
+	auth.CodeWrongHost:              http.StatusMisdirectedRequest,
 }
 
 type errorBody struct {

@@ -25,6 +25,9 @@ const (
 	CodeClockNotSynchronized   = "clock_not_synchronized"
 	CodeStepUpRequired         = "step_up_required"
 	CodeInternal               = "internal"
+	// CodeWrongHost: the request named a host the device does not answer
+	// to (a DNS-rebinding page, or a stale bookmark).
+	CodeWrongHost = "wrong_host"
 )
 
 // Error is an error a user sees: a stable code and a fixed, clear message.
