@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -26,6 +27,7 @@ import (
 	"github.com/rknas/firmware/authd/mail"
 	"github.com/rknas/firmware/authd/netconf"
 	"github.com/rknas/firmware/authd/store"
+	"github.com/rknas/firmware/authd/tlscert"
 	"github.com/rknas/firmware/authd/web"
 	"github.com/rknas/firmware/board/provision"
 )
@@ -44,8 +46,10 @@ type options struct {
 	secretConsole   string
 	board           string
 	deviceName      string
+	tls             string
 	tlsCert         string
 	tlsKey          string
+	httpRedirect    string
 	hashTime        uint
 	hashMemKiB      uint
 	hashThreads     uint
@@ -64,7 +68,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs := flag.NewFlagSet("authd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: authd [flags]\n       authd version\n       authd board [-json] [-board NAME|auto]\n\nauthd serves the NAS login API (see docs/api.yaml).\n\nFlags:\n")
+		fmt.Fprintf(stderr, "Usage: authd [flags]\n       authd version\n       authd board [-json] [-board NAME|auto]\n       authd cert [-state DIR]\n\nauthd serves the NAS login API (see docs/api.yaml).\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&o.state, "state", "/state/authd", "directory for the database and other state (created 0700)")
@@ -77,7 +81,10 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		"collects (the firmware passes /dev/console); default: standard error")
 	fs.StringVar(&o.board, "board", "auto", "board profile: a name, auto (detect from the device tree) or none")
 	fs.StringVar(&o.deviceName, "device-name", "", "name shown in authenticator apps and mails (default: the hostname)")
-	fs.StringVar(&o.tlsCert, "tls-cert", "", "serve HTTPS with this certificate (PEM); needs -tls-key")
+	fs.StringVar(&o.tls, "tls", "off", "auto: serve HTTPS on -listen with the device's own certificate, made on first start in the state directory "+
+		"(authd cert prints its fingerprint); off: plain HTTP, for development")
+	fs.StringVar(&o.httpRedirect, "http-redirect", "", "also listen on this host:port for plain HTTP, answered only with a redirect to HTTPS (and /healthz); needs HTTPS")
+	fs.StringVar(&o.tlsCert, "tls-cert", "", "serve HTTPS with this certificate (PEM) instead of the device's own; needs -tls-key")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "private key (PEM) for -tls-cert")
 	fs.UintVar(&o.hashTime, "argon2-time", uint(account.DefaultParams.Time), "argon2id passes")
 	fs.UintVar(&o.hashMemKiB, "argon2-memory", uint(account.DefaultParams.MemKiB), "argon2id memory in KiB")
@@ -103,6 +110,19 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if (o.tlsCert == "") != (o.tlsKey == "") {
 		return nil, fmt.Errorf("%w: -tls-cert and -tls-key go together", errConfig)
 	}
+	switch {
+	case o.tls != "auto" && o.tls != "off":
+		return nil, fmt.Errorf("%w: -tls %q: auto or off", errConfig, o.tls)
+	case o.tls == "auto" && o.tlsCert != "":
+		return nil, fmt.Errorf("%w: -tls auto and -tls-cert exclude each other", errConfig)
+	case o.httpRedirect != "" && o.tls == "off" && o.tlsCert == "":
+		return nil, fmt.Errorf("%w: -http-redirect needs HTTPS (-tls auto or -tls-cert)", errConfig)
+	}
+	if o.httpRedirect != "" {
+		if _, _, err := net.SplitHostPort(o.httpRedirect); err != nil {
+			return nil, fmt.Errorf("%w: -http-redirect %q: %v", errConfig, o.httpRedirect, err)
+		}
+	}
 	if o.hashThreads > 255 {
 		return nil, fmt.Errorf("%w: -argon2-threads %d: at most 255", errConfig, o.hashThreads)
 	}
@@ -116,6 +136,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if len(args) > 0 && args[0] == "board" {
 		return boardCommand(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "cert" {
+		return certCommand(args[1:], stdout, stderr)
 	}
 	o, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) || (err != nil && strings.Contains(err.Error(), flag.ErrHelp.Error())) {
@@ -191,6 +214,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer sys.close()
+	// The certificate follows the hostname, which the network settings
+	// applied by startSystem may have just set.
+	var certs *tlscert.Store
+	if o.tls == "auto" {
+		if certs, err = openCertificates(o, log); err != nil {
+			return err
+		}
+		sys.api.TLS = certs
+		hostCtx, stopHost := context.WithCancel(ctx)
+		defer stopHost()
+		go followHostname(hostCtx, certs, o.listen, log)
+	}
+	srv.SetHostNames(func() []string { return hostNames(certs) })
 	srv.AttachSystem(sys.api)
 
 	mailer, err := mail.New(mail.Config{StateDir: o.state, DeviceName: cfg.DeviceName, Clock: clock.System{}, Logger: log})
@@ -213,15 +249,90 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// to the system now rather than when the scavenger gets to them, so an
 	// idle authd stays small.
 	debug.FreeOSMemory()
-	return serve(ctx, o, srv.Handler(), log)
+	return serve(ctx, o, srv.Handler(), certs, log)
 }
 
-func serve(ctx context.Context, o *options, h http.Handler, log *slog.Logger) error {
+// hostNames are the names the device answers to besides its addresses:
+// its hostname, <hostname>.local, and an imported certificate's names.
+func hostNames(certs *tlscert.Store) []string {
+	if certs == nil {
+		host, _ := os.Hostname()
+		return tlscert.Names{Hostname: host}.DNSNames()
+	}
+	names := tlscert.Names{Hostname: certs.Hostname()}.DNSNames()
+	if info := certs.Info(); info.Source == tlscert.SourceOwner {
+		names = append(names, info.Names...)
+	}
+	return names
+}
+
+func serve(ctx context.Context, o *options, h http.Handler, certs *tlscert.Store, log *slog.Logger) error {
+	var tc *tls.Config
+	switch {
+	case certs != nil:
+		tc = tlsConfig(certs.GetCertificate)
+	case o.tlsCert != "":
+		pair, err := tls.LoadX509KeyPair(o.tlsCert, o.tlsKey)
+		if err != nil {
+			return fmt.Errorf("%w: -tls-cert %s, -tls-key %s: %v", errConfig, o.tlsCert, o.tlsKey, err)
+		}
+		tc = tlsConfig(func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &pair, nil })
+	}
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", o.listen, err)
 	}
-	hs := &http.Server{
+	hs := newHTTPServer(h, log)
+	hs.TLSConfig = tc
+	errc := make(chan error, 2)
+	go func() {
+		if tc != nil {
+			errc <- hs.ServeTLS(ln, "", "")
+		} else {
+			errc <- hs.Serve(ln)
+		}
+	}()
+	scheme := "http"
+	if tc != nil {
+		scheme = "https"
+	}
+	var redirect *http.Server
+	if o.httpRedirect != "" {
+		rln, err := net.Listen("tcp", o.httpRedirect)
+		if err != nil {
+			hs.Close()
+			return fmt.Errorf("listen on %s: %w", o.httpRedirect, err)
+		}
+		_, port, _ := net.SplitHostPort(ln.Addr().String())
+		redirect = newHTTPServer(redirectHandler(h, port), log)
+		go func() { errc <- redirect.Serve(rln) }()
+		log.Info("plain HTTP answered with redirects", "listen", rln.Addr().String())
+	}
+	attrs := []any{"url", scheme + "://" + ln.Addr().String(), "version", version}
+	if certs != nil {
+		attrs = append(attrs, "certificate_sha256", certs.Info().Fingerprint)
+	}
+	log.Info("authd ready", attrs...)
+	select {
+	case err := <-errc:
+		hs.Close()
+		if redirect != nil {
+			redirect.Close()
+		}
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if redirect != nil {
+		_ = redirect.Shutdown(sctx)
+	}
+	return hs.Shutdown(sctx)
+}
+
+func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
@@ -230,28 +341,6 @@ func serve(ctx context.Context, o *options, h http.Handler, log *slog.Logger) er
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	errc := make(chan error, 1)
-	go func() {
-		if o.tlsCert != "" {
-			errc <- hs.ServeTLS(ln, o.tlsCert, o.tlsKey)
-		} else {
-			errc <- hs.Serve(ln)
-		}
-	}()
-	scheme := "http"
-	if o.tlsCert != "" {
-		scheme = "https"
-	}
-	log.Info("authd ready", "url", scheme+"://"+ln.Addr().String(), "version", version)
-	select {
-	case err := <-errc:
-		return fmt.Errorf("serve: %w", err)
-	case <-ctx.Done():
-	}
-	log.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	return hs.Shutdown(sctx)
 }
 
 // secretConsole opens where a generated password may be shown: path (a
