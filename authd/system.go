@@ -296,6 +296,9 @@ func (c controlBackend) Status(context.Context) (control.Status, error) {
 		ts := c.sys.Time.Status()
 		st.Clock = string(ts.State) + " (" + string(ts.Source) + ")"
 	}
+	if c.sys.TLS != nil {
+		st.Certificate = c.sys.TLS.Info().Fingerprint
+	}
 	if c.sys.Button != nil {
 		b := c.sys.Button()
 		st.Button = b.Source

@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"io"
 	"net"
@@ -19,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rknas/firmware/authd/tlscert"
 	"github.com/rknas/firmware/rescue/internal/ptytest"
 )
 
@@ -36,7 +38,7 @@ func startAuthd(t *testing.T, state, sock string) string {
 	addr := ln.Addr().String()
 	ln.Close()
 	cmd := exec.Command(bin, "-state", state, "-listen", addr, "-board", "none", "-set-clock=false", "-ntp", "127.0.0.1:9",
-		"-control-socket", sock, "-argon2-memory", "8192", "-argon2-time", "1")
+		"-control-socket", sock, "-argon2-memory", "8192", "-argon2-time", "1", "-tls", "auto")
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -57,7 +59,7 @@ func startAuthd(t *testing.T, state, sock string) string {
 	case <-time.After(60 * time.Second):
 		t.Fatal("authd did not get ready")
 	}
-	return "http://" + addr
+	return "https://" + addr
 }
 
 func post(t *testing.T, hc *http.Client, method, url string, body any) (int, map[string]any) {
@@ -90,7 +92,13 @@ func TestConsoleResetsAdminThroughAuthd(t *testing.T) {
 	}
 	def := strings.TrimSpace(string(pw))
 	jar, _ := cookiejar.New(nil)
-	hc := &http.Client{Jar: jar}
+	var served string
+	hc := &http.Client{Jar: jar, Transport: &http.Transport{TLSClientConfig: &tls.Config{
+		InsecureSkipVerify: true, // compared with the console below
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			served = tlscert.Fingerprint(cs.PeerCertificates[0].Raw)
+			return nil
+		}}}}
 	if st, out := post(t, hc, "POST", url+"/api/v1/login", map[string]string{"username": "admin", "password": def}); st != 200 || out["status"] != "password_change_required" {
 		t.Fatalf("first login: %d %v", st, out)
 	}
@@ -111,6 +119,16 @@ func TestConsoleResetsAdminThroughAuthd(t *testing.T) {
 	out, errs, code := attachRun(t, "--port", pc.Path(), "--run", "status")
 	if code != exitOK || !strings.Contains(out, "running") {
 		t.Fatalf("status: %d\n%s\n%s", code, out, errs)
+	}
+	// The console shows the fingerprint of the certificate the browser
+	// meets, for the owner to compare.
+	const label = "https certificate SHA-256: "
+	shown := ""
+	if i := strings.Index(out, label); i >= 0 {
+		shown = strings.Join(strings.Fields(out[i+len(label):]), "")
+	}
+	if served == "" || !strings.HasPrefix(shown, served) {
+		t.Errorf("the console's certificate fingerprint does not match the served %s:\n%s", served, out)
 	}
 	// No button on this board: the typed word confirms.
 	out, errs, code = attachRun(t, "--port", pc.Path(), "--run", "reset-admin", "--yes")

@@ -38,6 +38,9 @@ type Status struct {
 	Board   string `json:"board"`
 	Clock   string `json:"clock"`
 	Button  string `json:"button"`
+	// Certificate is the SHA-256 fingerprint of the HTTPS certificate
+	// being served; empty when authd serves plain HTTP.
+	Certificate string `json:"certificate,omitempty"`
 }
 
 // Presses fans out RESET button presses to waiters: authd's watcher calls

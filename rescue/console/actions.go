@@ -83,6 +83,10 @@ type Status struct {
 	// Authd describes the daemon's health in a few words, for example "ok" or
 	// "not responding: ...".
 	Authd string
+	// Certificate is the SHA-256 fingerprint of the certificate the login
+	// pages are served with, so the owner can check what the browser
+	// shows against the box itself. Empty when unknown.
+	Certificate string
 }
 
 // ClockState is the system clock and how far it can be trusted.

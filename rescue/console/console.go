@@ -362,7 +362,17 @@ func statusLines(st Status) []string {
 	if !st.AuthdOK {
 		authd = "FAILING: " + authd
 	}
-	return append(lines, "authd: "+authd)
+	lines = append(lines, "authd: "+authd)
+	if fp := Clean(st.Certificate); fp != "" {
+		// 95 characters: two lines, so an 80-column terminal does not
+		// wrap it where the eye loses its place.
+		half := min(len(fp), 48)
+		lines = append(lines, "https certificate SHA-256: "+fp[:half])
+		if half < len(fp) {
+			lines = append(lines, "                           "+fp[half:])
+		}
+	}
+	return lines
 }
 
 func orUnknown(s string) string {

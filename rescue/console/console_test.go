@@ -26,6 +26,8 @@ const baud = 1_500_000
 
 var t0 = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 
+const testFingerprint = "3A:91:0C:77:5E:D2:48:19:AF:60:B3:2E:99:14:C8:07:6D:21:F0:5B:8A:E3:42:9C:1D:77:B0:3E:64:58:CA:0F"
+
 func fakeActions() *consoletest.Actions {
 	return &consoletest.Actions{
 		StatusValue: console.Status{
@@ -33,6 +35,7 @@ func fakeActions() *consoletest.Actions {
 			Addresses: []string{"eth0 192.168.1.23/24", "eth0 fd00::23/64"},
 			Clock:     console.ClockState{Now: t0, Source: "saved time"},
 			AuthdOK:   true, Authd: "ok",
+			Certificate: testFingerprint,
 		},
 		ResetAdminMsg:   "admin password reset to the device default (see the label); 2FA removed",
 		ResetNetworkMsg: "network reset to DHCP on eth0",
@@ -105,7 +108,8 @@ func TestBannerAndMenu(t *testing.T) {
 	banner := p.Expect(console.BannerHint, guard)
 	for _, want := range []string{console.Title, "board: Test Board\r\n", "version: v1.2.3\r\n",
 		"address: eth0 192.168.1.23/24\r\n", "address: eth0 fd00::23/64\r\n",
-		"clock: 2026-11-23T10:00:00Z NOT synchronized (saved time)\r\n", "authd: ok\r\n"} {
+		"clock: 2026-11-23T10:00:00Z NOT synchronized (saved time)\r\n", "authd: ok\r\n",
+		"https certificate SHA-256: " + testFingerprint[:48] + "\r\n" + strings.Repeat(" ", 27) + testFingerprint[48:] + "\r\n"} {
 		if !strings.Contains(banner, want) {
 			t.Errorf("banner lacks %q:\n%s", want, banner)
 		}
