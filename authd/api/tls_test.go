@@ -21,20 +21,26 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rknas/firmware/authd/clock"
 	"github.com/rknas/firmware/authd/tlscert"
 )
 
 // tlsEnv serves the API over HTTPS with a device certificate store, the
 // way authd -tls auto does.
-func tlsEnv(t *testing.T) (*env, *tlscert.Store) {
+func tlsEnv(t testing.TB) (*env, *tlscert.Store) {
 	t.Helper()
-	e := newEnv(t, start())
-	certs, err := tlscert.Open(filepath.Join(t.TempDir(), "tls"), tlscert.Names{Hostname: "rknas-test"}, e.clock, discardLog())
+	return tlsEnvOn(t, newEnv(t, start()))
+}
+
+// tlsEnvOn serves e's service over HTTPS too; e.url becomes the HTTPS one.
+func tlsEnvOn(t testing.TB, e *env) (*env, *tlscert.Store) {
+	t.Helper()
+	certs, err := tlscert.Open(filepath.Join(t.TempDir(), "tls"), tlscert.Names{Hostname: "rknas-test"}, clock.System{}, discardLog())
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := New(e.svc, discardLog(), 24*time.Hour)
-	srv.AttachSystem(&System{Version: "test", Started: e.clock.Now(), TLS: certs})
+	srv.AttachSystem(&System{Version: "test", Started: time.Now(), TLS: certs})
 	srv.SetHostNames(func() []string { return []string{"rknas-test", "rknas-test.local"} })
 	// Not httptest's StartTLS: it adds its own certificate, which Go
 	// prefers to GetCertificate when the client sends no server name.
@@ -85,7 +91,7 @@ func TestHTTPSWithTheDeviceCertificate(t *testing.T) {
 		t.Fatalf("a client pinning another fingerprint connected: %v", err)
 	}
 
-	chain, key := ownerCertificate(t, "rknas-test", e.clock.Now())
+	chain, key := ownerCertificate(t, "rknas-test", time.Now())
 	body := map[string]string{"chain_pem": string(chain), "key_pem": string(key)}
 	a.wantErr(403, "step_up_required", "PUT", "/api/v1/system/certificate", body)
 	a.stepUp()
@@ -169,4 +175,104 @@ func ownerCertificate(t *testing.T, host string, now time.Time) (chainPEM, keyPE
 	}
 	kd, _ := x509.MarshalPKCS8PrivateKey(key)
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kd})
+}
+
+// BenchmarkTLSLoginRatio measures a login on a new connection over HTTPS
+// (handshake included) against the same login over plain HTTP, alternating
+// short rounds in one run. Goal: ratio >= 0.8 (argon2 dominates both).
+func BenchmarkTLSLoginRatio(b *testing.B) {
+	e := newEnv(b, clock.System{})
+	plainURL := e.url
+	first := e.browser()
+	first.setUpAdmin("correct horse")
+	_, certs := tlsEnvOn(b, e)
+	fp := certs.Info().Fingerprint
+	newConn := func(c *browser) *browser {
+		if tr, ok := c.hc.Transport.(*http.Transport); ok {
+			tr.DisableKeepAlives = true
+		} else {
+			c.hc.Transport = &http.Transport{DisableKeepAlives: true}
+		}
+		return c
+	}
+	overTLS, plain := newConn(pinned(e, &fp)), newConn(e.browser())
+	login := func(c *browser, base string) {
+		saved := c.e.url
+		c.e.url = base
+		defer func() { c.e.url = saved }()
+		if out := c.must(200, "POST", "/api/v1/login", login("admin", "correct horse")); out["status"] != "ok" {
+			b.Fatalf("login: %v", out)
+		}
+	}
+	const batch = 10
+	var tPlain, tTLS time.Duration
+	b.ResetTimer()
+	for n := 0; n < b.N; n++ {
+		s := time.Now()
+		for range batch {
+			login(plain, plainURL)
+		}
+		tPlain += time.Since(s)
+		s = time.Now()
+		for range batch {
+			login(overTLS, e.url)
+		}
+		tTLS += time.Since(s)
+	}
+	ops := float64(b.N * batch)
+	b.ReportMetric(ops/tPlain.Seconds(), "http_logins/s")
+	b.ReportMetric(ops/tTLS.Seconds(), "https_logins/s")
+	b.ReportMetric(tPlain.Seconds()/tTLS.Seconds(), "ratio")
+}
+
+// BenchmarkTLSSessionGetRatio measures session-checked GET /api/v1/me over
+// HTTPS (kept-alive connection) against a bare net/http handler served
+// over TLS with the same certificate, alternating rounds in one run.
+// Goal: ratio >= 0.5, as over plain HTTP.
+func BenchmarkTLSSessionGetRatio(b *testing.B) {
+	e, certs := tlsEnv(b)
+	fp := certs.Info().Fingerprint
+	br := pinned(e, &fp)
+	br.setUpAdmin("correct horse")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	bare := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"name":"admin"}`)
+	}), TLSConfig: &tls.Config{GetCertificate: certs.GetCertificate, MinVersion: tls.VersionTLS12}, ErrorLog: log.New(io.Discard, "", 0)}
+	go bare.ServeTLS(ln, "", "")
+	defer bare.Close()
+	bareURL := "https://" + ln.Addr().String() + "/"
+	get := func(url string) {
+		resp, err := br.hc.Get(url)
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			b.Fatalf("GET %s: %d", url, resp.StatusCode)
+		}
+	}
+	const batch = 200
+	var tBare, tAPI time.Duration
+	b.ResetTimer()
+	for n := 0; n < b.N; n++ {
+		s := time.Now()
+		for range batch {
+			get(bareURL)
+		}
+		tBare += time.Since(s)
+		s = time.Now()
+		for range batch {
+			get(e.url + "/api/v1/me")
+		}
+		tAPI += time.Since(s)
+	}
+	ops := float64(b.N * batch)
+	b.ReportMetric(ops/tBare.Seconds(), "bare_tls_req/s")
+	b.ReportMetric(ops/tAPI.Seconds(), "me_tls_req/s")
+	b.ReportMetric(tBare.Seconds()/tAPI.Seconds(), "ratio")
 }
