@@ -3,10 +3,16 @@ package web
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"image/png"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -17,13 +23,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/totp"
 
+	"github.com/rknas/firmware/authd/api"
 	"github.com/rknas/firmware/authd/auth"
 	"github.com/rknas/firmware/authd/clock"
+	"github.com/rknas/firmware/authd/tlscert"
 )
 
 const chromiumPath = "/usr/bin/chromium"
@@ -43,7 +52,7 @@ type tab struct {
 
 // newTab starts a headless Chromium with a fresh profile and opens a tab.
 // The whole browser lives at most limit.
-func newTab(t *testing.T, limit time.Duration) *tab {
+func newTab(t *testing.T, limit time.Duration, extra ...chromedp.ExecAllocatorOption) *tab {
 	t.Helper()
 	if _, err := os.Stat(chromiumPath); err != nil {
 		t.Fatalf("the browser test needs Chromium at %s (%v): run scripts/deps.sh or apt-get install chromium", chromiumPath, err)
@@ -62,6 +71,7 @@ func newTab(t *testing.T, limit time.Duration) *tab {
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
 	}
+	opts = append(opts, extra...)
 	deadline, cancelDeadline := context.WithTimeout(context.Background(), limit)
 	actx, cancelAlloc := chromedp.NewExecAllocator(deadline, opts...)
 	ctx, cancelTab := chromedp.NewContext(actx)
@@ -369,13 +379,66 @@ func TestNewOwnerInBrowser(t *testing.T) {
 		t.Error("the login form is gone after the lockout")
 	}
 
+	b.noSecurityMessages()
+	t.Logf("browser journey took %v, of which %v waiting for a fresh TOTP step", time.Since(started).Round(time.Millisecond), waited.Round(time.Millisecond))
+}
+
+// TestPagesOverHTTPS: Chromium, told to accept the device certificate by
+// its public key hash (as an owner accepts it after comparing the
+// fingerprint), loads the pages over HTTPS under the strict CSP, signs in,
+// and holds the session cookie as Secure, HttpOnly and SameSite=Strict.
+func TestPagesOverHTTPS(t *testing.T) {
+	srv, _, _ := newAPI(t, clock.System{})
+	certs, err := tlscert.Open(filepath.Join(t.TempDir(), "tls"), tlscert.Names{Hostname: "rknas-test"}, clock.System{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: srv.Handler(), TLSConfig: &tls.Config{GetCertificate: certs.GetCertificate, MinVersion: tls.VersionTLS12},
+		ErrorLog: log.New(io.Discard, "", 0)}
+	go hs.ServeTLS(ln, "", "")
+	t.Cleanup(func() { hs.Close() })
+	url := "https://" + ln.Addr().String()
+
+	b := newTab(t, 2*time.Minute, chromedp.Flag("ignore-certificate-errors-spki-list", certs.Info().SPKI))
+	b.do("open the page over HTTPS", chromedp.Navigate(url+"/"), chromedp.WaitVisible(chromedp.CSS("#view-login")))
+	b.do("type the default login", fill("#login-user", "admin"), fill("#login-pass", testDefaultPassword))
+	b.submit("#login-submit", "password")
+	if proto := evalIn[string](b, `location.protocol`); proto != "https:" {
+		t.Fatalf("page protocol %q", proto)
+	}
+	res, err := chromedp.Call(b.ctx, network.GetCookies, network.GetCookiesParams{URLs: []string{url + "/api/v1/"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found bool
+	for _, c := range res.Cookies {
+		if c.Name == api.SessionCookie {
+			found = true
+			if !c.Secure || !c.HTTPOnly || c.SameSite != network.CookieSameSiteStrict {
+				t.Errorf("session cookie in Chromium: Secure=%v HttpOnly=%v SameSite=%v", c.Secure, c.HTTPOnly, c.SameSite)
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("Chromium holds no session cookie after the login: %+v", res.Cookies)
+	}
+	b.noSecurityMessages()
+}
+
+// noSecurityMessages fails the test for every CSP violation and every
+// exception or security message the browser reported.
+func (b *tab) noSecurityMessages() {
+	b.t.Helper()
 	if v := evalIn[[]string](b, `window.cspViolations`); len(v) > 0 {
-		t.Errorf("CSP violations: %q", v)
+		b.t.Errorf("CSP violations: %q", v)
 	}
 	b.mu.Lock()
+	defer b.mu.Unlock()
 	for _, m := range b.log {
-		t.Errorf("browser console: %s", m)
+		b.t.Errorf("browser console: %s", m)
 	}
-	b.mu.Unlock()
-	t.Logf("browser journey took %v, of which %v waiting for a fresh TOTP step", time.Since(started).Round(time.Millisecond), waited.Round(time.Millisecond))
 }

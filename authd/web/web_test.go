@@ -61,6 +61,15 @@ func (m *codeMailer) last() string {
 // codeMailer.
 func newServer(t testing.TB, c clock.Clock) (string, *auth.Service, *codeMailer) {
 	t.Helper()
+	srv, svc, codes := newAPI(t, c)
+	ts := httptest.NewServer(srv.Handler())
+	t.Cleanup(ts.Close)
+	return ts.URL, svc, codes
+}
+
+// newAPI is the API with the pages attached, not yet served.
+func newAPI(t testing.TB, c clock.Clock) (*api.Server, *auth.Service, *codeMailer) {
+	t.Helper()
 	db, err := store.Open(filepath.Join(t.TempDir(), "auth.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -87,9 +96,7 @@ func newServer(t testing.TB, c clock.Clock) (string, *auth.Service, *codeMailer)
 	codes := &codeMailer{}
 	svc.SetCodeMailer(codes)
 	Attach(srv)
-	ts := httptest.NewServer(srv.Handler())
-	t.Cleanup(ts.Close)
-	return ts.URL, svc, codes
+	return srv, svc, codes
 }
 
 // requiredCSP are the directives the pages must be served with.
