@@ -10,6 +10,8 @@ packages=(
 	openssl
 	# Real network peers for integration tests.
 	chrony python3-aiosmtpd dnsmasq iproute2
+	# An independent mDNS/DNS-SD client.
+	python3-zeroconf
 	# Browser tests.
 	chromium
 	# Serial line tests.
