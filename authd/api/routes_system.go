@@ -30,6 +30,8 @@ type System struct {
 	// TLS is the certificate store HTTPS is served with; nil when authd
 	// serves plain HTTP or a certificate given by -tls-cert.
 	TLS Certificates
+	// Ports are the ports served on; nil when authd serves plain HTTP.
+	Ports PortSettings
 }
 
 // Certificates is the served certificate and the changes an admin makes
@@ -75,6 +77,7 @@ func (s *Server) AttachSystem(sys *System) {
 		return OK(w, out)
 	})
 	s.attachCertificates(sys)
+	s.attachPorts(sys)
 
 	needTime := func(h HandlerFunc) HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request, c *Caller) error {
