@@ -13,10 +13,13 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/rknas/firmware/authd/api"
 	"github.com/rknas/firmware/authd/clock"
+	"github.com/rknas/firmware/authd/mdns"
 	"github.com/rknas/firmware/authd/tlscert"
 )
 
@@ -123,10 +126,11 @@ func tlsConfig(get func(*tls.ClientHelloInfo) (*tls.Certificate, error)) *tls.Co
 }
 
 // redirectHandler answers plain HTTP: health checks as they are, anything
-// else with a redirect to the same path over HTTPS on httpsPort. Nothing
+// else with a redirect to the same path over HTTPS on the port httpsPort
+// gives at the time. Nothing
 // else is served in clear text, so no password or cookie crosses the LAN
 // unencrypted.
-func redirectHandler(health http.Handler, httpsPort string) http.Handler {
+func redirectHandler(health http.Handler, httpsPort func() int) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/healthz" {
 			health.ServeHTTP(w, r)
@@ -143,8 +147,8 @@ func redirectHandler(health http.Handler, httpsPort string) http.Handler {
 		if strings.Contains(host, ":") {
 			host = "[" + host + "]"
 		}
-		if httpsPort != "443" {
-			host += ":" + httpsPort
+		if port := httpsPort(); port != 443 {
+			host += ":" + strconv.Itoa(port)
 		}
 		// Only the path and query go along: the host is checked by the
 		// HTTPS side, and a redirect never carries a body.
@@ -154,4 +158,44 @@ func redirectHandler(health http.Handler, httpsPort string) http.Handler {
 		// can change.
 		http.Redirect(w, r, target, http.StatusFound)
 	})
+}
+
+// announce keeps the device announced over mDNS as <hostname>.local with an
+// _https._tcp service on the port authd serves, on the interfaces authd
+// manages (all when it manages none), until ctx ends.
+func announce(ctx context.Context, o *options, sys *api.System, log *slog.Logger) {
+	_, portText, _ := net.SplitHostPort(o.listen)
+	port, err := strconv.Atoi(portText)
+	if err != nil || port == 0 {
+		log.Warn("not announced on the LAN: -listen names no fixed port", "listen", o.listen)
+		return
+	}
+	current := func() (mdns.Config, error) {
+		host, err := os.Hostname()
+		if err != nil {
+			return mdns.Config{}, err
+		}
+		host, _, _ = strings.Cut(host, ".")
+		var managed []string
+		if sys.Network != nil {
+			for _, i := range sys.Network.Current().Interfaces {
+				managed = append(managed, i.Name)
+			}
+		}
+		ifaces := mdns.Interfaces(managed)
+		if len(ifaces) == 0 {
+			return mdns.Config{}, mdns.ErrNoInterface
+		}
+		model := sys.Board.Model
+		if model == "" {
+			model = "NAS"
+		}
+		instance := model + " (" + host + ")"
+		if len(instance) > 63 {
+			instance = host
+		}
+		return mdns.Config{Hostname: host, Instance: instance, Port: port, Ifaces: ifaces,
+			Text: map[string]string{"model": model, "board": sys.Board.Name, "version": sys.Version, "path": "/"}}, nil
+	}
+	mdns.Keep(ctx, current, 10*time.Second, log.With("component", "mdns"))
 }

@@ -8,11 +8,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -61,7 +63,7 @@ func waitLog(t *testing.T, l *lockedBuffer, re *regexp.Regexp) string {
 // same certificate.
 func TestHTTPSEndToEnd(t *testing.T) {
 	state := filepath.Join(t.TempDir(), "state")
-	args := []string{"-state", state, "-listen", "127.0.0.1:0", "-tls", "auto", "-http-redirect", "127.0.0.1:0", "-board", "none",
+	args := []string{"-state", state, "-listen", "127.0.0.1:0", "-tls", "auto", "-http-redirect", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "-board", "none",
 		"-set-clock=false", "-ntp", "127.0.0.1:9", "-control-socket", "", "-argon2-memory", "8192", "-argon2-time", "1"}
 	start := func() (string, string, func()) {
 		ctx, cancel := context.WithCancel(context.Background())
@@ -146,13 +148,80 @@ func TestHTTPSEndToEnd(t *testing.T) {
 		t.Errorf("Host evil.example: %v %v, want 421", resp.StatusCode, err)
 	}
 
-	// A restart serves the same certificate.
+	// The owner moves HTTPS to another port: open beside the old one,
+	// confirmed through the new one, the old one closed, kept at restart.
+	call := func(base, method, path string, body any) (int, map[string]any) {
+		t.Helper()
+		raw, _ := json.Marshal(body)
+		req, _ := http.NewRequest(method, base+path, bytes.NewReader(raw))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, map[string]any{"error": err.Error()}
+		}
+		defer resp.Body.Close()
+		out := map[string]any{}
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out
+	}
+	def := strings.TrimSpace(string(pw))
+	if st, out := call(url, "PUT", "/api/v1/me/password", map[string]string{"current_password": def, "new_password": "correct horse"}); st != 200 {
+		t.Fatalf("password change: %d %v", st, out)
+	}
+	newPort := freePort(t)
+	if st, out := call(url, "PUT", "/api/v1/settings/ports", map[string]int{"https_port": newPort, "http_port": portOf(t, plain)}); st != 403 || !strings.Contains(fmt.Sprint(out), "step_up_required") {
+		t.Fatalf("port change without a step-up: %d %v", st, out)
+	}
+	if st, out := call(url, "POST", "/api/v1/me/step-up", map[string]string{"password": "correct horse"}); st != 200 {
+		t.Fatalf("step-up: %d %v", st, out)
+	}
+	st, pend := call(url, "PUT", "/api/v1/settings/ports", map[string]int{"https_port": newPort, "http_port": portOf(t, plain)})
+	if st != 200 {
+		t.Fatalf("port change: %d %v", st, pend)
+	}
+	moved := fmt.Sprintf("https://127.0.0.1:%d", newPort)
+	if st, out := call(url, "POST", "/api/v1/settings/ports/confirm", map[string]any{"id": pend["id"]}); st != 409 || !strings.Contains(fmt.Sprint(out), "confirm through the new HTTPS port") {
+		t.Fatalf("confirmed through the old port: %d %v", st, out)
+	}
+	if st, out := call(moved, "POST", "/api/v1/settings/ports/confirm", map[string]any{"id": pend["id"]}); st != 200 {
+		t.Fatalf("confirm through the new port: %d %v", st, out)
+	}
+	if st, _ := call(url, "GET", "/healthz", nil); st != 0 {
+		t.Errorf("the old HTTPS port still answers after the confirmation: %d", st)
+	}
+	if resp, err := client.Get(plain + "/api/v1/me"); err != nil || resp.Header.Get("Location") != moved+"/api/v1/me" {
+		t.Errorf("plain HTTP after the move redirects to %q (%v), want %s", resp.Header.Get("Location"), err, moved+"/api/v1/me")
+	}
+
+	// A restart serves the same certificate, on the saved port.
 	stop()
 	url, _, stop = start()
 	defer stop()
+	if url != moved {
+		t.Errorf("after a restart authd serves %s, want the saved %s", url, moved)
+	}
 	if resp, err := client.Get(url + "/healthz"); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("after a restart the pinned certificate is not served: %v", err)
 	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func portOf(t *testing.T, url string) int {
+	t.Helper()
+	p, err := strconv.Atoi(url[strings.LastIndex(url, ":")+1:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 func TestTLSFlags(t *testing.T) {
@@ -164,13 +233,15 @@ func TestTLSFlags(t *testing.T) {
 		{[]string{"-tls", "auto", "-tls-cert", "c.pem", "-tls-key", "k.pem"}, "-tls auto and -tls-cert exclude each other"},
 		{[]string{"-http-redirect", ":80"}, "-http-redirect needs HTTPS"},
 		{[]string{"-tls", "auto", "-http-redirect", "80"}, `-http-redirect "80"`},
+		{[]string{"-tls", "auto", "-http-redirect", ":0"}, `-http-redirect ":0": name a port`},
+		{[]string{"-tls", "auto", "-listen", "127.0.0.1:443", "-http-redirect", ":80"}, `use the address of -listen ("127.0.0.1")`},
 	} {
 		_, err := parseFlags(tc.args, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: %v, want %q", tc.args, err, tc.want)
 		}
 	}
-	if _, err := parseFlags([]string{"-tls", "auto", "-http-redirect", ":80"}, io.Discard); err != nil {
+	if _, err := parseFlags([]string{"-listen", ":443", "-tls", "auto", "-http-redirect", ":80", "-mdns"}, io.Discard); err != nil {
 		t.Errorf("the firmware's flags: %v", err)
 	}
 }

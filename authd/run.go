@@ -14,7 +14,9 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -26,6 +28,7 @@ import (
 	"github.com/rknas/firmware/authd/control"
 	"github.com/rknas/firmware/authd/mail"
 	"github.com/rknas/firmware/authd/netconf"
+	"github.com/rknas/firmware/authd/portconf"
 	"github.com/rknas/firmware/authd/store"
 	"github.com/rknas/firmware/authd/tlscert"
 	"github.com/rknas/firmware/authd/web"
@@ -50,6 +53,7 @@ type options struct {
 	tlsCert         string
 	tlsKey          string
 	httpRedirect    string
+	mdns            bool
 	hashTime        uint
 	hashMemKiB      uint
 	hashThreads     uint
@@ -84,6 +88,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.tls, "tls", "off", "auto: serve HTTPS on -listen with the device's own certificate, made on first start in the state directory "+
 		"(authd cert prints its fingerprint); off: plain HTTP, for development")
 	fs.StringVar(&o.httpRedirect, "http-redirect", "", "also listen on this host:port for plain HTTP, answered only with a redirect to HTTPS (and /healthz); needs HTTPS")
+	fs.BoolVar(&o.mdns, "mdns", false, "announce <hostname>.local and an _https._tcp service over multicast DNS on the managed interfaces (the firmware sets it)")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "serve HTTPS with this certificate (PEM) instead of the device's own; needs -tls-key")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "private key (PEM) for -tls-cert")
 	fs.UintVar(&o.hashTime, "argon2-time", uint(account.DefaultParams.Time), "argon2id passes")
@@ -119,8 +124,15 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, fmt.Errorf("%w: -http-redirect needs HTTPS (-tls auto or -tls-cert)", errConfig)
 	}
 	if o.httpRedirect != "" {
-		if _, _, err := net.SplitHostPort(o.httpRedirect); err != nil {
+		host, port, err := splitPort(o.httpRedirect)
+		listenHost, _, _ := net.SplitHostPort(o.listen)
+		switch {
+		case err != nil:
 			return nil, fmt.Errorf("%w: -http-redirect %q: %v", errConfig, o.httpRedirect, err)
+		case port == 0:
+			return nil, fmt.Errorf("%w: -http-redirect %q: name a port", errConfig, o.httpRedirect)
+		case host != listenHost:
+			return nil, fmt.Errorf("%w: -http-redirect %q: use the address of -listen (%q)", errConfig, o.httpRedirect, listenHost)
 		}
 	}
 	if o.hashThreads > 255 {
@@ -228,6 +240,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	srv.SetHostNames(func() []string { return hostNames(certs) })
 	srv.AttachSystem(sys.api)
+	if o.mdns {
+		mdnsCtx, stopMDNS := context.WithCancel(ctx)
+		mdnsDone := make(chan struct{})
+		go func() { defer close(mdnsDone); announce(mdnsCtx, o, sys.api, log) }()
+		defer func() { stopMDNS(); <-mdnsDone }()
+	}
 
 	mailer, err := mail.New(mail.Config{StateDir: o.state, DeviceName: cfg.DeviceName, Clock: clock.System{}, Logger: log})
 	if err != nil {
@@ -249,7 +267,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// to the system now rather than when the scavenger gets to them, so an
 	// idle authd stays small.
 	debug.FreeOSMemory()
-	return serve(ctx, o, srv.Handler(), certs, log)
+	return serve(ctx, o, srv.Handler(), certs, sys.api, log)
 }
 
 // hostNames are the names the device answers to besides its addresses:
@@ -266,7 +284,7 @@ func hostNames(certs *tlscert.Store) []string {
 	return names
 }
 
-func serve(ctx context.Context, o *options, h http.Handler, certs *tlscert.Store, log *slog.Logger) error {
+func serve(ctx context.Context, o *options, h http.Handler, certs *tlscert.Store, sys *api.System, log *slog.Logger) error {
 	var tc *tls.Config
 	switch {
 	case certs != nil:
@@ -278,57 +296,105 @@ func serve(ctx context.Context, o *options, h http.Handler, certs *tlscert.Store
 		}
 		tc = tlsConfig(func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &pair, nil })
 	}
-	ln, err := net.Listen("tcp", o.listen)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", o.listen, err)
+	if tc == nil {
+		return servePlain(ctx, o, h, log)
 	}
-	hs := newHTTPServer(h, log)
-	hs.TLSConfig = tc
-	errc := make(chan error, 2)
-	go func() {
-		if tc != nil {
-			errc <- hs.ServeTLS(ln, "", "")
-		} else {
-			errc <- hs.Serve(ln)
-		}
-	}()
-	scheme := "http"
-	if tc != nil {
-		scheme = "https"
-	}
-	var redirect *http.Server
+	// HTTPS: the ports are the owner's to change (portconf), starting from
+	// -listen and -http-redirect.
+	host, httpsPort, _ := splitPort(o.listen)
+	def := portconf.Ports{HTTPS: httpsPort}
 	if o.httpRedirect != "" {
-		rln, err := net.Listen("tcp", o.httpRedirect)
-		if err != nil {
-			hs.Close()
-			return fmt.Errorf("listen on %s: %w", o.httpRedirect, err)
-		}
-		_, port, _ := net.SplitHostPort(ln.Addr().String())
-		redirect = newHTTPServer(redirectHandler(h, port), log)
-		go func() { errc <- redirect.Serve(rln) }()
-		log.Info("plain HTTP answered with redirects", "listen", rln.Addr().String())
+		_, def.HTTP, _ = splitPort(o.httpRedirect)
 	}
-	attrs := []any{"url", scheme + "://" + ln.Addr().String(), "version", version}
+	var ports atomic.Pointer[portconf.Manager]
+	errc := make(chan error, 4)
+	serveOne := func(ln net.Listener, secure bool) portconf.Server {
+		var hs *http.Server
+		if secure {
+			hs = newHTTPServer(h, log)
+			hs.TLSConfig = tc
+		} else {
+			hs = newHTTPServer(redirectHandler(h, func() int {
+				if m := ports.Load(); m != nil {
+					cur, _ := m.Current()
+					return cur.HTTPS
+				}
+				return def.HTTPS
+			}), log)
+			log.Info("plain HTTP answered with redirects", "listen", ln.Addr().String())
+		}
+		go func() {
+			var err error
+			if secure {
+				err = hs.ServeTLS(ln, "", "")
+			} else {
+				err = hs.Serve(ln)
+			}
+			if !errors.Is(err, http.ErrServerClosed) {
+				errc <- err
+			}
+		}()
+		return hs
+	}
+	m, err := portconf.New(portconf.Options{Dir: o.state, Host: host, Default: def, ConfirmTimeout: o.confirmTimeout,
+		Serve: serveOne, Log: log.With("component", "ports")})
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	ports.Store(m)
+	sys.Ports = m
+	defer m.Close()
+	cur, _ := m.Current()
+	shown := host
+	if shown == "" {
+		shown = "::"
+	}
+	attrs := []any{"url", "https://" + net.JoinHostPort(shown, strconv.Itoa(cur.HTTPS)), "version", version}
 	if certs != nil {
 		attrs = append(attrs, "certificate_sha256", certs.Info().Fingerprint)
 	}
 	log.Info("authd ready", attrs...)
 	select {
 	case err := <-errc:
-		hs.Close()
-		if redirect != nil {
-			redirect.Close()
-		}
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	return nil
+}
+
+// servePlain serves plain HTTP on -listen: development only.
+func servePlain(ctx context.Context, o *options, h http.Handler, log *slog.Logger) error {
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", o.listen, err)
+	}
+	hs := newHTTPServer(h, log)
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	log.Info("authd ready", "url", "http://"+ln.Addr().String(), "version", version)
+	select {
+	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
 	log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if redirect != nil {
-		_ = redirect.Shutdown(sctx)
-	}
 	return hs.Shutdown(sctx)
+}
+
+// splitPort splits host:port with a numeric port.
+func splitPort(addr string) (string, int, error) {
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < 0 || port > 65535 {
+		return "", 0, fmt.Errorf("port %q: a number from 0 to 65535", p)
+	}
+	return host, port, nil
 }
 
 func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
