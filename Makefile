@@ -24,8 +24,8 @@ build: ## build authd, rescue and the flasher for this host and static for linux
 	@for f in $(OUT)/host/authd $(OUT)/arm64/authd $(OUT)/arm64/rescue $(OUT)/arm64/rknas-flash; do \
 		printf '%-22s %6d KiB  %s\n' "$$f" $$(( $$(stat -c %s "$$f") / 1024 )) "$$(file -b "$$f" 2>/dev/null | cut -d, -f1-2 || true)"; done
 
-run: deps ## boot the firmware image in QEMU arm64: prints the API URL, the admin password and how to press RESET
-	scripts/vm boot
+run: deps ## boot the firmware image in QEMU arm64: prints the https URL, the certificate fingerprint, the admin password and how to press RESET
+	RKNAS_VM_HTTP_PORT=$${RKNAS_VM_HTTP_PORT:-18079} scripts/vm boot
 
 dev: ## run authd on this host instead: state in ./var, API on http://127.0.0.1:8080
 	@mkdir -p $(OUT)/host $(STATE)

@@ -33,8 +33,11 @@ const (
 	// Without either, authd generates one.
 	factoryPasswordFile = "/etc/rknas/default-password"
 	stateDir            = "/state"
-	apiListen           = ":8080"
-	ctlPortName         = "rknas.ctl"
+	// authd serves HTTPS on 443 and answers plain HTTP on 80 only with a
+	// redirect.
+	apiListen      = ":443"
+	redirectListen = ":80"
+	ctlPortName    = "rknas.ctl"
 )
 
 // config is uinit's command line (from /etc/uinit.flags or uroot.uinitargs=).
@@ -249,8 +252,8 @@ type provisioning struct {
 func authdArgs(boardName string, prov provisioning) []string {
 	// A password authd makes up is shown on the console alone: its
 	// standard error also goes to the log file on the state partition.
-	args := []string{"-state", filepath.Join(stateDir, "authd"), "-listen", apiListen, "-board", boardName, "-manage-network",
-		"-secret-console", "/dev/console"}
+	args := []string{"-state", filepath.Join(stateDir, "authd"), "-listen", apiListen, "-tls", "auto", "-http-redirect", redirectListen, "-mdns",
+		"-board", boardName, "-manage-network", "-secret-console", "/dev/console"}
 	if prov.passwordFile != "" {
 		args = append(args, "-default-password-file", prov.passwordFile)
 	}

@@ -9,7 +9,8 @@ import (
 )
 
 func TestAuthdArgs(t *testing.T) {
-	base := []string{"-state", "/state/authd", "-listen", ":8080", "-board", "qnap-ts433", "-manage-network", "-secret-console", "/dev/console"}
+	base := []string{"-state", "/state/authd", "-listen", ":443", "-tls", "auto", "-http-redirect", ":80", "-mdns",
+		"-board", "qnap-ts433", "-manage-network", "-secret-console", "/dev/console"}
 	for _, tt := range []struct {
 		prov provisioning
 		want []string

@@ -5,6 +5,7 @@ package vmtest
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -20,6 +21,8 @@ import (
 	"time"
 
 	"github.com/pquerna/otp/totp"
+
+	"github.com/rknas/firmware/initramfs/vmrig"
 )
 
 // client is a browser-like API client of the VM, on one forwarded port.
@@ -29,11 +32,15 @@ type client struct {
 	hc   *http.Client
 }
 
+// newClient talks HTTPS to the forwarded port. It takes the device
+// certificate as it comes: TestVM's https step checks it against the
+// fingerprint on the boot console.
 func newClient(t *testing.T, port int, jar http.CookieJar) *client {
 	if jar == nil {
 		jar, _ = cookiejar.New(nil)
 	}
-	return &client{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", port), hc: &http.Client{Jar: jar, Timeout: 20 * time.Second}}
+	tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
+	return &client{t: t, base: fmt.Sprintf("https://127.0.0.1:%d", port), hc: &http.Client{Jar: jar, Timeout: 20 * time.Second, Transport: tr}}
 }
 
 func (c *client) call(method, path string, body any) (int, map[string]any, error) {
@@ -69,7 +76,7 @@ func (c *client) must(want int, method, path string, body any) map[string]any {
 
 // reachable polls /healthz until it answers or d passes.
 func (c *client) reachable(d time.Duration) bool {
-	hc := &http.Client{Timeout: 2 * time.Second}
+	hc := &http.Client{Timeout: 2 * time.Second, Transport: c.hc.Transport}
 	for end := time.Now().Add(d); time.Now().Before(end); {
 		if resp, err := hc.Get(c.base + "/healthz"); err == nil {
 			resp.Body.Close()
@@ -115,7 +122,7 @@ func TestVMReset(t *testing.T) {
 	state, label := vmDisk(t, "")
 	v := newVM(t, "reset1", state, "")
 	moved := freePort(t)
-	v.env = append(v.env, fmt.Sprintf("RKNAS_VM_FWD=hostfwd=tcp:127.0.0.1:%d-10.0.2.16:8080", moved))
+	v.env = append(v.env, fmt.Sprintf("RKNAS_VM_FWD=hostfwd=tcp:127.0.0.1:%d-10.0.2.16:443", moved))
 	took := v.boot(ctx)
 	fmt.Printf("vmtest: reset scenario, boot to 'authd ready': %.1f s\n", took.Seconds())
 	// The device's own default password, provisioned by the flasher.
@@ -179,6 +186,8 @@ func TestVMReset(t *testing.T) {
 	// 3b. RESET for 5 s: the admin is back with the default password and
 	// no code, over DHCP.
 	v.console.Mark()
+	resetFrom := &vmrig.Console{Path: v.console.Path}
+	resetFrom.Mark()
 	v.ctl(ctx, "hold 5")
 	v.wait(ctx, "recovery finished")
 	done := v.wait(ctx, "recovery action done")
@@ -196,9 +205,19 @@ func TestVMReset(t *testing.T) {
 	if out := newClient(t, v.port, nil).must(200, "POST", "/api/v1/login", login("bob", "bob passphrase")); out["status"] != "otp_required" {
 		t.Fatalf("bob lost his 2FA: %v", out)
 	}
-	// The reset put the network back to DHCP under the device's own name.
+	// The reset put the network back to DHCP under the device's own name,
+	// announced on the LAN again.
 	if h := fresh.must(200, "GET", "/api/v1/settings/network", nil)["config"].(map[string]any)["hostname"]; h != label.hostname {
 		t.Fatalf("hostname after the reset is %v, want the provisioned %s", h, label.hostname)
+	}
+	// authd looks for a new hostname every 10 s.
+	actx, acancel := context.WithTimeout(ctx, 60*time.Second)
+	line, err := resetFrom.Wait(actx, `msg="announcing on the LAN" component=mdns name=`+label.hostname+".local")
+	acancel()
+	if err != nil {
+		t.Errorf("not announced on the LAN under the provisioned name after the reset: %v", err)
+	} else if !strings.Contains(line, "port=443") {
+		t.Errorf("after the reset the LAN announcement is %q", line)
 	}
 	audit := fresh.must(200, "GET", "/api/v1/audit?limit=1000", nil)
 	if !strings.Contains(jsonText(audit), `"event":"physical_reset"`) {

@@ -4,6 +4,7 @@ package vmtest
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -17,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rknas/firmware/authd/tlscert"
 	"github.com/rknas/firmware/board/diskimage"
 	"github.com/rknas/firmware/initramfs/vmrig"
 )
@@ -28,7 +30,8 @@ type vm struct {
 	root    string // module root
 	env     []string
 	run     string
-	port    int
+	port    int // forwarded to the guest's HTTPS port
+	http    int // forwarded to the guest's plain HTTP port
 	console *vmrig.Console
 }
 
@@ -42,11 +45,11 @@ func newVM(t *testing.T, name, disk string, kernelArgs string) *vm {
 	if err := os.RemoveAll(run); err != nil {
 		t.Fatal(err)
 	}
-	port := freePort(t)
-	v := &vm{t: t, root: root, run: run, port: port, console: &vmrig.Console{Path: filepath.Join(run, "console.log")}}
+	port, plain := freePort(t), freePort(t)
+	v := &vm{t: t, root: root, run: run, port: port, http: plain, console: &vmrig.Console{Path: filepath.Join(run, "console.log")}}
 	v.env = append(os.Environ(),
 		"RKNAS_VM_DIR="+run, "RKNAS_VM_DISK="+disk, "RKNAS_VM_EMMC="+filepath.Join(filepath.Dir(disk), "emmc.img"),
-		fmt.Sprintf("RKNAS_VM_PORT=%d", port), "RKNAS_VM_NO_WAIT=1")
+		fmt.Sprintf("RKNAS_VM_PORT=%d", port), fmt.Sprintf("RKNAS_VM_HTTP_PORT=%d", plain), "RKNAS_VM_NO_WAIT=1")
 	if kernelArgs != "" {
 		v.env = append(v.env, "RKNAS_VM_KERNEL=1", "RKNAS_VM_APPEND="+kernelArgs)
 	}
@@ -134,9 +137,51 @@ func TestVM(t *testing.T) {
 		t.Errorf("hostname line %q; the flasher provisioned %s", got, label.hostname)
 	}
 
+	t.Run("https", func(t *testing.T) {
+		// The fingerprint authd printed on the boot console is the one
+		// served; plain HTTP only redirects.
+		line := v.waitFrom(ctx, `msg="HTTPS certificate"`)
+		m := regexp.MustCompile(`fingerprint_sha256=([0-9A-F:]{95})`).FindStringSubmatch(line)
+		if m == nil || !strings.Contains(line, "names="+label.hostname+","+label.hostname+".local") {
+			t.Fatalf("certificate line on the console: %q", line)
+		}
+		var served string
+		c := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{
+			InsecureSkipVerify: true, // compared below
+			VerifyConnection: func(cs tls.ConnectionState) error {
+				served = tlscert.Fingerprint(cs.PeerCertificates[0].Raw)
+				return nil
+			}}},
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		resp, err := c.Get(fmt.Sprintf("https://127.0.0.1:%d/healthz", v.port))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if served != m[1] {
+			t.Errorf("served certificate %s, the console printed %s", served, m[1])
+		}
+		resp, err = c.Get(fmt.Sprintf("http://127.0.0.1:%d/api/v1/me", v.http))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusFound || loc != "https://127.0.0.1/api/v1/me" {
+			t.Errorf("plain HTTP: %d to %q, want 302 to https://127.0.0.1/api/v1/me", resp.StatusCode, loc)
+		}
+		fmt.Printf("vmtest: HTTPS on 443 with the device certificate %s...; plain HTTP on 80 redirects\n", served[:23])
+		// QEMU's user network carries no multicast to the host: the
+		// answers themselves are tested in authd/mdns between namespaces.
+		actx, acancel := context.WithTimeout(ctx, 30*time.Second)
+		defer acancel()
+		if line := v.waitFrom(actx, `msg="announcing on the LAN"`); !strings.Contains(line, "name="+label.hostname+".local") || !strings.Contains(line, "port=443") {
+			t.Errorf("mDNS announcement on the console: %q", line)
+		}
+	})
+
 	t.Run("healthz", func(t *testing.T) {
 		begin := time.Now()
-		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/healthz", v.port))
+		resp, err := newClient(t, v.port, nil).hc.Get(fmt.Sprintf("https://127.0.0.1:%d/healthz", v.port))
 		if err != nil {
 			t.Fatal(err)
 		}
