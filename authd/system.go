@@ -324,6 +324,18 @@ func (c controlBackend) ResetNetwork(ctx context.Context) error {
 	return nil
 }
 
+func (c controlBackend) NewCertificate(context.Context) (string, error) {
+	if c.sys.TLS == nil {
+		return "", errors.New("authd serves no certificate of its own here (it runs without -tls auto)")
+	}
+	info, err := c.sys.TLS.Regenerate()
+	if err != nil {
+		return "", err
+	}
+	c.svc.Audit(store.AuditEntry{Event: "certificate_regenerated", Actor: "rescue", Detail: "SHA-256 " + info.Fingerprint})
+	return info.Fingerprint, nil
+}
+
 func (c controlBackend) Audit(_ context.Context, n int) ([]string, error) {
 	entries, err := c.svc.AuditLog(n, 0)
 	if err != nil {

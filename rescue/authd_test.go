@@ -130,6 +130,16 @@ func TestConsoleResetsAdminThroughAuthd(t *testing.T) {
 	if served == "" || !strings.HasPrefix(shown, served) {
 		t.Errorf("the console's certificate fingerprint does not match the served %s:\n%s", served, out)
 	}
+	// A new certificate from the console: the next connection meets it.
+	out, errs, code = attachRun(t, "--port", pc.Path(), "--run", "new-certificate", "--yes")
+	if code != exitOK || !strings.Contains(out, "SHA-256 ") {
+		t.Fatalf("new-certificate: %d\n%s\n%s", code, out, errs)
+	}
+	before := served
+	hc.CloseIdleConnections()
+	if st, _ := post(t, hc, "GET", url+"/healthz", nil); st != 200 || served == before || !strings.Contains(out, served) {
+		t.Fatalf("after new-certificate the server shows %s (was %s); the console said:\n%s", served, before, out)
+	}
 	// No button on this board: the typed word confirms.
 	out, errs, code = attachRun(t, "--port", pc.Path(), "--run", "reset-admin", "--yes")
 	if code != exitOK || !strings.Contains(out, "default password") {

@@ -19,6 +19,8 @@ import (
 	"github.com/rknas/firmware/rescue/console"
 	"github.com/rknas/firmware/rescue/console/consoletest"
 	"github.com/rknas/firmware/rescue/internal/ptytest"
+
+	"github.com/rknas/firmware/internal/waittest"
 )
 
 // TestNoWayToRunCommands proves from the import graph and the source that
@@ -119,7 +121,7 @@ func boardSide(t *testing.T, a *consoletest.Actions, args ...string) (pcPath str
 	}()
 	t.Cleanup(func() {
 		cancel()
-		if err := <-done; err != nil {
+		if err := waittest.Recv(t, done, "the console to stop after cancel"); err != nil {
 			t.Errorf("rescue console: %v", err)
 		}
 		t.Logf("console log:\n%s", stderr.String())
@@ -243,7 +245,7 @@ func TestConsoleWaitsForMissingPort(t *testing.T) {
 		t.Errorf("clock: code %d: %s", code, errs)
 	}
 	cancel()
-	if err := <-done; err != nil {
+	if err := waittest.Recv(t, done, "the console to stop after cancel"); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -13,12 +13,14 @@ import (
 	"time"
 
 	"github.com/rknas/firmware/authd/account"
+	"github.com/rknas/firmware/authd/atomicfile"
 	"github.com/rknas/firmware/authd/button"
 	"github.com/rknas/firmware/authd/clock"
 	"github.com/rknas/firmware/authd/control"
 	"github.com/rknas/firmware/authd/netconf"
 	"github.com/rknas/firmware/authd/recovery"
 	"github.com/rknas/firmware/authd/store"
+	"github.com/rknas/firmware/authd/tlscert"
 	"github.com/rknas/firmware/board"
 	"github.com/rknas/firmware/board/diskimage"
 	"github.com/rknas/firmware/board/flash"
@@ -169,6 +171,10 @@ func (a *authdActions) ResetNetwork(ctx context.Context) (string, error) {
 	return a.viaAuthd(ctx, func() (string, error) { return a.client.ResetNetwork(ctx) }, func(d *direct) (string, error) { return d.resetNetwork(ctx) })
 }
 
+func (a *authdActions) NewCertificate(ctx context.Context) (string, error) {
+	return a.viaAuthd(ctx, func() (string, error) { return a.client.NewCertificate(ctx) }, func(d *direct) (string, error) { return d.newCertificate() })
+}
+
 func (a *authdActions) Audit(ctx context.Context, n int) ([]string, error) {
 	lines, err := a.client.Audit(ctx, n)
 	if errors.Is(err, control.ErrUnreachable) && a.direct != nil {
@@ -284,6 +290,24 @@ func (d *direct) resetAdmin(ctx context.Context) (string, error) {
 		return "", err
 	}
 	return "the admin account is back to the device's default password without 2FA, and the network to DHCP", nil
+}
+
+// newCertificate removes the device certificate: authd makes a new one
+// when it starts.
+func (d *direct) newCertificate() (string, error) {
+	path := filepath.Join(d.opts.StateDir, "tls", tlscert.DeviceFile)
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	if err := atomicfile.SyncDir(filepath.Dir(path)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	_ = d.withStore(func(s *store.Store) error {
+		return s.Update(func(tx *store.Tx) error {
+			return tx.AppendAudit(store.AuditEntry{Time: time.Now(), Event: "certificate_regenerated", Actor: "rescue", Detail: "device certificate removed in failsafe mode; made anew at the next start"})
+		})
+	})
+	return "the device certificate is removed: authd makes a new one at the next normal start, and prints its fingerprint on the console", nil
 }
 
 func (d *direct) resetNetwork(ctx context.Context) (string, error) {

@@ -29,6 +29,9 @@ type Backend interface {
 	Status(ctx context.Context) (Status, error)
 	ResetAdmin(ctx context.Context) error
 	ResetNetwork(ctx context.Context) error
+	// NewCertificate makes a new device certificate and returns its
+	// SHA-256 fingerprint.
+	NewCertificate(ctx context.Context) (string, error)
 	Audit(ctx context.Context, n int) ([]string, error)
 }
 
@@ -142,6 +145,7 @@ func Listen(path string, b Backend, presses *Presses, log *slog.Logger) (*Server
 	mux.HandleFunc("GET /status", s.status)
 	mux.HandleFunc("POST /reset-admin", s.action(b.ResetAdmin, "the admin account is back to the device's default password without 2FA; set a new password at the next login"))
 	mux.HandleFunc("POST /reset-network", s.action(b.ResetNetwork, "the network is back to DHCP on every Ethernet port"))
+	mux.HandleFunc("POST /new-certificate", s.newCertificate)
 	mux.HandleFunc("GET /audit", s.audit)
 	mux.HandleFunc("POST /wait-press", s.waitPress)
 	s.hs = &http.Server{Handler: s.peerCheck(mux), ReadHeaderTimeout: 5 * time.Second, ConnContext: peerContext}
@@ -227,6 +231,16 @@ func (s *Server) action(fn func(context.Context) error, done string) http.Handle
 	}
 }
 
+func (s *Server) newCertificate(w http.ResponseWriter, r *http.Request) {
+	fp, err := s.b.NewCertificate(r.Context())
+	if err != nil {
+		s.log.Error("control action failed", "path", r.URL.Path, "err", err)
+		writeJSON(w, http.StatusInternalServerError, answer{Error: err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, answer{Message: "a new device certificate is served; browsers warn again: check that they show SHA-256 " + fp})
+}
+
 func (s *Server) audit(w http.ResponseWriter, r *http.Request) {
 	n, err := strconv.Atoi(r.URL.Query().Get("n"))
 	if err != nil || n < 1 || n > 1000 {
@@ -309,6 +323,12 @@ func (c *Client) ResetAdmin(ctx context.Context) (string, error) {
 // ResetNetwork puts the network back to DHCP.
 func (c *Client) ResetNetwork(ctx context.Context) (string, error) {
 	a, err := c.do(ctx, "POST", "/reset-network")
+	return a.Message, err
+}
+
+// NewCertificate makes authd serve a new device certificate.
+func (c *Client) NewCertificate(ctx context.Context) (string, error) {
+	a, err := c.do(ctx, "POST", "/new-certificate")
 	return a.Message, err
 }
 

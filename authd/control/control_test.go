@@ -13,8 +13,8 @@ import (
 )
 
 type fakeBackend struct {
-	resets, netResets int
-	fail              error
+	resets, netResets, certs int
+	fail                     error
 }
 
 func (f *fakeBackend) Status(context.Context) (Status, error) {
@@ -22,6 +22,10 @@ func (f *fakeBackend) Status(context.Context) (Status, error) {
 }
 func (f *fakeBackend) ResetAdmin(context.Context) error   { f.resets++; return f.fail }
 func (f *fakeBackend) ResetNetwork(context.Context) error { f.netResets++; return f.fail }
+func (f *fakeBackend) NewCertificate(context.Context) (string, error) {
+	f.certs++
+	return "AB:CD", f.fail
+}
 func (f *fakeBackend) Audit(_ context.Context, n int) ([]string, error) {
 	return []string{"a", "b", "c"}[:min(n, 3)], nil
 }
@@ -50,6 +54,9 @@ func TestControlSocket(t *testing.T) {
 	}
 	if _, err := c.ResetNetwork(ctx); err != nil || b.netResets != 1 {
 		t.Fatalf("reset network: %v", err)
+	}
+	if msg, err := c.NewCertificate(ctx); err != nil || !strings.Contains(msg, "SHA-256 AB:CD") || b.certs != 1 {
+		t.Fatalf("new certificate: %q %v", msg, err)
 	}
 	if lines, err := c.Audit(ctx, 2); err != nil || len(lines) != 2 {
 		t.Fatalf("audit %v %v", lines, err)

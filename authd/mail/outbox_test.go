@@ -12,6 +12,8 @@ import (
 	"github.com/rknas/firmware/authd/clock/clocktest"
 	"github.com/rknas/firmware/authd/mail"
 	"github.com/rknas/firmware/authd/mail/mailtest"
+
+	"github.com/rknas/firmware/internal/waittest"
 )
 
 func notice(t *testing.T, c *mail.Composer, kind mail.Kind) mail.Message {
@@ -278,7 +280,7 @@ func TestOutboxRestartDeliversWhenServerReturns(t *testing.T) {
 	go func() { runDone <- o2.Run(ctx) }()
 	defer func() {
 		cancel()
-		if err := <-runDone; err != nil {
+		if err := waittest.Recv(t, runDone, "the outbox to stop after cancel"); err != nil {
 			t.Errorf("Run: %v", err)
 		}
 	}()

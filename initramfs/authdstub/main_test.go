@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/rknas/firmware/internal/waittest"
 )
 
 // syncBuf collects output and closes ready when "authd ready" is written.
@@ -47,7 +49,7 @@ func TestMarkers(t *testing.T) {
 			t.Fatalf("start %d: no ready line in 10 s\n%s", i+1, out.String())
 		}
 		cancel()
-		if err := <-done; err != nil {
+		if err := waittest.Recv(t, done, "the stub to stop after cancel"); err != nil {
 			t.Fatalf("start %d: %v", i+1, err)
 		}
 		if got := strings.Contains(out.String(), "default admin password:"); got != wantPassword {

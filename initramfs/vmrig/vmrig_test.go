@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rknas/firmware/internal/waittest"
 )
 
 func TestConsoleWait(t *testing.T) {
@@ -42,7 +44,7 @@ func TestConsoleWait(t *testing.T) {
 	if _, err := f.WriteString("ady now\r\nnext\n"); err != nil {
 		t.Fatal(err)
 	}
-	if l := <-got; l != "x=1 authd ready now" {
+	if l := waittest.Recv(t, got, "the awaited line"); l != "x=1 authd ready now" {
 		t.Fatalf("Wait = %q", l)
 	}
 	short, cancel2 := context.WithTimeout(context.Background(), 100*time.Millisecond)

@@ -70,7 +70,7 @@ func setup(t *testing.T, cfg console.Config) *line {
 	}()
 	t.Cleanup(func() {
 		cancel()
-		if err := <-done; err != nil {
+		if err := waittest.Recv(t, done, "the console to stop after cancel"); err != nil {
 			t.Errorf("Run: %v", err)
 		}
 	})

@@ -34,6 +34,10 @@ type Actions interface {
 	// interface and applies it. The returned text tells the operator what
 	// happened.
 	ResetNetwork(ctx context.Context) (string, error)
+	// NewCertificate makes the device's HTTPS certificate anew (a key that
+	// may have leaked, or a browser exception to start over). The returned
+	// text gives the new fingerprint.
+	NewCertificate(ctx context.Context) (string, error)
 	// Audit returns at most n of the newest audit entries, oldest first, one
 	// line each.
 	Audit(ctx context.Context, n int) ([]string, error)

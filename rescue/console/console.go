@@ -66,6 +66,8 @@ const (
 	ActionReboot       = "reboot"
 	ActionPowerOff     = "poweroff"
 	ActionInstallEMMC  = "install-emmc"
+	// ActionNewCertificate makes a new HTTPS device certificate.
+	ActionNewCertificate = "new-certificate"
 )
 
 // Defaults of Config.
@@ -204,6 +206,7 @@ func New(cfg Config) (*Console, error) {
 		{key: "8", name: ActionPowerOff, help: "power the board off", confirm: true, run: c.doPowerOff},
 		{key: "9", name: ActionInstallEMMC, help: "install this firmware and its settings to the eMMC (erases the eMMC)",
 			confirm: true, timeout: InstallTimeout, run: c.doInstallEMMC},
+		{key: "10", name: ActionNewCertificate, help: "make a new HTTPS certificate (browsers warn again)", confirm: true, run: c.doNewCertificate},
 	}
 	return c, nil
 }
@@ -211,7 +214,7 @@ func New(cfg Config) (*Console, error) {
 // ActionNames lists the menu's action names in menu order.
 func ActionNames() []string {
 	return []string{ActionStatus, ActionResetAdmin, ActionResetNetwork, ActionAudit, ActionClock,
-		ActionSetClock, ActionReboot, ActionPowerOff, ActionInstallEMMC}
+		ActionSetClock, ActionReboot, ActionPowerOff, ActionInstallEMMC, ActionNewCertificate}
 }
 
 // session is one connection of the line: it lives until the line fails.
@@ -655,6 +658,17 @@ func (c *Console) doResetNetwork(ctx context.Context, s *session, _ any) error {
 	}
 	if err != nil {
 		return fmt.Errorf("reset-network: %w", err)
+	}
+	return nil
+}
+
+func (c *Console) doNewCertificate(ctx context.Context, s *session, _ any) error {
+	msg, err := c.cfg.Actions.NewCertificate(ctx)
+	if msg != "" {
+		s.out.text(msg)
+	}
+	if err != nil {
+		return fmt.Errorf("new-certificate: %w", err)
 	}
 	return nil
 }

@@ -81,7 +81,7 @@ func startOn(t *testing.T, port *ptytest.Port, cfg console.Config) {
 	}()
 	t.Cleanup(func() {
 		cancel()
-		if err := <-done; err != nil {
+		if err := waittest.Recv(t, done, "the console to stop after cancel"); err != nil {
 			t.Errorf("Run: %v", err)
 		}
 	})
@@ -245,7 +245,7 @@ func TestNoShell(t *testing.T) {
 	p := start(t, console.Config{Actions: a})
 	openMenu(t, p)
 	inputs := []string{"sh", "/bin/sh", "!sh", "bash -i", "exec /bin/sh", "shell", "; sh", "$(reboot)", "`id`",
-		"status; sh", "1 && sh", "reset-admin sh", "0", "99", "10", "-1", "..", "\x04", "~.", "busybox", "su", "root"}
+		"status; sh", "1 && sh", "reset-admin sh", "0", "99", "11", "-1", "..", "\x04", "~.", "busybox", "su", "root"}
 	for _, in := range inputs {
 		out := run(t, p, in+"\r")
 		// Ctrl-D is dropped like any control byte: an empty line, which
@@ -269,7 +269,7 @@ func TestResetAdminWithButton(t *testing.T) {
 	b.Press() // a press before the question does not count
 	p.Send("2\r")
 	p.Expect(console.ConfirmButtonPrefix+" within 30s to reset-admin (Enter cancels)", guard)
-	if got := <-b.Waiting; got != console.DefaultConfirmTimeout {
+	if got := waittest.Recv(t, b.Waiting, "the console to wait for a button press"); got != console.DefaultConfirmTimeout {
 		t.Errorf("button wait %v, want %v", got, console.DefaultConfirmTimeout)
 	}
 	if n := a.Called(console.ActionResetAdmin); n != 0 {

@@ -131,6 +131,11 @@ func (System) ResetNetwork(context.Context) (string, error) {
 	return "", console.ErrNotAvailable
 }
 
+// NewCertificate is not available without authd's state.
+func (System) NewCertificate(context.Context) (string, error) {
+	return "", console.ErrNotAvailable
+}
+
 // Audit is not available without the auth database.
 func (System) Audit(context.Context, int) ([]string, error) {
 	return nil, console.ErrNotAvailable

@@ -14,6 +14,8 @@ import (
 
 	"github.com/rknas/firmware/rescue/console"
 	"github.com/rknas/firmware/rescue/sysactions"
+
+	"github.com/rknas/firmware/internal/waittest"
 )
 
 // The tests never let SetClock, Reboot or PowerOff reach the kernel: on this
@@ -60,13 +62,13 @@ func TestRebootViaInit(t *testing.T) {
 	if err := s.Reboot(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if got := <-sigs; got != syscall.SIGTERM {
+	if got := waittest.Recv(t, sigs, "the reboot signal"); got != syscall.SIGTERM {
 		t.Errorf("reboot sent %v, want SIGTERM", got)
 	}
 	if err := s.PowerOff(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if got := <-sigs; got != syscall.SIGUSR2 {
+	if got := waittest.Recv(t, sigs, "the power-off signal"); got != syscall.SIGUSR2 {
 		t.Errorf("power off sent %v, want SIGUSR2", got)
 	}
 	if pid := sysactions.ParentIfNamed("uinit"); pid != 0 {

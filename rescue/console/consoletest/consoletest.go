@@ -23,6 +23,9 @@ type Actions struct {
 	ResetAdminErr   error
 	ResetNetworkMsg string
 	ResetNetworkErr error
+	// CertificateMsg and CertificateErr are what NewCertificate returns.
+	CertificateMsg string
+	CertificateErr error
 	// InstallMsg and InstallErr are what InstallEMMC returns.
 	InstallMsg string
 	InstallErr error
@@ -99,6 +102,12 @@ func (a *Actions) ResetAdmin(context.Context) (string, error) {
 func (a *Actions) ResetNetwork(context.Context) (string, error) {
 	a.record(console.ActionResetNetwork)
 	return a.ResetNetworkMsg, a.ResetNetworkErr
+}
+
+// NewCertificate returns CertificateMsg, CertificateErr.
+func (a *Actions) NewCertificate(context.Context) (string, error) {
+	a.record(console.ActionNewCertificate)
+	return a.CertificateMsg, a.CertificateErr
 }
 
 // InstallEMMC returns InstallMsg, InstallErr.
