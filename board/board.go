@@ -103,8 +103,20 @@ type LED struct {
 	// Class is the LED class device name under /sys/class/leds, if the kernel
 	// drives the LED (gpio-leds, pwm-leds).
 	Class string `json:"class,omitempty"`
+	// OtherClasses are the names other kernel versions give the same LED
+	// (a tree that gained a label, or lost one), tried after Class.
+	OtherClasses []string `json:"other_classes,omitempty"`
 	// GPIO is the output line, if the LED is a free GPIO line.
 	GPIO *GPIOLine `json:"gpio,omitempty"`
+}
+
+// Classes returns Class and then OtherClasses, or nothing for an LED on a
+// free GPIO line.
+func (l LED) Classes() []string {
+	if l.Class == "" {
+		return nil
+	}
+	return append([]string{l.Class}, l.OtherClasses...)
 }
 
 // UART is the debug console.

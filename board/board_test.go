@@ -24,7 +24,7 @@ func TestDetectRealCompatibles(t *testing.T) {
 		emmc      int
 		statusLED string
 	}{
-		{"qnap-ts433", "qnap-ts433", `compatible "qnap,ts433"`, ButtonInput, 408, "gpio0/13", UART{"ttyS2", 115200}, 0, "hdd1:green:disk"},
+		{"qnap-ts433", "qnap-ts433", `compatible "qnap,ts433"`, ButtonInput, 408, "gpio0/13", UART{"ttyS2", 115200}, 0, "green:disk"},
 		{"qnap-ts233", "qnap-ts233", `compatible "qnap,ts233"`, ButtonInput, 408, "gpio0/13", UART{"ttyS2", 115200}, 0, "hdd1:green:disk"},
 		{"friendlyelec-cm3588-nas", "friendlyelec-cm3588-nas", `compatible "friendlyarm,cm3588-nas"`, ButtonInput, 0x101, "gpio0/29", UART{"ttyS2", 1500000}, 0, "green:indicator"},
 		{"nanopi-r5c", "nanopi-r5c", `compatible "friendlyarm,nanopi-r5c"`, ButtonInput, 408, "gpio0/15", UART{"ttyS2", 1500000}, 1, "red:power"},
@@ -39,7 +39,7 @@ func TestDetectRealCompatibles(t *testing.T) {
 		{"radxa-e25", "radxa-e25", `compatible "radxa,e25"`, ButtonNone, 0, "", UART{"ttyS2", 115200}, 0, "green:heartbeat"},
 		{"helios64", "kobol-helios64", `compatible "kobol,helios64"`, ButtonNone, 0, "", UART{"ttyS2", 1500000}, 1, "helios64:green:status"},
 		{"qemu-virt", "qemu-virt", `compatible "linux,dummy-virt"`, ButtonGPIO, 0, "rknas-sim/0", UART{"ttyAMA0", 115200}, 0, ""},
-		{"model-fallback", "qnap-ts433", `model "Qnap TS-433-4G NAS System 4-Bay" (compatible unusable: board: compatible entry 1 is empty)`, ButtonInput, 408, "gpio0/13", UART{"ttyS2", 115200}, 0, "hdd1:green:disk"},
+		{"model-fallback", "qnap-ts433", `model "Qnap TS-433-4G NAS System 4-Bay" (compatible unusable: board: compatible entry 1 is empty)`, ButtonInput, 408, "gpio0/13", UART{"ttyS2", 115200}, 0, "green:disk"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.dir, func(t *testing.T) {

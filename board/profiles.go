@@ -39,18 +39,23 @@ func line(chip, pin, name string, activeLow bool, bias Bias) *GPIOLine {
 func profiles() []Profile {
 	ps := []Profile{
 		{
-			// rk3568-qnap-ts433.dts: gpio-keys node "keys" owns "reset" on
-			// <&gpio0 RK_PB5 GPIO_ACTIVE_LOW> (KEY_RESTART), pinctrl pull-up; the
-			// "copy" key is gpio0 RK_PB6 (KEY_COPY). stdout-path serial2:115200n8,
-			// mmc0 = &sdhci. The status LEDs hang off the MCU on uart0
-			// (qnap-mcu-leds, class names not checked here), so the first disk
-			// LED (gpio-leds "hdd1:green:disk") is the feedback LED.
+			// rk3568-qnap-ts433.dts (since Linux 6.19 the keys, LEDs, console
+			// and mmc alias live in the shared rk3568-qnap-tsx33.dtsi): gpio-keys
+			// node "keys" owns "reset" on <&gpio0 RK_PB5 GPIO_ACTIVE_LOW>
+			// (KEY_RESTART), pinctrl pull-up; the "copy" key is gpio0 RK_PB6
+			// (KEY_COPY). stdout-path serial2:115200n8, mmc0 = &sdhci. The status
+			// LEDs hang off the MCU on uart0 (qnap-mcu-leds, class names not
+			// checked here), so the first disk LED is the feedback LED. Kernels
+			// up to 6.11 have no keys, LEDs, console path or mmc0 alias; 6.12
+			// (the firmware's, checked by board/imagetest) and 6.13 name the
+			// unlabelled disk LEDs "green:disk", "green:disk_1", ...; later
+			// trees label the first "hdd1:green:disk".
 			Name:       "qnap-ts433",
 			Model:      "QNAP TS-433",
 			SoC:        "rk3568",
 			Compatible: []string{"qnap,ts433"},
 			Models:     []string{"Qnap TS-433-4G NAS System 4-Bay"},
-			DTS:        "arch/arm64/boot/dts/rockchip/rk3568-qnap-ts433.dts",
+			DTS:        "arch/arm64/boot/dts/rockchip/rk3568-qnap-ts433.dts (+ rk3568-qnap-tsx33.dtsi since 6.19)",
 			DTB:        "rockchip/rk3568-qnap-ts433.dtb",
 			Modules:    []string{"r8169", "realtek"},
 			Bootloader: Bootloader{Lives: BootMedium, Mainline: "qnap-ts433-rk3568_defconfig (U-Boot v2025.01)",
@@ -58,10 +63,10 @@ func profiles() []Profile {
 			Maskrom: Maskrom{How: "remove the drive trays, close the 2-pin jumper below the serial header, power on; front USB-A port to the PC with an A-to-A cable; remove the jumper before writing", Loader: "rk356x_spl_loader_v1.21.113.bin (rkbin; U-Boot doc/board/qnap/ts433.rst)", USBProduct: 0x350a},
 			Button: Button{Kind: ButtonInput, Label: "reset", KeyCode: keyRestart, KeyName: "KEY_RESTART",
 				InputName: "keys", Line: line("gpio0", "PB5", "reset", true, BiasPullUp)},
-			LEDs:  []LED{{Role: "status", Class: "hdd1:green:disk"}},
+			LEDs:  []LED{{Role: "status", Class: "green:disk", OtherClasses: []string{"hdd1:green:disk"}}},
 			UART:  UART{Device: "ttyS2", Baud: 115200},
 			EMMC:  EMMC{Alias: 0, Controller: "sdhci"},
-			Notes: "gpio-keys owns the reset line (a cdev request gets EBUSY): read as an input device. The MCU LEDs are not used.",
+			Notes: "gpio-keys owns the reset line (a cdev request gets EBUSY): read as an input device. The MCU LEDs are not used. Needs Linux 6.12 or later (earlier trees lack the keys, LEDs and console).",
 		},
 		{
 			// rk3568-qnap-ts233.dts includes rk3568-qnap-tsx33.dtsi: the same keys
@@ -115,9 +120,9 @@ func profiles() []Profile {
 		},
 		{
 			// rk3568-nanopi-r5c.dts: gpio-keys "reset" on <&gpio0 RK_PB7
-			// GPIO_ACTIVE_LOW> (KEY_RESTART, debounce 50 ms). Its pinctrl entry
-			// names gpio4 RK_PA0 instead, so the pull-up comes from the board, not
-			// that pinctrl: uncertain until checked on hardware.
+			// GPIO_ACTIVE_LOW> (KEY_RESTART, debounce 50 ms), its pinctrl on the
+			// same pin with a pull-up (fixed upstream in 2023, "fix button reset
+			// pin for nanopi r5c"; earlier trees named gpio4 RK_PA0).
 			// rk3568-nanopi-r5s.dtsi: stdout-path serial2:1500000n8, mmc0 =
 			// &sdmmc0, mmc1 = &sdhci. LEDs red:power (heartbeat), green:lan/wan/wlan.
 			Name:       "nanopi-r5c",
@@ -136,7 +141,7 @@ func profiles() []Profile {
 			LEDs:  []LED{{Role: "status", Class: "red:power"}},
 			UART:  UART{Device: "ttyS2", Baud: 1500000},
 			EMMC:  EMMC{Alias: 1, Controller: "sdhci"},
-			Notes: "The dts pinctrl for the reset key names gpio4 RK_PA0 while the key uses gpio0 RK_PB7.",
+			Notes: "gpio-keys owns the reset line: read as an input device.",
 		},
 		{
 			// rk3588s-nanopi-r6s.dts includes rk3588s-nanopi-r6.dtsi: gpio-keys
@@ -202,7 +207,7 @@ func profiles() []Profile {
 			Bootloader: Bootloader{Lives: BootMedium, Debian: "rockpro64-rk3399", Mainline: "rockpro64-rk3399_defconfig (U-Boot v2019.07)",
 				Note: "The image carries Debian's U-Boot. The mask ROM tries the 16 MiB SPI flash first: a U-Boot put there earlier wins over the TF card."},
 			Maskrom: Maskrom{How: "power on with no bootable SPI, eMMC or TF card (or SPI CLK bridged to GND); USB-C port to the PC (not checked)", Loader: "rk3399_loader_v1.30.130.bin (rkbin)", USBProduct: 0x330c},
-			Button: Button{Kind: ButtonInput, Label: "power", KeyCode: keyPower, KeyName: "KEY_POWER",
+			Button: Button{Kind: ButtonInput, Label: "GPIO Key Power", KeyCode: keyPower, KeyName: "KEY_POWER",
 				InputName: "gpio-keys", Line: line("gpio0", "PA5", "power", true, BiasPullUp)},
 			LEDs: []LED{
 				{Role: "status", Class: "work"},

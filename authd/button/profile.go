@@ -1,6 +1,7 @@
 package button
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/rknas/firmware/board"
@@ -51,9 +52,19 @@ func LEDFor(p board.Profile, role string) (LED, error) {
 		}
 		return g, nil
 	}
-	s, err := OpenSysfsLED("", l.Class)
-	if err != nil {
-		return nil, err
+	return openLEDClass(LEDClassRoot, l.Classes())
+}
+
+// openLEDClass opens the first of names under root that exists: kernels
+// name some LEDs differently (a label added to the tree later).
+func openLEDClass(root string, names []string) (LED, error) {
+	var errs []error
+	for _, name := range names {
+		s, err := OpenSysfsLED(root, name)
+		if err == nil {
+			return s, nil
+		}
+		errs = append(errs, err)
 	}
-	return s, nil
+	return nil, errors.Join(errs...)
 }

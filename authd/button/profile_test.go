@@ -2,6 +2,9 @@ package button
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -44,5 +47,34 @@ func TestSourceFor(t *testing.T) {
 	}
 	if l, err := LEDFor(p, "nonexistent-role"); l != nil || err != nil {
 		t.Errorf("LEDFor(missing role) = %v, %v", l, err)
+	}
+}
+
+// TestLEDClassOfAnotherKernel: the TS-433's disk LED is green:disk on the
+// firmware's kernel and hdd1:green:disk on later ones; either opens.
+func TestLEDClassOfAnotherKernel(t *testing.T) {
+	p, err := board.ByName("qnap-ts433")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, _ := p.LED("status")
+	for _, present := range l.Classes() {
+		root := t.TempDir()
+		dir := filepath.Join(root, present)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for name, data := range map[string]string{"trigger": "[none] timer heartbeat\n", "brightness": "0\n"} {
+			if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		led, err := openLEDClass(root, l.Classes())
+		if err != nil || led.(*SysfsLED).dir != dir {
+			t.Errorf("with only %s present: %v, %v", present, led, err)
+		}
+	}
+	if _, err := openLEDClass(t.TempDir(), l.Classes()); err == nil || !strings.Contains(err.Error(), "hdd1:green:disk") {
+		t.Errorf("with neither present: %v, want an error naming both", err)
 	}
 }
