@@ -144,6 +144,53 @@ func profiles() []Profile {
 			Notes: "gpio-keys owns the reset line: read as an input device.",
 		},
 		{
+			// rk3568-nanopi-r5s.dts (+ rk3568-nanopi-r5s.dtsi), as in Linux 6.12:
+			// no keys node yet (the RESET key, gpio4 RK_PA0, came to the tree
+			// later); gpio-leds red:power, green:lan (two) and green:wan, without
+			// labels; stdout-path serial2:1500000n8; mmc0 = &sdmmc0, mmc1 =
+			// &sdhci. One gigabit port from the SoC, two 2.5G RTL8125 on PCIe.
+			Name:       "nanopi-r5s",
+			Model:      "FriendlyElec NanoPi R5S",
+			SoC:        "rk3568",
+			Compatible: []string{"friendlyarm,nanopi-r5s"},
+			Models:     []string{"FriendlyElec NanoPi R5S"},
+			DTS:        "arch/arm64/boot/dts/rockchip/rk3568-nanopi-r5s.dts (+ rk3568-nanopi-r5s.dtsi)",
+			DTB:        "rockchip/rk3568-nanopi-r5s.dtb",
+			Modules:    []string{"r8169", "realtek"},
+			Bootloader: Bootloader{Lives: BootMedium, Mainline: "nanopi-r5s-rk3568_defconfig",
+				Note: "No SPI flash. Once the eMMC holds a bootloader the board boots it before the TF card; hold MASK at power-on to skip it."},
+			Maskrom: Maskrom{How: "hold MASK while powering on; USB-C port to the PC (not checked)", Loader: "rk356x_spl_loader_v1.23.114.bin (rkbin)", USBProduct: 0x350a},
+			Button:  Button{Kind: ButtonNone},
+			LEDs:    []LED{{Role: "status", Class: "red:power"}},
+			UART:    UART{Device: "ttyS2", Baud: 1500000},
+			EMMC:    EMMC{Alias: 1, Controller: "sdhci"},
+			Notes:   "Linux 6.12's tree has no RESET key (later trees add gpio-keys \"RESET\" on gpio4 RK_PA0): recovery is by the rescue console until the firmware's kernel has it.",
+		},
+		{
+			// rk3399-nanopi-r4s.dts (+ rk3399-nanopi4.dtsi): gpio-keys "reset" on
+			// <&gpio1 RK_PC6 GPIO_ACTIVE_LOW> (KEY_RESTART, pinctrl pull-up); gpio-leds labelled
+			// red:power, green:lan, green:wan; stdout-path serial2:1500000n8; no
+			// eMMC (the sdhci node is disabled): TF card only.
+			// rk3399-nanopi-r4s-enterprise.dts is a separate tree (not profiled).
+			Name:       "nanopi-r4s",
+			Model:      "FriendlyElec NanoPi R4S",
+			SoC:        "rk3399",
+			Compatible: []string{"friendlyarm,nanopi-r4s"},
+			Models:     []string{"FriendlyElec NanoPi R4S"},
+			DTS:        "arch/arm64/boot/dts/rockchip/rk3399-nanopi-r4s.dts (+ rk3399-nanopi4.dtsi)",
+			DTB:        "rockchip/rk3399-nanopi-r4s.dtb",
+			Modules:    []string{"r8169", "realtek"},
+			Bootloader: Bootloader{Lives: BootMedium, Mainline: "nanopi-r4s-rk3399_defconfig",
+				Note: "TF card only: the bootloader is in its first 16 MiB (FriendlyElec's images carry theirs)."},
+			Maskrom: Maskrom{How: "hold MASK while powering on with no bootable TF card; USB-C port to the PC (not checked)", Loader: "rk3399_loader_v1.30.130.bin (rkbin)", USBProduct: 0x330c},
+			Button: Button{Kind: ButtonInput, Label: "reset", KeyCode: keyRestart, KeyName: "KEY_RESTART",
+				InputName: "gpio-keys", Line: line("gpio1", "PC6", "reset", true, BiasPullUp)},
+			LEDs:  []LED{{Role: "status", Class: "red:power"}},
+			UART:  UART{Device: "ttyS2", Baud: 1500000},
+			EMMC:  EMMC{Alias: -1},
+			Notes: "No eMMC: the firmware runs from the TF card and install-emmc is not offered. gpio-keys owns the reset line.",
+		},
+		{
 			// rk3588s-nanopi-r6s.dts includes rk3588s-nanopi-r6.dtsi: gpio-keys
 			// "User" on <&gpio1 RK_PC0 GPIO_ACTIVE_LOW> (BTN_1, pull-up); adc-keys
 			// "Maskrom" (KEY_VENDOR) on SARADC channel 0; stdout-path
