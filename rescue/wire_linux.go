@@ -144,6 +144,9 @@ func (a *authdActions) Status(ctx context.Context) (console.Status, error) {
 		st.Certificate = cs.Certificate
 	case a.direct != nil:
 		st.Authd = "not running (failsafe mode: changes go straight to the state partition)"
+	case processRunning("authd"):
+		st.AuthdStarting = true
+		st.Authd = "running, not answering yet"
 	default:
 		st.Authd = "not answering"
 	}
@@ -339,4 +342,18 @@ func (d *direct) audit(n int) ([]string, error) {
 		})
 	})
 	return lines, err
+}
+
+// processRunning tells whether a process whose command name is comm runs.
+func processRunning(comm string) bool {
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		if d.Name()[0] < '0' || d.Name()[0] > '9' {
+			continue
+		}
+		if b, err := os.ReadFile(filepath.Join("/proc", d.Name(), "comm")); err == nil && strings.TrimSpace(string(b)) == comm {
+			return true
+		}
+	}
+	return false
 }

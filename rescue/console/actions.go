@@ -84,6 +84,9 @@ type Status struct {
 	Clock ClockState
 	// AuthdOK is true when the login daemon answers its health check.
 	AuthdOK bool
+	// AuthdStarting is true when the daemon runs but does not answer yet
+	// (the first boot makes its keys and certificate): not a failure.
+	AuthdStarting bool
 	// Authd describes the daemon's health in a few words, for example "ok" or
 	// "not responding: ...".
 	Authd string

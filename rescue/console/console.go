@@ -362,7 +362,11 @@ func statusLines(st Status) []string {
 	}
 	lines = append(lines, "clock: "+clockLine(st.Clock))
 	authd := orUnknown(st.Authd)
-	if !st.AuthdOK {
+	switch {
+	case st.AuthdOK:
+	case st.AuthdStarting:
+		authd = "starting: " + authd
+	default:
 		authd = "FAILING: " + authd
 	}
 	lines = append(lines, "authd: "+authd)

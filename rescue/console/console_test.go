@@ -552,3 +552,15 @@ func TestClean(t *testing.T) {
 		}
 	}
 }
+
+// TestAuthdStartingIsNoFailure: at the first boot authd runs but does not
+// answer for a while; the banner says starting, not FAILING.
+func TestAuthdStartingIsNoFailure(t *testing.T) {
+	a := fakeActions()
+	a.StatusValue.AuthdOK, a.StatusValue.AuthdStarting, a.StatusValue.Authd = false, true, "running, not answering yet"
+	p := start(t, console.Config{Actions: a})
+	banner := p.Expect(console.BannerHint, guard)
+	if !strings.Contains(banner, "authd: starting: running, not answering yet\r\n") || strings.Contains(banner, "FAILING") {
+		t.Errorf("banner while authd starts:\n%s", banner)
+	}
+}
