@@ -309,8 +309,11 @@ func (c controlBackend) Status(context.Context) (control.Status, error) {
 	return st, nil
 }
 
-func (c controlBackend) ResetAdmin(ctx context.Context) error {
-	return recovery.Run(ctx, c.rdeps, "rescue")
+func (c controlBackend) ResetAdmin(ctx context.Context) (string, error) {
+	if err := recovery.Run(ctx, c.rdeps, "rescue"); err != nil {
+		return "", err
+	}
+	return recovery.Done(c.rdeps.Network != nil), nil
 }
 
 func (c controlBackend) ResetNetwork(ctx context.Context) error {

@@ -145,6 +145,11 @@ func TestConsoleResetsAdminThroughAuthd(t *testing.T) {
 	if code != exitOK || !strings.Contains(out, "default password") {
 		t.Fatalf("reset-admin: %d\n%s\n%s", code, out, errs)
 	}
+	// It says where the default password is, and claims nothing of a
+	// network this authd does not manage.
+	if flat := strings.Join(strings.Fields(out), " "); !strings.Contains(flat, "rknas/default-password on the boot partition") || strings.Contains(flat, "DHCP") {
+		t.Errorf("reset-admin's result:\n%s", out)
+	}
 	if st, _ := post(t, hc, "POST", url+"/api/v1/login", map[string]string{"username": "admin", "password": "forgotten passphrase"}); st != 401 {
 		t.Fatalf("old password still works: %d", st)
 	}

@@ -292,7 +292,7 @@ func (d *direct) resetAdmin(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return "the admin account is back to the device's default password without 2FA, and the network to DHCP", nil
+	return recovery.Done(true), nil
 }
 
 // newCertificate removes the device certificate: authd makes a new one

@@ -27,7 +27,8 @@ const DefaultPath = "/run/authd/control.sock"
 // Backend is what the socket exposes.
 type Backend interface {
 	Status(ctx context.Context) (Status, error)
-	ResetAdmin(ctx context.Context) error
+	// ResetAdmin runs the recovery and says what it did, for the operator.
+	ResetAdmin(ctx context.Context) (string, error)
 	ResetNetwork(ctx context.Context) error
 	// NewCertificate makes a new device certificate and returns its
 	// SHA-256 fingerprint.
@@ -143,7 +144,7 @@ func Listen(path string, b Backend, presses *Presses, log *slog.Logger) (*Server
 	s := &Server{b: b, presses: presses, log: log, ln: ln}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /status", s.status)
-	mux.HandleFunc("POST /reset-admin", s.action(b.ResetAdmin, "the admin account is back to the device's default password without 2FA; set a new password at the next login"))
+	mux.HandleFunc("POST /reset-admin", s.told(b.ResetAdmin))
 	mux.HandleFunc("POST /reset-network", s.action(b.ResetNetwork, "the network is back to DHCP on every Ethernet port"))
 	mux.HandleFunc("POST /new-certificate", s.newCertificate)
 	mux.HandleFunc("GET /audit", s.audit)
@@ -228,6 +229,19 @@ func (s *Server) action(fn func(context.Context) error, done string) http.Handle
 			return
 		}
 		writeJSON(w, http.StatusOK, answer{Message: done})
+	}
+}
+
+// told answers with what fn says it did.
+func (s *Server) told(fn func(context.Context) (string, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		msg, err := fn(r.Context())
+		if err != nil {
+			s.log.Error("control action failed", "path", r.URL.Path, "err", err)
+			writeJSON(w, http.StatusInternalServerError, answer{Error: err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, answer{Message: msg})
 	}
 }
 

@@ -20,7 +20,10 @@ type fakeBackend struct {
 func (f *fakeBackend) Status(context.Context) (Status, error) {
 	return Status{Version: "v1", Board: "qemu-virt", Clock: "synchronized", Button: "gpio"}, nil
 }
-func (f *fakeBackend) ResetAdmin(context.Context) error   { f.resets++; return f.fail }
+func (f *fakeBackend) ResetAdmin(context.Context) (string, error) {
+	f.resets++
+	return "the admin account is back to the device's default password", f.fail
+}
 func (f *fakeBackend) ResetNetwork(context.Context) error { f.netResets++; return f.fail }
 func (f *fakeBackend) NewCertificate(context.Context) (string, error) {
 	f.certs++

@@ -91,6 +91,18 @@ func Run(ctx context.Context, d Deps, source string) error {
 	return finish(ctx, d, j, false)
 }
 
+// Done says, for the operator, what a finished recovery did; network says
+// whether the network was put back to DHCP too.
+func Done(network bool) string {
+	msg := "the admin account is back to the device's default password (printed on the label the flasher made, " +
+		"and in rknas/default-password on the boot partition), without 2FA, sessions or trusted devices; " +
+		"set a new password at the next login"
+	if network {
+		msg += "; the network is back to DHCP on every Ethernet port (the NAS may have a new address)"
+	}
+	return msg
+}
+
 // Resume finishes a recovery left unfinished by a power cut; it does nothing
 // when the journal is empty. authd calls it at start.
 func Resume(ctx context.Context, d Deps) (bool, error) {
@@ -155,8 +167,14 @@ func finish(ctx context.Context, d Deps, j Journal, fresh bool) error {
 		if err := tx.Put(lastKey, Last{ID: j.ID, Source: j.Source, Started: j.Started, Finished: now}); err != nil {
 			return err
 		}
+		// The audit says what was done: the network only where authd
+		// manages it.
+		detail := "id " + j.ID + "; network not managed by authd: unchanged"
+		if d.Network != nil {
+			detail = "id " + j.ID + "; network back to DHCP"
+		}
 		return tx.AppendAudit(store.AuditEntry{Time: now, Event: "physical_reset_completed", User: store.AdminName, Actor: j.Source,
-			Detail: "id " + j.ID + "; network back to DHCP"})
+			Detail: detail})
 	})
 	if err != nil {
 		return fmt.Errorf("recovery: close journal: %w", err)

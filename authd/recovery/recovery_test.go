@@ -340,3 +340,40 @@ func killAfter(round int, childTime time.Duration) time.Duration {
 	}
 	return time.Duration(rand.Int64N(int64(childTime) * 13 / 10))
 }
+
+// TestAuditSaysWhatWasDone: the completed reset records the network as put
+// back to DHCP only where authd manages it.
+func TestAuditSaysWhatWasDone(t *testing.T) {
+	for _, managed := range []bool{false, true} {
+		dir := t.TempDir()
+		seed(t, dir)
+		s, err := store.Open(filepath.Join(dir, "auth.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var net Network
+		if managed {
+			net = &fileNetwork{path: filepath.Join(dir, "network.json")}
+		}
+		if err := Run(context.Background(), deps(t, s, net, nil), "rescue"); err != nil {
+			t.Fatal(err)
+		}
+		var detail string
+		_ = s.View(func(tx *store.Tx) error {
+			entries, err := tx.Audit(store.MaxAudit, 0)
+			for _, e := range entries {
+				if e.Event == "physical_reset_completed" {
+					detail = e.Detail
+				}
+			}
+			return err
+		})
+		s.Close()
+		if got := strings.Contains(detail, "network back to DHCP"); got != managed {
+			t.Errorf("network managed %v: the audit says %q", managed, detail)
+		}
+		if want := strings.Contains(Done(managed), "DHCP"); want != managed {
+			t.Errorf("Done(%v) = %q", managed, Done(managed))
+		}
+	}
+}

@@ -236,6 +236,10 @@ func (c *conn) result(ctx context.Context, opt Options) ([]string, error) {
 	deadline := time.Now().Add(opt.ActionTimeout)
 	begin := console.Begin(opt.Action)
 	started := false
+	// telling is set while the console says what the action will do,
+	// before it asks for the confirmation: that goes to Progress, not
+	// into the action's result.
+	telling := false
 	var lines []string
 	for {
 		line, prompt, err := c.next(func(tail string) bool { return started && isActionPrompt(tail) })
@@ -244,6 +248,7 @@ func (c *conn) result(ctx context.Context, opt Options) ([]string, error) {
 		}
 		switch {
 		case prompt:
+			telling = false
 			if err := c.answer(line, opt); err != nil {
 				return lines, err
 			}
@@ -262,6 +267,11 @@ func (c *conn) result(ctx context.Context, opt Options) ([]string, error) {
 			return lines, &ActionError{Action: opt.Action, Reason: reason}
 		case line == c.skip && c.skip != "":
 			c.skip = ""
+		case strings.HasPrefix(line, console.TellsPrefix) || telling:
+			telling = !strings.HasPrefix(line, console.ConfirmButtonPrefix)
+			if opt.Progress != nil {
+				fmt.Fprintln(opt.Progress, line)
+			}
 		default:
 			if strings.HasPrefix(line, console.ConfirmButtonPrefix) && opt.Progress != nil {
 				fmt.Fprintln(opt.Progress, line)

@@ -179,7 +179,7 @@ func TestRunTypedConfirmation(t *testing.T) {
 		asked = p
 		return "RESET\n", nil
 	}})
-	if !errors.Is(err, attach.ErrNotConfirmed) || !strings.HasPrefix(asked, console.ConfirmTypePrefix+"RESET-") {
+	if !errors.Is(err, attach.ErrNotConfirmed) || !strings.HasPrefix(asked, console.ConfirmTypePrefix+"NETWORK-") {
 		t.Fatalf("wrong word: %v (asked %q)", err, asked)
 	}
 	if n := a.Called(console.ActionResetNetwork); n != 0 {

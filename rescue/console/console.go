@@ -39,8 +39,11 @@ const (
 	ConfirmTypePrefix = "confirm: type "
 	// ConfirmButtonPrefix starts the line asking for a button press.
 	ConfirmButtonPrefix = "confirm: press the button on the board"
+	// TellsPrefix starts what an action will do, shown before its
+	// confirmation; the lines up to the confirmation belong to it.
+	TellsPrefix = "this will: "
 	// TimePrompt asks for the new time in set-clock.
-	TimePrompt = "new time in UTC (YYYY-MM-DD HH:MM:SS): "
+	TimePrompt = "new time in UTC (YYYY-MM-DD HH:MM, seconds optional): "
 	// CommentPrefix starts a line the console ignores without a word, at the
 	// banner and in the menu. attach sends one with a random tag and waits for
 	// its echo to know that what follows is fresh output; on a line where a
@@ -182,6 +185,12 @@ type Console struct {
 type entry struct {
 	key, name, help string
 	confirm         bool
+	// word starts the confirmation word ("RESET" gives "RESET-1234"); the
+	// config's ConfirmWord when empty.
+	word string
+	// tells says everything the action will do, shown before the
+	// confirmation is asked for.
+	tells string
 	// timeout replaces the config's ActionTimeout for this entry.
 	timeout time.Duration
 	// ask reads what the action needs before confirmation (set-clock).
@@ -197,16 +206,23 @@ func New(cfg Config) (*Console, error) {
 	c := &Console{cfg: cfg}
 	c.entries = []entry{
 		{key: "1", name: ActionStatus, help: "board, version, addresses, clock, authd", run: c.doStatus},
-		{key: "2", name: ActionResetAdmin, help: "reset the admin password and 2FA", confirm: true, run: c.doResetAdmin},
-		{key: "3", name: ActionResetNetwork, help: "reset the network to DHCP", confirm: true, run: c.doResetNetwork},
+		{key: "2", name: ActionResetAdmin, help: "reset the admin password and 2FA, and the network", confirm: true, run: c.doResetAdmin,
+			tells: "the admin account gets the device's default password back (printed on the label the flasher made, " +
+				"and in rknas/default-password on the boot partition) and loses its 2FA, sessions and trusted devices; " +
+				"the network goes back to DHCP on every Ethernet port, so the NAS may get a new address. " +
+				"Other accounts and all data are kept."},
+		{key: "3", name: ActionResetNetwork, help: "reset the network to DHCP", confirm: true, word: "NETWORK", run: c.doResetNetwork,
+			tells: "the network goes back to DHCP on every Ethernet port and the default hostname, so the NAS may get a new address."},
 		{key: "4", name: ActionAudit, help: fmt.Sprintf("show the last %d audit entries", cfg.AuditEntries), run: c.doAudit},
 		{key: "5", name: ActionClock, help: "show the clock", run: c.doClock},
-		{key: "6", name: ActionSetClock, help: "set the clock", confirm: true, ask: c.askTime, run: c.doSetClock},
-		{key: "7", name: ActionReboot, help: "reboot the board", confirm: true, run: c.doReboot},
-		{key: "8", name: ActionPowerOff, help: "power the board off", confirm: true, run: c.doPowerOff},
+		{key: "6", name: ActionSetClock, help: "set the clock", confirm: true, word: "CLOCK", ask: c.askTime, run: c.doSetClock},
+		{key: "7", name: ActionReboot, help: "reboot the board", confirm: true, word: "REBOOT", run: c.doReboot},
+		{key: "8", name: ActionPowerOff, help: "power the board off", confirm: true, word: "POWEROFF", run: c.doPowerOff},
 		{key: "9", name: ActionInstallEMMC, help: "install this firmware and its settings to the eMMC (erases the eMMC)",
-			confirm: true, timeout: InstallTimeout, run: c.doInstallEMMC},
-		{key: "10", name: ActionNewCertificate, help: "make a new HTTPS certificate (browsers warn again)", confirm: true, run: c.doNewCertificate},
+			confirm: true, word: "INSTALL", timeout: InstallTimeout, run: c.doInstallEMMC,
+			tells: "everything on the board's eMMC is erased; this firmware, its accounts and settings are copied there."},
+		{key: "10", name: ActionNewCertificate, help: "make a new HTTPS certificate (browsers warn again)", confirm: true, word: "CERT", run: c.doNewCertificate,
+			tells: "the login pages get a new certificate; every browser that accepted the old one warns again."},
 	}
 	return c, nil
 }
@@ -486,7 +502,16 @@ func (c *Console) runEntry(s *session, e *entry) error {
 		arg = a
 	}
 	if e.confirm {
-		ok, err := c.confirm(s, e.name)
+		if e.tells != "" {
+			for _, l := range wrap(TellsPrefix+e.tells, 80) {
+				s.out.line(l)
+			}
+		}
+		word := e.word
+		if word == "" {
+			word = c.cfg.ConfirmWord
+		}
+		ok, err := c.confirm(s, e.name, word)
 		if err != nil {
 			return err
 		}
@@ -530,11 +555,11 @@ func (c *Console) finish(s *session, log *slog.Logger, err error) error {
 // confirm asks for physical confirmation of the action named name. It
 // returns false when the operator did not confirm in time or cancelled, and
 // an error only when the line failed.
-func (c *Console) confirm(s *session, name string) (bool, error) {
+func (c *Console) confirm(s *session, name, prefix string) (bool, error) {
 	if c.cfg.Button != nil {
 		return c.confirmButton(s, name)
 	}
-	word, err := confirmWord(c.cfg.ConfirmWord)
+	word, err := confirmWord(prefix)
 	if err != nil {
 		c.cfg.Log.Error("rescue: confirmation word", "err", err)
 		return false, nil
@@ -556,11 +581,35 @@ func (c *Console) confirm(s *session, name string) (bool, error) {
 		s.out.line("cancelled")
 		return false, nil
 	}
-	if strings.TrimSpace(line) != word {
+	switch typed := strings.TrimSpace(line); {
+	case typed == "":
+		s.out.line("cancelled")
+		return false, nil
+	case !strings.EqualFold(typed, word):
 		s.out.line("that is not " + word)
 		return false, nil
 	}
 	return true, nil
+}
+
+// wrap breaks text into lines of at most width columns at spaces.
+func wrap(text string, width int) []string {
+	var lines []string
+	line := ""
+	for _, w := range strings.Fields(text) {
+		if line != "" && len(line)+1+len(w) > width {
+			lines = append(lines, line)
+			line = ""
+		}
+		if line != "" {
+			line += " "
+		}
+		line += w
+	}
+	if line != "" {
+		lines = append(lines, line)
+	}
+	return lines
 }
 
 func isLine(err error) bool {
@@ -716,21 +765,31 @@ func (c *Console) doClock(ctx context.Context, s *session, _ any) error {
 
 // askTime reads the new time for set-clock.
 func (c *Console) askTime(s *session) (any, bool, error) {
-	s.out.write(TimePrompt)
-	line, err := s.readLine(time.Time{})
-	if err != nil {
-		if isLine(err) || s.ctx.Err() != nil {
-			return nil, false, lineErr(s, err)
+	now := c.cfg.Clock.Now().UTC()
+	s.out.line("the clock says " + now.Format(TimeLayout) + " UTC")
+	// A typing error asks again, three times in all; an empty line
+	// cancels.
+	for try := 0; try < 3; try++ {
+		s.out.write(TimePrompt)
+		line, err := s.readLine(time.Time{})
+		if err != nil {
+			if isLine(err) || s.ctx.Err() != nil {
+				return nil, false, lineErr(s, err)
+			}
+			s.out.line("")
+			return nil, false, nil
 		}
-		s.out.line("")
-		return nil, false, nil
-	}
-	t, err := ParseTime(line)
-	if err != nil {
+		if strings.TrimSpace(line) == "" {
+			s.out.line("cancelled")
+			return nil, false, nil
+		}
+		t, err := ParseTime(line)
+		if err == nil {
+			return t, true, nil
+		}
 		s.out.line(Clean(err.Error()))
-		return nil, false, nil
 	}
-	return t, true, nil
+	return nil, false, nil
 }
 
 // ParseTime reads the time an operator typed for set-clock: TimeLayout in
@@ -738,13 +797,15 @@ func (c *Console) askTime(s *session) (any, bool, error) {
 // runs then, and such a time is a typing error.
 func ParseTime(s string) (time.Time, error) {
 	s = strings.TrimSpace(s)
-	t, err := time.ParseInLocation(TimeLayout, s, time.UTC)
-	if err != nil {
-		var err2 error
-		t, err2 = time.Parse(time.RFC3339, s)
-		if err2 != nil {
-			return time.Time{}, fmt.Errorf("not a time: %q (want YYYY-MM-DD HH:MM:SS in UTC)", s)
+	var t time.Time
+	var err error
+	for _, layout := range []string{TimeLayout, "2006-01-02 15:04", time.RFC3339} {
+		if t, err = time.ParseInLocation(layout, s, time.UTC); err == nil {
+			break
 		}
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("not a time: %q (want YYYY-MM-DD HH:MM in UTC, seconds optional)", s)
 	}
 	if t.Year() < 2020 || t.Year() > 2200 {
 		return time.Time{}, fmt.Errorf("year %d is out of range 2020..2200", t.Year())

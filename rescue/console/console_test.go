@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -333,7 +334,20 @@ func TestTypedConfirmation(t *testing.T) {
 	openMenu(t, p)
 
 	p.Send("reset-admin\r")
-	w1 := word(t, p)
+	// Everything the action does is said before the word is asked for,
+	// in lines an 80-column terminal shows whole.
+	before := p.Expect(console.ConfirmTypePrefix, guard)
+	for _, want := range []string{console.TellsPrefix, "default password", "label", "rknas/default-password", "DHCP", "new address", "Other accounts and all data are kept"} {
+		if !strings.Contains(strings.ReplaceAll(before, "\r\n", " "), want) {
+			t.Errorf("before the word, no %q:\n%s", want, before)
+		}
+	}
+	for _, l := range strings.Split(before, "\r\n") {
+		if len(l) > 80 {
+			t.Errorf("a line of %d columns: %q", len(l), l)
+		}
+	}
+	w1 := strings.TrimSpace(p.Expect(" ", guard))
 	if !strings.HasPrefix(w1, "RESET-") || len(w1) != len("RESET-0000") {
 		t.Fatalf("confirmation word %q, want RESET-dddd", w1)
 	}
@@ -342,9 +356,17 @@ func TestTypedConfirmation(t *testing.T) {
 		!strings.Contains(out, console.FailedPrefix+"not confirmed") {
 		t.Errorf("wrong word:\n%s", out)
 	}
+	// An empty Enter cancels.
+	p.Send("reset-admin\r")
+	word(t, p)
+	p.Send("\r")
+	if out := p.Expect(console.Prompt, guard); !strings.Contains(out, "cancelled") || strings.Contains(out, "that is not") {
+		t.Errorf("empty answer:\n%s", out)
+	}
+	// The word in lower case is the word.
 	p.Send("reset-admin\r")
 	w2 := word(t, p)
-	p.Send(w2 + "\r")
+	p.Send(strings.ToLower(w2) + "\r")
 	if out := p.Expect(console.Prompt, guard); !strings.Contains(out, "2FA removed\r\n"+console.OK) {
 		t.Errorf("right word:\n%s", out)
 	}
@@ -372,10 +394,26 @@ func TestSetClock(t *testing.T) {
 	p := start(t, console.Config{Actions: a, Button: b})
 	openMenu(t, p)
 	p.Send("set-clock\r")
-	p.Expect(console.TimePrompt, guard)
+	if out := p.Expect(console.TimePrompt, guard); !regexp.MustCompile(`the clock says \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC`).MatchString(out) {
+		t.Errorf("the prompt does not show the time now:\n%s", out)
+	}
+	// A typing error asks again; an empty line cancels.
 	p.Send("yesterday\r")
-	if out := p.Expect(console.Prompt, guard); !strings.Contains(out, `not a time: "yesterday"`) {
+	if out := p.Expect(console.TimePrompt, guard); !strings.Contains(out, `not a time: "yesterday"`) {
 		t.Errorf("bad time:\n%s", out)
+	}
+	p.Send("\r")
+	if out := p.Expect(console.Prompt, guard); !strings.Contains(out, "cancelled") {
+		t.Errorf("empty line:\n%s", out)
+	}
+	// Minutes without seconds are a time.
+	p.Send("6\r")
+	p.Expect(console.TimePrompt, guard)
+	p.Send("2026-11-23 12:34\r")
+	waittest.Recv(t, b.Waiting, "the console to wait for a button press")
+	b.Press()
+	if out := p.Expect(console.Prompt, guard); !strings.Contains(out, "clock set to 2026-11-23T12:34:00Z\r\n"+console.OK) {
+		t.Errorf("set-clock without seconds:\n%s", out)
 	}
 	p.Send("6\r")
 	p.Expect(console.TimePrompt, guard)
@@ -386,7 +424,7 @@ func TestSetClock(t *testing.T) {
 		t.Errorf("set-clock:\n%s", out)
 	}
 	got := a.SetClockTimes()
-	if want := time.Date(2026, 11, 23, 12, 34, 56, 0, time.UTC); len(got) != 1 || !got[0].Equal(want) {
+	if want := time.Date(2026, 11, 23, 12, 34, 56, 0, time.UTC); len(got) != 2 || !got[1].Equal(want) {
 		t.Errorf("SetClock got %v, want [%v]", got, want)
 	}
 }
