@@ -57,7 +57,7 @@ func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
 
 func exitCode(err error, stderr io.Writer) int {
-	if err == nil {
+	if err == nil || errors.Is(err, errHelp) {
 		return exitOK
 	}
 	fmt.Fprintln(stderr, "rescue:", err)
@@ -66,6 +66,17 @@ func exitCode(err error, stderr io.Writer) int {
 		return ee.code
 	}
 	return exitFailed
+}
+
+// errHelp ends a run that printed its help on request: exit code 0.
+var errHelp = errors.New("help requested")
+
+// parseErr is a flag parsing error as an exit: -h is not an error.
+func parseErr(err error) error {
+	if errors.Is(err, flag.ErrHelp) {
+		return errHelp
+	}
+	return &exitError{exitUsage, err}
 }
 
 func usageErr(format string, a ...any) error {
@@ -111,7 +122,7 @@ func runConsole(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&wo.Board, "board", "auto", "board profile: a name or auto")
 	fs.StringVar(&wo.StateMount, "state-mount", "/state", "where the state partition is mounted (install-emmc copies it)")
 	if err := fs.Parse(args); err != nil {
-		return &exitError{exitUsage, err}
+		return parseErr(err)
 	}
 	if fs.NArg() > 0 {
 		return usageErr("console: unexpected argument %q", fs.Arg(0))
@@ -185,10 +196,13 @@ func runAttach(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	timeout := fs.Duration("timeout", attach.DefaultWakeTimeout, "how long to wait for the console to answer")
 	verbose := fs.Bool("v", false, "copy everything the console sends to stderr")
 	if err := fs.Parse(args); err != nil {
-		return &exitError{exitUsage, err}
+		return parseErr(err)
 	}
 	if fs.NArg() > 0 {
 		return usageErr("attach: unexpected argument %q", fs.Arg(0))
+	}
+	if *port == "" {
+		return usageErr("attach: --port is needed: the USB-serial adapter's device, e.g. /dev/ttyUSB0 (ls /dev/ttyUSB* /dev/ttyACM*)")
 	}
 	pcfg := serialport.Config{Path: *port, Baud: *baud}
 	if err := pcfg.Validate(); err != nil {
@@ -266,6 +280,7 @@ func attachTerminal(ctx context.Context, pcfg serialport.Config, stdin io.Reader
 	}
 	return attach.Terminal(ctx, stdin, stdout, attach.TerminalConfig{
 		Open:       func() (io.ReadWriteCloser, error) { return serialport.Open(pcfg) },
+		Name:       pcfg.Path,
 		BackoffMin: 250 * time.Millisecond, BackoffMax: 5 * time.Second, Log: log,
 	})
 }

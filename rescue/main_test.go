@@ -185,7 +185,7 @@ func TestAttachErrors(t *testing.T) {
 		code int
 		want string
 	}{
-		{"no port", []string{"--run", "status"}, exitUsage, "no device path"},
+		{"no port", []string{"--run", "status"}, exitUsage, "--port is needed"},
 		{"bad baud", []string{"--port", silent.Path(), "--baud", "0", "--run", "status"}, exitUsage, "baud"},
 		{"unknown action", []string{"--port", silent.Path(), "--run", "shell"}, exitUsage, `unknown action "shell"`},
 		{"set-clock without time", []string{"--port", silent.Path(), "--run", "set-clock"}, exitUsage, "needs --time"},
@@ -213,12 +213,25 @@ func TestConsoleUsage(t *testing.T) {
 		{[]string{"console", "--port", ""}, "no device path"},
 		{[]string{"console", "--idle", "0s"}, "--idle must be positive"},
 		{[]string{"console", "extra"}, `unexpected argument "extra"`},
+		{[]string{"attach"}, "attach: --port is needed"},
+		{[]string{"attach", "--run", "status"}, "usage:"},
 	}
 	for _, tt := range tests {
 		var errb bytes.Buffer
 		err := run(context.Background(), tt.args, nil, io.Discard, &errb)
 		if code := exitCode(err, &errb); code != exitUsage || !strings.Contains(errb.String(), tt.want) {
 			t.Errorf("%q: code %d, stderr %q; want %q", tt.args, code, errb.String(), tt.want)
+		}
+	}
+}
+
+// TestHelpIsNoError: -h prints the flags and exits 0.
+func TestHelpIsNoError(t *testing.T) {
+	for _, args := range [][]string{{"console", "-h"}, {"attach", "--help"}, {"help"}} {
+		var out, errb bytes.Buffer
+		err := run(context.Background(), args, nil, &out, &errb)
+		if code := exitCode(err, &errb); code != exitOK || strings.Contains(errb.String(), "help requested") || out.Len()+errb.Len() == 0 {
+			t.Errorf("%q: code %d, stdout %q, stderr %q; want 0 and the help", args, code, out.String(), errb.String())
 		}
 	}
 }

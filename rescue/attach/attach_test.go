@@ -315,7 +315,7 @@ func TestTerminal(t *testing.T) {
 			Open: func() (io.ReadWriteCloser, error) {
 				return serialport.Open(serialport.Config{Path: l.pc.Path(), Baud: baud, ReadTimeout: 20 * time.Millisecond})
 			},
-			BackoffMin: 10 * time.Millisecond, BackoffMax: 80 * time.Millisecond,
+			BackoffMin: 10 * time.Millisecond, BackoffMax: 80 * time.Millisecond, Name: l.pc.Path(),
 			Log: slog.New(slog.NewTextHandler(logWriter{t}, nil)),
 		})
 	}()
@@ -334,9 +334,21 @@ func TestTerminal(t *testing.T) {
 	out.wait(t, "address: eth0 192.168.1.23/24")
 	out.wait(t, console.Prompt)
 
-	// The USB adapter vanishes and comes back.
+	// The USB adapter vanishes and comes back; meanwhile one line says
+	// what it waits for, rewritten in place.
 	l.pc.Unplug()
 	out.wait(t, "port lost")
+	out.wait(t, attach.Waiting+l.pc.Path()+" (plug in the USB-serial adapter; Ctrl-] quits)]")
+	// The next failed open rewrites the same line: a carriage return, no
+	// line feed.
+	for end := time.Now().Add(waittest.Within); !strings.Contains(out.String(), "\r"+attach.Waiting); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("no second waiting line within %v: %q", waittest.Within, out.String())
+		}
+	}
+	if s := out.String(); strings.Contains(s, "\n") {
+		t.Errorf("waiting for the adapter printed more than one line: %q", s)
+	}
 	l.pc.Plug()
 	out.wait(t, attach.Connected)
 	send("clock\r")

@@ -18,7 +18,11 @@ const QuitKey = 0x1d
 
 // Connected is what Terminal shows each time the port is open, at the start
 // and after the port came back.
-const Connected = "[rescue attach: connected]"
+const Connected = "[rescue attach: connected; press Enter to see the console]"
+
+// Waiting starts the line shown, rewritten in place, while the port cannot
+// be opened (the USB-serial adapter is not plugged in).
+const Waiting = "[rescue attach: waiting for "
 
 // Raw puts the terminal f in raw mode (no echo, no line editing, no signals
 // from keys, no output processing) and returns the function that restores
@@ -59,6 +63,8 @@ type TerminalConfig struct {
 	// BackoffMax between attempts.
 	Open                   func() (io.ReadWriteCloser, error)
 	BackoffMin, BackoffMax time.Duration
+	// Name is the port's path, for the waiting line.
+	Name string
 	// Log receives port errors; slog.Default when nil.
 	Log *slog.Logger
 }
@@ -126,15 +132,24 @@ func Terminal(ctx context.Context, in io.Reader, out io.Writer, cfg TerminalConf
 	fmt.Fprint(out, "[rescue attach: Ctrl-] quits]\r\n")
 	delay := cfg.BackoffMin
 	buf := make([]byte, 4096)
+	waiting := false
 	for ctx.Err() == nil {
 		p, err := cfg.Open()
 		if err != nil {
-			cfg.Log.Warn("attach: open port", "err", err, "retry_in", delay)
+			// One line, rewritten in place: the terminal is in raw mode,
+			// where log lines would run diagonally down the screen.
+			cfg.Log.Debug("attach: open port", "err", err, "retry_in", delay)
+			fmt.Fprintf(out, "\r%s%s (plug in the USB-serial adapter; Ctrl-] quits)]\x1b[K", Waiting, cfg.Name)
+			waiting = true
 			if !sleep(ctx, delay) {
 				break
 			}
 			delay = min(2*delay, cfg.BackoffMax)
 			continue
+		}
+		if waiting {
+			fmt.Fprint(out, "\r\n")
+			waiting = false
 		}
 		delay = cfg.BackoffMin
 		setPort(p)
