@@ -132,12 +132,13 @@ func TestConsoleResetsAdminThroughAuthd(t *testing.T) {
 	}
 	// A new certificate from the console: the next connection meets it.
 	out, errs, code = attachRun(t, "--port", pc.Path(), "--run", "new-certificate", "--yes")
-	if code != exitOK || !strings.Contains(out, "SHA-256 ") {
+	flat := strings.Join(strings.Fields(out), " ")
+	if code != exitOK || !strings.Contains(flat, "SHA-256 ") {
 		t.Fatalf("new-certificate: %d\n%s\n%s", code, out, errs)
 	}
 	before := served
 	hc.CloseIdleConnections()
-	if st, _ := post(t, hc, "GET", url+"/healthz", nil); st != 200 || served == before || !strings.Contains(out, served) {
+	if st, _ := post(t, hc, "GET", url+"/healthz", nil); st != 200 || served == before || !strings.Contains(flat, "SHA-256 "+served) {
 		t.Fatalf("after new-certificate the server shows %s (was %s); the console said:\n%s", served, before, out)
 	}
 	// No button on this board: the typed word confirms.

@@ -206,7 +206,7 @@ func New(cfg Config) (*Console, error) {
 	c := &Console{cfg: cfg}
 	c.entries = []entry{
 		{key: "1", name: ActionStatus, help: "board, version, addresses, clock, authd", run: c.doStatus},
-		{key: "2", name: ActionResetAdmin, help: "reset the admin password and 2FA, and the network", confirm: true, run: c.doResetAdmin,
+		{key: "2", name: ActionResetAdmin, help: "admin password, 2FA and network to defaults", confirm: true, run: c.doResetAdmin,
 			tells: "the admin account gets the device's default password back (printed on the label the flasher made, " +
 				"and in rknas/default-password on the boot partition) and loses its 2FA, sessions and trusted devices; " +
 				"the network goes back to DHCP on every Ethernet port, so the NAS may get a new address. " +
@@ -218,10 +218,10 @@ func New(cfg Config) (*Console, error) {
 		{key: "6", name: ActionSetClock, help: "set the clock", confirm: true, word: "CLOCK", ask: c.askTime, run: c.doSetClock},
 		{key: "7", name: ActionReboot, help: "reboot the board", confirm: true, word: "REBOOT", run: c.doReboot},
 		{key: "8", name: ActionPowerOff, help: "power the board off", confirm: true, word: "POWEROFF", run: c.doPowerOff},
-		{key: "9", name: ActionInstallEMMC, help: "install this firmware and its settings to the eMMC (erases the eMMC)",
+		{key: "9", name: ActionInstallEMMC, help: "copy this firmware and settings to the eMMC",
 			confirm: true, word: "INSTALL", timeout: InstallTimeout, run: c.doInstallEMMC,
 			tells: "everything on the board's eMMC is erased; this firmware, its accounts and settings are copied there."},
-		{key: "10", name: ActionNewCertificate, help: "make a new HTTPS certificate (browsers warn again)", confirm: true, word: "CERT", run: c.doNewCertificate,
+		{key: "10", name: ActionNewCertificate, help: "a new HTTPS certificate (browsers warn)", confirm: true, word: "CERT", run: c.doNewCertificate,
 			tells: "the login pages get a new certificate; every browser that accepted the old one warns again."},
 	}
 	return c, nil
@@ -317,7 +317,7 @@ func (c *Console) banner(s *session) error {
 		}
 		choice := strings.ToLower(strings.TrimSpace(line))
 		switch {
-		case choice == "r":
+		case choice == "r", choice == "m", choice == "menu", choice == "help", choice == "?":
 			return s.out.err
 		case strings.HasPrefix(choice, CommentPrefix):
 		case choice == "":
@@ -426,9 +426,9 @@ func (c *Console) showMenu(s *session) {
 		if e.confirm {
 			mark = "  [confirm]"
 		}
-		s.out.line(fmt.Sprintf("  %s  %-14s %s%s", e.key, e.name, e.help, mark))
+		s.out.line(fmt.Sprintf("  %-2s %-15s %s%s", e.key, e.name, e.help, mark))
 	}
-	s.out.line("  q  quit           back to the banner")
+	s.out.line(fmt.Sprintf("  %-2s %-15s %s", "q", "quit", "back to the banner"))
 	s.out.line("type a number or a name and press Enter")
 }
 
@@ -465,15 +465,56 @@ func (c *Console) menu(s *session) error {
 		}
 		e := c.lookup(choice)
 		if e == nil {
+			// One line, not the whole menu again: on a 24-line screen the
+			// menu would push the earlier output away.
 			c.cfg.Log.Info("rescue: unknown menu choice", "len", len(choice))
-			s.out.line(fmt.Sprintf("%s%q: choose one of the menu", UnknownChoice, Clean(choice)))
-			c.showMenu(s)
+			msg := fmt.Sprintf("%s%.32q", UnknownChoice, Clean(choice))
+			if near := c.nearest(choice); near != "" {
+				msg += ": did you mean " + near + "?"
+			}
+			s.out.line(msg + " (? shows the menu)")
 			continue
 		}
 		if err := c.runEntry(s, e); err != nil {
 			return err
 		}
 	}
+}
+
+// nearest returns the menu name closest to a mistyped choice (at most two
+// edits away, or one it starts), or "".
+func (c *Console) nearest(choice string) string {
+	best, bestDist := "", 3
+	for _, e := range c.entries {
+		if len(choice) >= 3 && strings.HasPrefix(e.name, choice) {
+			return e.name
+		}
+		if d := editDistance(choice, e.name); d < bestDist {
+			best, bestDist = e.name, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance of a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 func (c *Console) lookup(choice string) *entry {

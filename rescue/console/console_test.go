@@ -250,9 +250,13 @@ func TestNoShell(t *testing.T) {
 	for _, in := range inputs {
 		out := run(t, p, in+"\r")
 		// Ctrl-D is dropped like any control byte: an empty line, which
-		// shows the menu too.
-		if (in != "\x04" && !strings.Contains(out, "unknown choice")) || !strings.Contains(out, "rescue menu") {
-			t.Errorf("%q did not give the menu again:\n%s", in, out)
+		// shows the menu; anything else gets one line.
+		if in == "\x04" {
+			if !strings.Contains(out, "rescue menu") {
+				t.Errorf("an empty line did not show the menu:\n%s", out)
+			}
+		} else if !strings.Contains(out, "unknown choice") || !strings.Contains(out, "(? shows the menu)") || strings.Contains(out, "rescue menu") {
+			t.Errorf("%q did not give one line:\n%s", in, out)
 		}
 	}
 	for _, name := range console.ActionNames()[1:] {
@@ -600,5 +604,52 @@ func TestAuthdStartingIsNoFailure(t *testing.T) {
 	banner := p.Expect(console.BannerHint, guard)
 	if !strings.Contains(banner, "authd: starting: running, not answering yet\r\n") || strings.Contains(banner, "FAILING") {
 		t.Errorf("banner while authd starts:\n%s", banner)
+	}
+}
+
+// TestTypoGetsOneLineAndASuggestion: a mistyped name gets one line that
+// names the nearest action; nothing runs.
+func TestTypoGetsOneLineAndASuggestion(t *testing.T) {
+	a := fakeActions()
+	p := start(t, console.Config{Actions: a})
+	openMenu(t, p)
+	for typed, want := range map[string]string{"stauts": "did you mean status?", "reset-amdin": "did you mean reset-admin?", "inst": "did you mean install-emmc?", "xyzzy": `unknown choice "xyzzy" (? shows the menu)`} {
+		out := run(t, p, typed+"\r")
+		// The echo of what was typed, then one line.
+		if !strings.Contains(out, want) || strings.Count(out, "\r\n") > 2 {
+			t.Errorf("%q:\n%s\nwant one line with %q", typed, out, want)
+		}
+	}
+	for _, name := range console.ActionNames()[1:] {
+		if n := a.Called(name); n != 0 {
+			t.Errorf("a typo ran %s", name)
+		}
+	}
+}
+
+// TestEveryLineFitsEightyColumns: the banner, the menu, long status and
+// audit lines and action messages keep to 80 columns.
+func TestEveryLineFitsEightyColumns(t *testing.T) {
+	a := fakeActions()
+	a.StatusValue.Authd = "running (board friendlyelec-cm3588-nas, clock synchronized (ntp pool.ntp.org), button gpio-keys (available))"
+	a.AuditEntries = []string{strings.Repeat("2026-11-23T09:00:00Z login admin from 192.168.100.200 failed: wrong password ", 2)}
+	a.ResetNetworkMsg = strings.Repeat("the network is back to DHCP on every Ethernet port ", 3)
+	p := start(t, console.Config{Actions: a})
+	var all strings.Builder
+	all.WriteString(p.Expect(console.BannerHint, guard))
+	p.Send("r\r")
+	all.WriteString(p.Expect(console.Prompt, guard))
+	all.WriteString(run(t, p, "status\r"))
+	all.WriteString(run(t, p, "audit\r"))
+	p.Send("reset-network\r")
+	w := word(t, p)
+	all.WriteString(run(t, p, w+"\r"))
+	for _, l := range strings.Split(all.String(), "\r\n") {
+		if len(l) > 80 {
+			t.Errorf("%d columns: %q", len(l), l)
+		}
+	}
+	if !strings.Contains(all.String(), "button gpio-keys") {
+		t.Errorf("the long authd line was lost:\n%s", all.String())
 	}
 }

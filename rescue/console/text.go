@@ -35,8 +35,25 @@ func (o *output) write(s string) {
 	_, o.err = o.w.Write([]byte(s))
 }
 
-// line writes s, which the console wrote itself, and a line end.
-func (o *output) line(s string) { o.write(s + "\n") }
+// Columns is the width the console keeps to: an 80x24 terminal shows
+// every line whole.
+const Columns = 80
+
+// line writes s, which the console wrote itself, and a line end. A line
+// wider than Columns is broken at spaces, the rest indented; the frame
+// lines ("== ... ==") stay whole, since attach reads them.
+func (o *output) line(s string) {
+	if len(s) <= Columns || strings.HasPrefix(s, "== ") {
+		o.write(s + "\n")
+		return
+	}
+	for i, l := range wrap(s, Columns) {
+		if i > 0 {
+			l = "  " + l
+		}
+		o.write(l + "\n")
+	}
+}
 
 // text writes lines that came from outside, cleaned.
 func (o *output) text(s string) {
