@@ -299,6 +299,10 @@ func (c controlBackend) Status(context.Context) (control.Status, error) {
 	if c.sys.TLS != nil {
 		st.Certificate = c.sys.TLS.Info().Fingerprint
 	}
+	if c.sys.Ports != nil {
+		cur, _ := c.sys.Ports.Current()
+		st.HTTPSPort = cur.HTTPS
+	}
 	if c.sys.Button != nil {
 		b := c.sys.Button()
 		st.Button = b.Source

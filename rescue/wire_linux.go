@@ -141,7 +141,7 @@ func (a *authdActions) Status(ctx context.Context) (console.Status, error) {
 		if cs.Version != "" {
 			st.Version = cs.Version
 		}
-		st.Certificate = cs.Certificate
+		st.Certificate, st.WebPort = cs.Certificate, cs.HTTPSPort
 	case a.direct != nil:
 		st.Authd = "not running (failsafe mode: changes go straight to the state partition)"
 	case processRunning("authd"):

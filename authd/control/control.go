@@ -45,6 +45,9 @@ type Status struct {
 	// Certificate is the SHA-256 fingerprint of the HTTPS certificate
 	// being served; empty when authd serves plain HTTP.
 	Certificate string `json:"certificate,omitempty"`
+	// HTTPSPort is the port the login pages are served on over HTTPS; 0
+	// when authd serves plain HTTP.
+	HTTPSPort int `json:"https_port,omitempty"`
 }
 
 // Presses fans out RESET button presses to waiters: authd's watcher calls

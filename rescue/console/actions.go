@@ -94,6 +94,8 @@ type Status struct {
 	// pages are served with, so the owner can check what the browser
 	// shows against the box itself. Empty when unknown.
 	Certificate string
+	// WebPort is the HTTPS port of the login pages; 0 when unknown.
+	WebPort int
 }
 
 // ClockState is the system clock and how far it can be trusted.

@@ -11,6 +11,8 @@ import (
 	"io"
 	"log/slog"
 	"math/big"
+	"net"
+	"strconv"
 	"strings"
 	"time"
 
@@ -359,11 +361,45 @@ func (c *Console) showBanner(s *session) {
 		for _, l := range statusLines(st) {
 			s.out.line(l)
 		}
+		// First aid for an owner without a manual: where the pages are,
+		// and the way back in.
+		for _, u := range webURLs(st) {
+			s.out.line("web pages: " + u)
+		}
+		s.out.line("forgot the admin password? press r and Enter, then 2")
 	}
 	if !c.cfg.Failsafe || s.shown {
 		s.out.line(BannerHint)
 	}
 	s.shown = true
+}
+
+// webURLs are the login pages' addresses: HTTPS on the IPv4 addresses of
+// st (at most two), when the port is known.
+func webURLs(st Status) []string {
+	if st.WebPort == 0 {
+		return nil
+	}
+	var out []string
+	for _, a := range st.Addresses {
+		f := strings.Fields(a)
+		if len(f) != 2 {
+			continue
+		}
+		ip, _, err := net.ParseCIDR(f[1])
+		if err != nil || ip.To4() == nil || ip.IsLoopback() {
+			continue
+		}
+		u := "https://" + ip.String()
+		if st.WebPort != 443 {
+			u += ":" + strconv.Itoa(st.WebPort)
+		}
+		out = append(out, u+"/")
+		if len(out) == 2 {
+			break
+		}
+	}
+	return out
 }
 
 // statusLines formats st as "key: value" lines; scripts read them (for

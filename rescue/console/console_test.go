@@ -37,6 +37,7 @@ func fakeActions() *consoletest.Actions {
 			Clock:     console.ClockState{Now: t0, Source: "saved time"},
 			AuthdOK:   true, Authd: "ok",
 			Certificate: testFingerprint,
+			WebPort:     443,
 		},
 		ResetAdminMsg:   "admin password reset to the device default (see the label); 2FA removed",
 		ResetNetworkMsg: "network reset to DHCP on eth0",
@@ -110,7 +111,8 @@ func TestBannerAndMenu(t *testing.T) {
 	for _, want := range []string{console.Title, "board: Test Board\r\n", "version: v1.2.3\r\n",
 		"address: eth0 192.168.1.23/24\r\n", "address: eth0 fd00::23/64\r\n",
 		"clock: 2026-11-23T10:00:00Z NOT synchronized (saved time)\r\n", "authd: ok\r\n",
-		"https certificate SHA-256: " + testFingerprint[:48] + "\r\n" + strings.Repeat(" ", 27) + testFingerprint[48:] + "\r\n"} {
+		"https certificate SHA-256: " + testFingerprint[:48] + "\r\n" + strings.Repeat(" ", 27) + testFingerprint[48:] + "\r\n",
+		"web pages: https://192.168.1.23/\r\n", "forgot the admin password? press r and Enter, then 2\r\n"} {
 		if !strings.Contains(banner, want) {
 			t.Errorf("banner lacks %q:\n%s", want, banner)
 		}
