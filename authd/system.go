@@ -291,7 +291,7 @@ type controlBackend struct {
 }
 
 func (c controlBackend) Status(context.Context) (control.Status, error) {
-	st := control.Status{Version: c.sys.Version, Board: c.sys.Board.Name}
+	st := control.Status{Version: c.sys.Version, Board: c.sys.Board.Name, NetworkManaged: c.network != nil}
 	if c.sys.Time != nil {
 		ts := c.sys.Time.Status()
 		st.Clock = string(ts.State) + " (" + string(ts.Source) + ")"
@@ -322,7 +322,7 @@ func (c controlBackend) ResetAdmin(ctx context.Context) (string, error) {
 
 func (c controlBackend) ResetNetwork(ctx context.Context) error {
 	if c.network == nil {
-		return errors.New("authd does not manage the network on this device (-manage-network is off)")
+		return errors.New("the login service does not manage the network on this NAS")
 	}
 	if err := c.network.ResetToDefault(ctx); err != nil {
 		return err

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/rknas/firmware/authd/tlscert"
+	"github.com/rknas/firmware/rescue/console"
 	"github.com/rknas/firmware/rescue/internal/ptytest"
 )
 
@@ -140,6 +141,11 @@ func TestConsoleResetsAdminThroughAuthd(t *testing.T) {
 	hc.CloseIdleConnections()
 	if st, _ := post(t, hc, "GET", url+"/healthz", nil); st != 200 || served == before || !strings.Contains(flat, "SHA-256 "+served) {
 		t.Fatalf("after new-certificate the server shows %s (was %s); the console said:\n%s", served, before, out)
+	}
+	// This authd does not manage the network: refused before any word.
+	out, errs, code = attachRun(t, "--port", pc.Path(), "--run", "reset-network", "--yes")
+	if code == exitOK || !strings.Contains(errs+out, "does not manage the network") || strings.Contains(errs+out, console.ConfirmTypePrefix) {
+		t.Errorf("reset-network without a managed network: %d\n%s\n%s", code, out, errs)
 	}
 	// No button on this board: the typed word confirms.
 	out, errs, code = attachRun(t, "--port", pc.Path(), "--run", "reset-admin", "--yes")

@@ -143,7 +143,8 @@ func (a *authdActions) Status(ctx context.Context) (console.Status, error) {
 		}
 		st.Certificate, st.WebPort = cs.Certificate, cs.HTTPSPort
 	case a.direct != nil:
-		st.Authd = "not running (failsafe mode: changes go straight to the state partition)"
+		st.AuthdStopped = true
+		st.Authd = "changes go straight to the state partition"
 	case processRunning("authd"):
 		st.AuthdStarting = true
 		st.Authd = "running, not answering yet"
@@ -356,4 +357,35 @@ func processRunning(comm string) bool {
 		}
 	}
 	return false
+}
+
+// failsafeHint is how an owner reaches the state partition without authd.
+const failsafeHint = "the login service is not answering; switch the NAS off, then on while holding RESET, for failsafe mode"
+
+// Unavailable says which actions cannot run now, in plain words.
+func (a *authdActions) Unavailable(ctx context.Context) map[string]string {
+	off := map[string]string{}
+	if a.profile.EMMC.Alias < 0 {
+		off[console.ActionInstallEMMC] = "the " + a.profile.Model + " has no eMMC"
+	}
+	cs, err := a.client.Status(ctx)
+	switch {
+	case err == nil:
+		if !cs.NetworkManaged {
+			off[console.ActionResetNetwork] = "the login service does not manage the network on this NAS"
+		}
+		if cs.Certificate == "" {
+			off[console.ActionNewCertificate] = "the login pages are not served over HTTPS with the device's own certificate here"
+		}
+	case a.direct != nil:
+		// Failsafe mode: the state partition is changed directly.
+	default:
+		for _, name := range []string{console.ActionResetAdmin, console.ActionResetNetwork, console.ActionAudit, console.ActionNewCertificate} {
+			off[name] = failsafeHint
+			if a.profile.Button.Kind == board.ButtonNone {
+				off[name] = "the login service is not answering, and this board has no button for failsafe mode: restart the NAS"
+			}
+		}
+	}
+	return off
 }

@@ -48,6 +48,9 @@ type Status struct {
 	// HTTPSPort is the port the login pages are served on over HTTPS; 0
 	// when authd serves plain HTTP.
 	HTTPSPort int `json:"https_port,omitempty"`
+	// NetworkManaged says whether authd owns the network configuration
+	// (and so can put it back to DHCP).
+	NetworkManaged bool `json:"network_managed"`
 }
 
 // Presses fans out RESET button presses to waiters: authd's watcher calls

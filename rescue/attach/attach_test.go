@@ -105,7 +105,7 @@ func TestRunStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{"board: Test Board", "version: v1.2.3", "address: eth0 192.168.1.23/24",
-		"clock: 2026-11-23T10:00:00Z synchronized (ntp)", "authd: ok"}
+		"clock: 2026-11-23T10:00:00Z synchronized (ntp)", "login service: ok"}
 	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
 		t.Errorf("status lines:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
 	}

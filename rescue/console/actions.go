@@ -59,6 +59,13 @@ type Actions interface {
 	InstallEMMC(ctx context.Context) (string, error)
 }
 
+// Availability is what an Actions may also implement: which actions cannot
+// run now, each with the reason in plain words. The console marks them in
+// the menu and refuses them before asking for any confirmation.
+type Availability interface {
+	Unavailable(ctx context.Context) map[string]string
+}
+
 // Button is the physical presence check: the board's RESET (or user) button.
 // A console configured without a Button asks the operator to type a
 // confirmation word instead.
@@ -87,6 +94,9 @@ type Status struct {
 	// AuthdStarting is true when the daemon runs but does not answer yet
 	// (the first boot makes its keys and certificate): not a failure.
 	AuthdStarting bool
+	// AuthdStopped is true when the daemon is stopped on purpose (failsafe
+	// mode): not a failure either.
+	AuthdStopped bool
 	// Authd describes the daemon's health in a few words, for example "ok" or
 	// "not responding: ...".
 	Authd string
@@ -117,5 +127,5 @@ var (
 	ErrNotConfirmed = errors.New("not confirmed: nothing was changed")
 	// ErrNotAvailable is returned by Actions implementations for an action
 	// the build or the board does not support.
-	ErrNotAvailable = errors.New("not available on this board")
+	ErrNotAvailable = errors.New("not available")
 )

@@ -26,7 +26,9 @@ const (
 	// Title starts the banner.
 	Title = "rknas rescue console"
 	// FailsafeNote is on the banner in failsafe mode.
-	FailsafeNote = "FAILSAFE MODE (RESET held at power-on): the menu is open"
+	FailsafeNote = "FAILSAFE MODE (RESET held at power-on)"
+	// FailsafeOpen follows FailsafeNote while the menu opens by itself.
+	FailsafeOpen = ": menu open"
 	// BannerHint ends the banner: the console waits for "r".
 	BannerHint = "press r and Enter for the rescue menu"
 	// Prompt is the menu prompt, written without a line end.
@@ -346,9 +348,13 @@ func (c *Console) maxLine() int {
 
 func (c *Console) showBanner(s *session) {
 	s.out.line("")
-	if c.cfg.Failsafe {
+	switch {
+	case c.cfg.Failsafe && !s.shown:
+		s.out.line(Title + " -- " + FailsafeNote + FailsafeOpen)
+	case c.cfg.Failsafe:
+		// Back from the menu (idle or q): the menu waits for r now.
 		s.out.line(Title + " -- " + FailsafeNote)
-	} else {
+	default:
 		s.out.line(Title)
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, c.cfg.StatusTimeout)
@@ -413,15 +419,19 @@ func statusLines(st Status) []string {
 		lines = append(lines, "address: "+Clean(a))
 	}
 	lines = append(lines, "clock: "+clockLine(st.Clock))
+	// "login service", not "authd": the owner knows what the daemon does,
+	// not its name.
 	authd := orUnknown(st.Authd)
 	switch {
 	case st.AuthdOK:
 	case st.AuthdStarting:
 		authd = "starting: " + authd
+	case st.AuthdStopped:
+		authd = "stopped (failsafe mode): " + authd
 	default:
 		authd = "FAILING: " + authd
 	}
-	lines = append(lines, "authd: "+authd)
+	lines = append(lines, "login service: "+authd)
 	if fp := Clean(st.Certificate); fp != "" {
 		// 95 characters: two lines, so an 80-column terminal does not
 		// wrap it where the eye loses its place.
@@ -454,12 +464,27 @@ func clockLine(c ClockState) string {
 	return s
 }
 
+// unavailable asks the Actions which entries cannot run now.
+func (c *Console) unavailable(s *session) map[string]string {
+	av, ok := c.cfg.Actions.(Availability)
+	if !ok {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, c.cfg.StatusTimeout)
+	defer cancel()
+	return av.Unavailable(ctx)
+}
+
 func (c *Console) showMenu(s *session) {
 	s.out.line("")
 	s.out.line("rescue menu (no shell: only these actions)")
+	off := c.unavailable(s)
 	for _, e := range c.entries {
 		mark := ""
-		if e.confirm {
+		switch _, no := off[e.name]; {
+		case no:
+			mark = "  [not now]"
+		case e.confirm:
 			mark = "  [confirm]"
 		}
 		s.out.line(fmt.Sprintf("  %-2s %-15s %s%s", e.key, e.name, e.help, mark))
@@ -567,6 +592,11 @@ func (c *Console) lookup(choice string) *entry {
 func (c *Console) runEntry(s *session, e *entry) error {
 	log := c.cfg.Log.With("action", e.name)
 	s.out.line(Begin(e.name))
+	// Checked first: the operator must not type a word or fetch a
+	// screwdriver for an action that cannot run.
+	if reason, no := c.unavailable(s)[e.name]; no {
+		return c.finish(s, log, fmt.Errorf("%w: %s", ErrNotAvailable, reason))
+	}
 	var arg any
 	if e.ask != nil {
 		a, ok, err := e.ask(s)

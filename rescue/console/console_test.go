@@ -110,7 +110,7 @@ func TestBannerAndMenu(t *testing.T) {
 	banner := p.Expect(console.BannerHint, guard)
 	for _, want := range []string{console.Title, "board: Test Board\r\n", "version: v1.2.3\r\n",
 		"address: eth0 192.168.1.23/24\r\n", "address: eth0 fd00::23/64\r\n",
-		"clock: 2026-11-23T10:00:00Z NOT synchronized (saved time)\r\n", "authd: ok\r\n",
+		"clock: 2026-11-23T10:00:00Z NOT synchronized (saved time)\r\n", "login service: ok\r\n",
 		"https certificate SHA-256: " + testFingerprint[:48] + "\r\n" + strings.Repeat(" ", 27) + testFingerprint[48:] + "\r\n",
 		"web pages: https://192.168.1.23/\r\n", "forgot the admin password? press r and Enter, then 2\r\n"} {
 		if !strings.Contains(banner, want) {
@@ -443,7 +443,7 @@ func TestActionErrorsAndHostileText(t *testing.T) {
 	a.StatusValue.AuthdOK, a.StatusValue.Authd = false, "not responding"
 	b := consoletest.NewButton()
 	p := start(t, console.Config{Actions: a, Button: b})
-	if banner := p.Expect(console.BannerHint, guard); !strings.Contains(banner, "authd: FAILING: not responding\r\n") {
+	if banner := p.Expect(console.BannerHint, guard); !strings.Contains(banner, "login service: FAILING: not responding\r\n") {
 		t.Errorf("banner with authd down:\n%s", banner)
 	}
 	p.Send("r\r")
@@ -496,11 +496,15 @@ func TestIdleBackToBanner(t *testing.T) {
 func TestFailsafe(t *testing.T) {
 	p := start(t, console.Config{Actions: fakeActions(), Failsafe: true})
 	out := p.Expect(console.Prompt, guard)
-	if !strings.Contains(out, console.FailsafeNote) || !strings.Contains(out, "rescue menu") {
+	if !strings.Contains(out, console.FailsafeNote+console.FailsafeOpen) || !strings.Contains(out, "rescue menu") {
 		t.Errorf("failsafe start:\n%s", out)
 	}
+	// Back at the banner the menu no longer opens by itself: the title
+	// must not say so.
 	p.Send("q\r")
-	p.Expect(console.BannerHint, guard)
+	if out := p.Expect(console.BannerHint, guard); !strings.Contains(out, console.FailsafeNote) || strings.Contains(out, console.FailsafeOpen) {
+		t.Errorf("failsafe banner after the menu:\n%s", out)
+	}
 }
 
 func TestPortVanishesAndComesBack(t *testing.T) {
@@ -604,7 +608,7 @@ func TestAuthdStartingIsNoFailure(t *testing.T) {
 	a.StatusValue.AuthdOK, a.StatusValue.AuthdStarting, a.StatusValue.Authd = false, true, "running, not answering yet"
 	p := start(t, console.Config{Actions: a})
 	banner := p.Expect(console.BannerHint, guard)
-	if !strings.Contains(banner, "authd: starting: running, not answering yet\r\n") || strings.Contains(banner, "FAILING") {
+	if !strings.Contains(banner, "login service: starting: running, not answering yet\r\n") || strings.Contains(banner, "FAILING") {
 		t.Errorf("banner while authd starts:\n%s", banner)
 	}
 }
@@ -653,5 +657,26 @@ func TestEveryLineFitsEightyColumns(t *testing.T) {
 	}
 	if !strings.Contains(all.String(), "button gpio-keys") {
 		t.Errorf("the long authd line was lost:\n%s", all.String())
+	}
+}
+
+// TestUnavailableRefusedBeforeTheWord: an action that cannot run now is
+// marked in the menu and refused with its reason before any confirmation.
+func TestUnavailableRefusedBeforeTheWord(t *testing.T) {
+	a := fakeActions()
+	a.Off = map[string]string{console.ActionResetNetwork: "the login service does not manage the network on this NAS"}
+	p := start(t, console.Config{Actions: a})
+	p.Expect(console.BannerHint, guard)
+	p.Send("r\r")
+	menu := p.Expect(console.Prompt, guard)
+	if !regexp.MustCompile(`reset-network .*\[not now\]`).MatchString(menu) {
+		t.Errorf("the menu does not mark reset-network:\n%s", menu)
+	}
+	out := run(t, p, "reset-network\r")
+	if strings.Contains(out, console.ConfirmTypePrefix) || !strings.Contains(out, console.FailedPrefix+"not available: the login service does not manage the network on this NAS ==") {
+		t.Errorf("reset-network while unavailable:\n%s", out)
+	}
+	if n := a.Called(console.ActionResetNetwork); n != 0 {
+		t.Errorf("reset-network ran %d times", n)
 	}
 }

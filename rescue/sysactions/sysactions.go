@@ -131,6 +131,14 @@ func (System) ResetNetwork(context.Context) (string, error) {
 	return "", console.ErrNotAvailable
 }
 
+// Unavailable names the actions this wiring cannot do: everything that
+// needs the login service's state.
+func (System) Unavailable(context.Context) map[string]string {
+	const why = "this console is not connected to the login service"
+	return map[string]string{console.ActionResetAdmin: why, console.ActionResetNetwork: why, console.ActionAudit: why,
+		console.ActionInstallEMMC: why, console.ActionNewCertificate: why}
+}
+
 // NewCertificate is not available without authd's state.
 func (System) NewCertificate(context.Context) (string, error) {
 	return "", console.ErrNotAvailable

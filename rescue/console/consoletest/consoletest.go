@@ -23,6 +23,8 @@ type Actions struct {
 	ResetAdminErr   error
 	ResetNetworkMsg string
 	ResetNetworkErr error
+	// Off names the actions Unavailable reports, with their reasons.
+	Off map[string]string
 	// CertificateMsg and CertificateErr are what NewCertificate returns.
 	CertificateMsg string
 	CertificateErr error
@@ -48,7 +50,13 @@ type Actions struct {
 	auditN  []int
 }
 
-var _ console.Actions = (*Actions)(nil)
+var (
+	_ console.Actions      = (*Actions)(nil)
+	_ console.Availability = (*Actions)(nil)
+)
+
+// Unavailable returns Off.
+func (a *Actions) Unavailable(context.Context) map[string]string { return a.Off }
 
 func (a *Actions) record(name string) {
 	a.mu.Lock()
