@@ -164,7 +164,7 @@ func TestConsoleResetsAdminThroughAuthd(t *testing.T) {
 		t.Fatalf("login with the default password after the reset: %d %v", st, out)
 	}
 	out, errs, code = attachRun(t, "--port", pc.Path(), "--run", "audit")
-	if code != exitOK || !strings.Contains(out, "physical_reset") || !strings.Contains(out, "by=rescue") {
+	if code != exitOK || !strings.Contains(out, "console_reset") || !strings.Contains(out, "by=rescue") {
 		t.Fatalf("audit: %d\n%s\n%s", code, out, errs)
 	}
 }

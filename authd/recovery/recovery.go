@@ -91,6 +91,16 @@ func Run(ctx context.Context, d Deps, source string) error {
 	return finish(ctx, d, j, false)
 }
 
+// resetEvent names a reset in the audit log: "physical_reset" for the
+// button, "console_reset" for the serial console, so the log tells which
+// way in was used.
+func resetEvent(source string) string {
+	if source == "rescue" {
+		return "console_reset"
+	}
+	return "physical_reset"
+}
+
 // Done says, for the operator, what a finished recovery did; network says
 // whether the network was put back to DHCP too.
 func Done(network bool) string {
@@ -173,7 +183,7 @@ func finish(ctx context.Context, d Deps, j Journal, fresh bool) error {
 		if d.Network != nil {
 			detail = "id " + j.ID + "; network back to DHCP"
 		}
-		return tx.AppendAudit(store.AuditEntry{Time: now, Event: "physical_reset_completed", User: store.AdminName, Actor: j.Source,
+		return tx.AppendAudit(store.AuditEntry{Time: now, Event: resetEvent(j.Source) + "_completed", User: store.AdminName, Actor: j.Source,
 			Detail: detail})
 	})
 	if err != nil {
@@ -234,7 +244,7 @@ func resetAdmin(ctx context.Context, d Deps, j *Journal, fresh bool) error {
 			return err
 		}
 		*j = cur
-		return tx.AppendAudit(store.AuditEntry{Time: now, Event: "physical_reset", User: store.AdminName, Actor: j.Source,
+		return tx.AppendAudit(store.AuditEntry{Time: now, Event: resetEvent(j.Source), User: store.AdminName, Actor: j.Source,
 			Detail: "id " + j.ID + "; admin back to the default password, 2FA and trusted devices removed"})
 	})
 	if err != nil {

@@ -362,7 +362,7 @@ func TestAuditSaysWhatWasDone(t *testing.T) {
 		_ = s.View(func(tx *store.Tx) error {
 			entries, err := tx.Audit(store.MaxAudit, 0)
 			for _, e := range entries {
-				if e.Event == "physical_reset_completed" {
+				if e.Event == "console_reset_completed" {
 					detail = e.Detail
 				}
 			}

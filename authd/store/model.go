@@ -144,7 +144,7 @@ type AuditEntry struct {
 
 // String is the entry as one line of text, for consoles and logs.
 func (e AuditEntry) String() string {
-	line := e.Time.UTC().Format("2006-01-02 15:04:05") + " " + e.Event
+	line := e.Time.UTC().Format("2006-01-02 15:04:05") + " UTC " + e.Event
 	for _, kv := range [][2]string{{"user", e.User}, {"by", e.Actor}, {"from", e.Client}} {
 		if kv[1] != "" {
 			line += " " + kv[0] + "=" + kv[1]
