@@ -372,7 +372,7 @@ func (a *authdActions) Unavailable(ctx context.Context) map[string]string {
 	switch {
 	case err == nil:
 		if !cs.NetworkManaged {
-			off[console.ActionResetNetwork] = "the login service does not manage the network on this NAS"
+			off[console.ActionResetNetwork] = console.NetworkUnmanaged
 		}
 		if cs.Certificate == "" {
 			off[console.ActionNewCertificate] = "the login pages are not served over HTTPS with the device's own certificate here"

@@ -66,6 +66,11 @@ type Availability interface {
 	Unavailable(ctx context.Context) map[string]string
 }
 
+// NetworkUnmanaged is the reason reset-network is unavailable where the
+// login service does not manage the network; reset-admin then does not
+// say that it resets the network.
+const NetworkUnmanaged = "the login service does not manage the network on this NAS"
+
 // Button is the physical presence check: the board's RESET (or user) button.
 // A console configured without a Button asks the operator to type a
 // confirmation word instead.

@@ -193,8 +193,9 @@ type entry struct {
 	// config's ConfirmWord when empty.
 	word string
 	// tells says everything the action will do, shown before the
-	// confirmation is asked for.
-	tells string
+	// confirmation is asked for; tellsAlone replaces it where the network
+	// is not managed (reset-network unavailable for NetworkUnmanaged).
+	tells, tellsAlone string
 	// timeout replaces the config's ActionTimeout for this entry.
 	timeout time.Duration
 	// ask reads what the action needs before confirmation (set-clock).
@@ -214,7 +215,10 @@ func New(cfg Config) (*Console, error) {
 			tells: "the admin account gets the device's default password back (printed on the label the flasher made, " +
 				"and in rknas/default-password on the boot partition) and loses its 2FA, sessions and trusted devices; " +
 				"the network goes back to DHCP on every Ethernet port, so the NAS may get a new address. " +
-				"Other accounts and all data are kept."},
+				"Other accounts and all data are kept.",
+			tellsAlone: "the admin account gets the device's default password back (printed on the label the flasher made, " +
+				"and in rknas/default-password on the boot partition) and loses its 2FA, sessions and trusted devices. " +
+				"The network is not managed here and stays as it is. Other accounts and all data are kept."},
 		{key: "3", name: ActionResetNetwork, help: "reset the network to DHCP", confirm: true, word: "NETWORK", run: c.doResetNetwork,
 			tells: "the network goes back to DHCP on every Ethernet port and the default hostname, so the NAS may get a new address."},
 		{key: "4", name: ActionAudit, help: fmt.Sprintf("show the last %d audit entries", cfg.AuditEntries), run: c.doAudit},
@@ -594,7 +598,8 @@ func (c *Console) runEntry(s *session, e *entry) error {
 	s.out.line(Begin(e.name))
 	// Checked first: the operator must not type a word or fetch a
 	// screwdriver for an action that cannot run.
-	if reason, no := c.unavailable(s)[e.name]; no {
+	off := c.unavailable(s)
+	if reason, no := off[e.name]; no {
 		return c.finish(s, log, fmt.Errorf("%w: %s", ErrNotAvailable, reason))
 	}
 	var arg any
@@ -609,8 +614,12 @@ func (c *Console) runEntry(s *session, e *entry) error {
 		arg = a
 	}
 	if e.confirm {
-		if e.tells != "" {
-			for _, l := range wrap(TellsPrefix+e.tells, 80) {
+		tells := e.tells
+		if e.tellsAlone != "" && off[ActionResetNetwork] == NetworkUnmanaged {
+			tells = e.tellsAlone
+		}
+		if tells != "" {
+			for _, l := range wrap(TellsPrefix+tells, 80) {
 				s.out.line(l)
 			}
 		}

@@ -680,3 +680,20 @@ func TestUnavailableRefusedBeforeTheWord(t *testing.T) {
 		t.Errorf("reset-network ran %d times", n)
 	}
 }
+
+// TestResetAdminSaysOnlyWhatItDoes: where the network is not managed, the
+// reset-admin warning does not promise a network reset.
+func TestResetAdminSaysOnlyWhatItDoes(t *testing.T) {
+	a := fakeActions()
+	a.Off = map[string]string{console.ActionResetNetwork: console.NetworkUnmanaged}
+	p := start(t, console.Config{Actions: a})
+	openMenu(t, p)
+	p.Send("reset-admin\r")
+	before := strings.ReplaceAll(p.Expect(console.ConfirmTypePrefix, guard), "\r\n", " ")
+	if strings.Contains(before, "DHCP") || !strings.Contains(before, "The network is not managed here and stays as it is") {
+		t.Errorf("reset-admin's warning without a managed network:\n%s", before)
+	}
+	p.Expect(" ", guard)
+	p.Send("\r")
+	p.Expect(console.Prompt, guard)
+}
