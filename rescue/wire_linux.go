@@ -360,7 +360,7 @@ func processRunning(comm string) bool {
 }
 
 // failsafeHint is how an owner reaches the state partition without authd.
-const failsafeHint = "the login service is not answering; switch the NAS off, then on while holding RESET, for failsafe mode"
+const failsafeHint = "the login service is not answering; for failsafe mode switch the NAS off, then on, and hold RESET for the first 2 seconds"
 
 // Unavailable says which actions cannot run now, in plain words.
 func (a *authdActions) Unavailable(ctx context.Context) map[string]string {

@@ -260,6 +260,14 @@ func (c *conn) result(ctx context.Context, opt Options) ([]string, error) {
 		case line == console.OK:
 			return lines, nil
 		case strings.HasPrefix(line, console.FailedPrefix):
+			// A long reason continues on indented lines up to the " ==".
+			for !strings.HasSuffix(line, " ==") {
+				more, _, err := c.next(func(string) bool { return false })
+				if err != nil {
+					return lines, err
+				}
+				line += " " + strings.TrimSpace(more)
+			}
 			reason := strings.TrimSuffix(strings.TrimPrefix(line, console.FailedPrefix), " ==")
 			if strings.HasPrefix(reason, console.ErrNotConfirmed.Error()) {
 				return lines, ErrNotConfirmed

@@ -224,6 +224,19 @@ func TestRunSetClockAndFailure(t *testing.T) {
 	}
 }
 
+// TestRunLongFailure: a failure too long for one 80-column line comes on
+// several; attach reads the whole reason.
+func TestRunLongFailure(t *testing.T) {
+	a := fakeActions()
+	a.SetClockErr = errors.New("clock_settime: operation not permitted; the RTC on i2c-0 answered nothing either, and the saved time could not be written")
+	l := setup(t, console.Config{Actions: a})
+	_, err := l.run(t, attach.Options{Action: console.ActionSetClock, Time: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC), Yes: true})
+	var ae *attach.ActionError
+	if !errors.As(err, &ae) || ae.Reason != "set-clock: "+a.SetClockErr.Error() {
+		t.Fatalf("got %v, want the whole reason", err)
+	}
+}
+
 func TestRunNoConsole(t *testing.T) {
 	pc := ptytest.NewPort(t, t.TempDir(), "ttyUSB0") // nothing answers on the far end
 	p, err := serialport.Open(serialport.Config{Path: pc.Path(), Baud: baud, ReadTimeout: 20 * time.Millisecond})

@@ -451,7 +451,7 @@ func TestActionErrorsAndHostileText(t *testing.T) {
 	p.Send("reset-network\r")
 	waittest.Recv(t, b.Waiting, "the console to wait for a button press")
 	b.Press()
-	if out := p.Expect(console.Prompt, guard); !strings.Contains(out,
+	if out := p.Expect(console.Prompt, guard); !strings.Contains(unwrap(out),
 		console.FailedPrefix+"reset-network: netconf: write /state/net.json: read-only file system ==") {
 		t.Errorf("failed action:\n%s", out)
 	}
@@ -650,6 +650,14 @@ func TestEveryLineFitsEightyColumns(t *testing.T) {
 	p.Send("reset-network\r")
 	w := word(t, p)
 	all.WriteString(run(t, p, w+"\r"))
+	// A failure whose reason is longer than a line.
+	a.PowerOffErr = errors.New(strings.TrimSpace(strings.Repeat("the power controller on i2c-0 did not answer the request ", 2)))
+	p.Send("poweroff\r")
+	w = word(t, p)
+	all.WriteString(run(t, p, w+"\r"))
+	if !strings.Contains(unwrap(all.String()), console.FailedPrefix+"poweroff: "+a.PowerOffErr.Error()+" ==") {
+		t.Errorf("the long failure is not whole:\n%s", all.String())
+	}
 	for _, l := range strings.Split(all.String(), "\r\n") {
 		if len(l) > 80 {
 			t.Errorf("%d columns: %q", len(l), l)
@@ -673,7 +681,7 @@ func TestUnavailableRefusedBeforeTheWord(t *testing.T) {
 		t.Errorf("the menu does not mark reset-network:\n%s", menu)
 	}
 	out := run(t, p, "reset-network\r")
-	if strings.Contains(out, console.ConfirmTypePrefix) || !strings.Contains(out, console.FailedPrefix+"not available: the login service does not manage the network on this NAS ==") {
+	if strings.Contains(out, console.ConfirmTypePrefix) || !strings.Contains(unwrap(out), console.FailedPrefix+"not available: the login service does not manage the network on this NAS ==") {
 		t.Errorf("reset-network while unavailable:\n%s", out)
 	}
 	if n := a.Called(console.ActionResetNetwork); n != 0 {
@@ -697,3 +705,6 @@ func TestResetAdminSaysOnlyWhatItDoes(t *testing.T) {
 	p.Send("\r")
 	p.Expect(console.Prompt, guard)
 }
+
+// unwrap joins the lines the console broke at 80 columns.
+func unwrap(s string) string { return strings.ReplaceAll(s, "\r\n  ", " ") }

@@ -40,10 +40,10 @@ func (o *output) write(s string) {
 const Columns = 80
 
 // line writes s, which the console wrote itself, and a line end. A line
-// wider than Columns is broken at spaces, the rest indented; the frame
-// lines ("== ... ==") stay whole, since attach reads them.
+// wider than Columns is broken at spaces, the rest indented by two spaces;
+// a long "== failed: ... ==" frame too, which attach reads to its " ==".
 func (o *output) line(s string) {
-	if len(s) <= Columns || strings.HasPrefix(s, "== ") {
+	if len(s) <= Columns {
 		o.write(s + "\n")
 		return
 	}
