@@ -43,14 +43,7 @@ func TestLogoutEndsTheSessionOnTheServer(t *testing.T) {
 // TestTrustedDeviceIsForItsOwnAccount: the browser the admin trusted does
 // not skip the code step of another account signing in on it.
 func TestTrustedDeviceIsForItsOwnAccount(t *testing.T) {
-	e := newEnv(t, start())
-	a := e.browser()
-	a.setUpAdmin("correct horse")
-	a.stepUp()
-	a.must(201, "POST", "/api/v1/users", map[string]any{"name": "alice", "password": "alice passphrase", "must_change_password": false})
-	alice := e.browser()
-	alice.must(200, "POST", "/api/v1/login", login("alice", "alice passphrase"))
-	alice.password = "alice passphrase"
+	e, a, alice := adminAndAlice(t)
 	aliceSecret, _ := alice.enroll()
 	a.enroll()
 
@@ -77,14 +70,7 @@ func TestTrustedDeviceIsForItsOwnAccount(t *testing.T) {
 // user's 2FA (a lost phone, or a stolen one), the devices the user trusted
 // are forgotten too, so none of them skips the code step once 2FA is back.
 func TestAdminTwoFactorResetDropsTheUsersDevices(t *testing.T) {
-	e := newEnv(t, start())
-	a := e.browser()
-	a.setUpAdmin("correct horse")
-	a.stepUp()
-	a.must(201, "POST", "/api/v1/users", map[string]any{"name": "alice", "password": "alice passphrase", "must_change_password": false})
-	alice := e.browser()
-	alice.must(200, "POST", "/api/v1/login", login("alice", "alice passphrase"))
-	alice.password = "alice passphrase"
+	e, a, alice := adminAndAlice(t)
 	secret, _ := alice.enroll()
 	alice.must(200, "POST", "/api/v1/logout", nil)
 	out := alice.must(200, "POST", "/api/v1/login", login("alice", "alice passphrase"))
@@ -219,4 +205,19 @@ func (b *browser) baseURL(t *testing.T) *url.URL {
 		t.Fatal(err)
 	}
 	return u
+}
+
+// adminAndAlice sets up the admin (stepped up, no 2FA yet) and signs alice,
+// a user the admin created, in on her own browser.
+func adminAndAlice(t *testing.T) (*env, *browser, *browser) {
+	t.Helper()
+	e := newEnv(t, start())
+	a := e.browser()
+	a.setUpAdmin("correct horse")
+	a.stepUp()
+	a.must(201, "POST", "/api/v1/users", map[string]any{"name": "alice", "password": "alice passphrase", "must_change_password": false})
+	alice := e.browser()
+	alice.must(200, "POST", "/api/v1/login", login("alice", "alice passphrase"))
+	alice.password = "alice passphrase"
+	return e, a, alice
 }

@@ -245,34 +245,5 @@ func BenchmarkTLSSessionGetRatio(b *testing.B) {
 	go bare.ServeTLS(ln, "", "")
 	defer bare.Close()
 	bareURL := "https://" + ln.Addr().String() + "/"
-	get := func(url string) {
-		resp, err := br.hc.Get(url)
-		if err != nil {
-			b.Fatal(err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			b.Fatalf("GET %s: %d", url, resp.StatusCode)
-		}
-	}
-	const batch = 200
-	var tBare, tAPI time.Duration
-	b.ResetTimer()
-	for n := 0; n < b.N; n++ {
-		s := time.Now()
-		for range batch {
-			get(bareURL)
-		}
-		tBare += time.Since(s)
-		s = time.Now()
-		for range batch {
-			get(e.url + "/api/v1/me")
-		}
-		tAPI += time.Since(s)
-	}
-	ops := float64(b.N * batch)
-	b.ReportMetric(ops/tBare.Seconds(), "bare_tls_req/s")
-	b.ReportMetric(ops/tAPI.Seconds(), "me_tls_req/s")
-	b.ReportMetric(tBare.Seconds()/tAPI.Seconds(), "ratio")
+	compareGets(b, br.hc, bareURL, e.url+"/api/v1/me", "bare_tls_req/s", "me_tls_req/s")
 }

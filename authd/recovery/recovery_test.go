@@ -184,13 +184,7 @@ func TestRecoveryResetsAdminAndNothingElse(t *testing.T) {
 }
 
 func TestNetworkFailureIsFinishedLater(t *testing.T) {
-	dir := t.TempDir()
-	seed(t, dir)
-	s, err := store.Open(filepath.Join(dir, "auth.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	dir, s := seededStore(t)
 	net := &fileNetwork{path: filepath.Join(dir, "network.json"), fails: 1}
 	d := deps(t, s, net, nil)
 	if err := Run(context.Background(), d, "button"); err == nil {
@@ -213,13 +207,7 @@ func TestNetworkFailureIsFinishedLater(t *testing.T) {
 // recovery stopped half way: Resume finishes it, records it as the last
 // recovery, and has nothing to do the second time.
 func TestResumeFinishesAPendingJournal(t *testing.T) {
-	dir := t.TempDir()
-	seed(t, dir)
-	s, err := store.Open(filepath.Join(dir, "auth.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	dir, s := seededStore(t)
 	net := &fileNetwork{path: filepath.Join(dir, "network.json"), fails: 1}
 	d := deps(t, s, net, nil)
 	if err := Run(context.Background(), d, "button"); err == nil {
@@ -345,12 +333,7 @@ func killAfter(round int, childTime time.Duration) time.Duration {
 // back to DHCP only where authd manages it.
 func TestAuditSaysWhatWasDone(t *testing.T) {
 	for _, managed := range []bool{false, true} {
-		dir := t.TempDir()
-		seed(t, dir)
-		s, err := store.Open(filepath.Join(dir, "auth.db"))
-		if err != nil {
-			t.Fatal(err)
-		}
+		dir, s := seededStore(t)
 		var net Network
 		if managed {
 			net = &fileNetwork{path: filepath.Join(dir, "network.json")}
@@ -368,7 +351,6 @@ func TestAuditSaysWhatWasDone(t *testing.T) {
 			}
 			return err
 		})
-		s.Close()
 		if got := strings.Contains(detail, "network back to DHCP"); got != managed {
 			t.Errorf("network managed %v: the audit says %q", managed, detail)
 		}
@@ -376,4 +358,18 @@ func TestAuditSaysWhatWasDone(t *testing.T) {
 			t.Errorf("Done(%v) = %q", managed, Done(managed))
 		}
 	}
+}
+
+// seededStore opens a seeded store in a fresh directory, closed at the
+// test's end.
+func seededStore(t *testing.T) (string, *store.Store) {
+	t.Helper()
+	dir := t.TempDir()
+	seed(t, dir)
+	s, err := store.Open(filepath.Join(dir, "auth.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return dir, s
 }
