@@ -2,12 +2,15 @@ package api
 
 import (
 	"encoding/base64"
+	"encoding/csv"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/rknas/firmware/authd/auth"
 	"github.com/rknas/firmware/authd/store"
+	"github.com/rknas/firmware/board"
 )
 
 func (s *Server) routes() {
@@ -20,6 +23,7 @@ func (s *Server) routes() {
 	s.Handle("POST /api/v1/login", Public, s.login)
 	s.Handle("POST /api/v1/login/otp", Public, s.loginOTP)
 	s.Handle("POST /api/v1/logout", Public, s.logout)
+	s.Handle("GET /api/v1/device", Public, s.device)
 	s.Handle("GET /api/v1/me", AnySession, s.me)
 	s.Handle("PUT /api/v1/me/password", AnySession, s.changePassword)
 	s.Handle("POST /api/v1/me/step-up", FullSession, s.stepUp)
@@ -44,6 +48,36 @@ func (s *Server) routes() {
 	s.Handle("PUT /api/v1/policy/2fa", Admin, s.putPolicy)
 	s.Handle("GET /api/v1/audit", Admin, s.audit)
 	s.securityRoutes()
+}
+
+// device tells the sign-in page what it shows before anyone signs in: the
+// device's name, its clock (a refused code can be the clock's fault, which
+// the page can only judge against the browser's own time) and how to get
+// back in at the device. Nothing in it is private: the name is announced
+// on the LAN and the time is in every answer's Date header.
+func (s *Server) device(w http.ResponseWriter, r *http.Request, c *Caller) error {
+	out := map[string]any{"name": s.svc.DeviceName(), "time": s.svc.Now().UTC()}
+	if st := s.svc.ClockStatus(); st != "" {
+		out["clock"] = st
+	}
+	reset := map[string]any{"present": false}
+	if sys := s.sys; sys != nil {
+		if sys.Button != nil && sys.Button().Available {
+			hold, cancel := sys.Board.ResetHold, sys.Board.CancelHold
+			if hold <= 0 {
+				hold = board.DefaultResetHold
+			}
+			if cancel <= 0 {
+				cancel = board.DefaultCancelHold
+			}
+			reset = map[string]any{"present": true, "hold_seconds": int(hold / time.Second), "cancel_seconds": int(cancel / time.Second)}
+		}
+		if sys.Board.UART.Device != "" {
+			out["serial_console"] = map[string]any{"device": sys.Board.UART.Device, "baud": sys.Board.UART.Baud}
+		}
+	}
+	out["reset_button"] = reset
+	return OK(w, out)
 }
 
 func (s *Server) setSessionCookie(w http.ResponseWriter, r *http.Request, token string) {
@@ -381,12 +415,24 @@ func (s *Server) putPolicy(w http.ResponseWriter, r *http.Request, c *Caller) er
 }
 
 func (s *Server) audit(w http.ResponseWriter, r *http.Request, c *Caller) error {
-	limit, before := 100, uint64(0)
 	q := r.URL.Query()
+	csvOut := false
+	switch v := q.Get("format"); v {
+	case "", "json":
+	case "csv":
+		csvOut = true
+	default:
+		return errBad("format: %q is neither json nor csv", v)
+	}
+	// An export may take both rings whole; a page of the log 1000 at most.
+	limit, maxLimit, before := 100, 1000, uint64(0)
+	if csvOut {
+		limit, maxLimit = store.MaxAudit+store.MaxAuditFailures, store.MaxAudit+store.MaxAuditFailures
+	}
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			return errBad("limit: %q is not a number from 1 to 1000", v)
+		if err != nil || n < 1 || n > maxLimit {
+			return errBad("limit: %q is not a number from 1 to %d", v, maxLimit)
 		}
 		limit = n
 	}
@@ -397,12 +443,43 @@ func (s *Server) audit(w http.ResponseWriter, r *http.Request, c *Caller) error 
 		}
 		before = n
 	}
-	entries, err := s.svc.AuditLog(limit, before)
+	f := store.AuditFilter{User: q.Get("user"), Event: q.Get("event")}
+	if len(f.User) > 64 || len(f.Event) > 64 {
+		return errBad("user, event: at most 64 characters")
+	}
+	entries, err := s.svc.AuditLogMatching(limit, before, f)
 	if err != nil {
 		return err
 	}
 	if entries == nil {
 		entries = []store.AuditEntry{}
 	}
+	if csvOut {
+		return writeAuditCSV(w, entries, s.svc.Now())
+	}
 	return OK(w, map[string]any{"entries": entries})
+}
+
+// writeAuditCSV writes entries as a CSV file to download. A cell that a
+// spreadsheet would take for a formula (a failed login's username is
+// anyone's text) gets a leading apostrophe.
+func writeAuditCSV(w http.ResponseWriter, entries []store.AuditEntry, now time.Time) error {
+	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	w.Header().Set("Content-Disposition", `attachment; filename="audit-`+now.UTC().Format("20060102-150405")+`.csv"`)
+	cw := csv.NewWriter(w)
+	cell := func(s string) string {
+		if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+			return "'" + s
+		}
+		return s
+	}
+	_ = cw.Write([]string{"id", "time", "event", "user", "actor", "client", "detail"})
+	for _, e := range entries {
+		_ = cw.Write([]string{strconv.FormatUint(e.ID, 10), e.Time.UTC().Format(time.RFC3339), cell(e.Event), cell(e.User),
+			cell(e.Actor), cell(e.Client), cell(e.Detail)})
+	}
+	// The status line is out: a failed write can only end the answer
+	// early, and the client sees a short file.
+	cw.Flush()
+	return nil
 }

@@ -46,6 +46,7 @@ type Certificates interface {
 
 // AttachSystem registers the time, network and system routes.
 func (s *Server) AttachSystem(sys *System) {
+	s.sys = sys
 	s.Handle("GET /api/v1/system/status", Admin, func(w http.ResponseWriter, r *http.Request, c *Caller) error {
 		out := map[string]any{
 			"board":          sys.Board.Name,

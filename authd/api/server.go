@@ -76,6 +76,8 @@ type Server struct {
 	// hostNames returns the names the device answers to besides its
 	// addresses and localhost; nil means none.
 	hostNames atomic.Pointer[func() []string]
+	// sys is the device's other parts, set by AttachSystem before serving.
+	sys *System
 }
 
 // New returns the API server for svc.

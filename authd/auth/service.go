@@ -220,6 +220,25 @@ func (s *Service) clockSuspect() bool {
 	return s.clockState != nil && !s.clockState.Synchronized()
 }
 
+// Now is the time as the service reads it, the time TOTP codes are checked
+// against.
+func (s *Service) Now() time.Time { return s.clock.Now() }
+
+// ClockStatus says how far the clock is to be believed: "synchronized",
+// "estimated" (plausible, not confirmed by NTP) or "untrusted"; "" when no
+// clock state is connected.
+func (s *Service) ClockStatus() string {
+	switch {
+	case s.clockState == nil:
+		return ""
+	case s.clockState.Synchronized():
+		return "synchronized"
+	case s.clockState.Trusted():
+		return "estimated"
+	}
+	return "untrusted"
+}
+
 // ClockTrusted reports whether the time is plausible (for enrolment).
 func (s *Service) ClockTrusted() bool {
 	return s.clockState == nil || s.clockState.Trusted()
@@ -267,10 +286,15 @@ func (s *Service) updateUser(name string, fn func(tx *store.Tx, u *store.User) e
 
 // AuditLog returns up to limit entries older than before (0: newest).
 func (s *Service) AuditLog(limit int, before uint64) ([]store.AuditEntry, error) {
+	return s.AuditLogMatching(limit, before, store.AuditFilter{})
+}
+
+// AuditLogMatching is AuditLog of the entries f selects.
+func (s *Service) AuditLogMatching(limit int, before uint64, f store.AuditFilter) ([]store.AuditEntry, error) {
 	var out []store.AuditEntry
 	err := s.store.View(func(tx *store.Tx) error {
 		var err error
-		out, err = tx.Audit(limit, before)
+		out, err = tx.AuditMatching(limit, before, f)
 		return err
 	})
 	if err != nil {

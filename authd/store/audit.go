@@ -59,9 +59,35 @@ func trimRing(b *bolt.Bucket, limit uint64) error {
 	return b.SetSequence(n)
 }
 
+// AuditFilter selects audit entries; its zero value selects all.
+type AuditFilter struct {
+	// User selects the entries about or by this account (User or Actor).
+	User string
+	// Event selects the entries of this event, and of the events it is the
+	// first word of: "2fa" selects 2fa_enabled and 2fa_disabled.
+	Event string
+}
+
+// Matches reports whether e is selected.
+func (f AuditFilter) Matches(e AuditEntry) bool {
+	if f.User != "" && e.User != f.User && e.Actor != f.User {
+		return false
+	}
+	if f.Event != "" && e.Event != f.Event && !strings.HasPrefix(e.Event, f.Event+"_") {
+		return false
+	}
+	return true
+}
+
 // Audit returns up to limit entries of both rings, newest first, with IDs
 // below before (0 for the newest).
 func (t *Tx) Audit(limit int, before uint64) ([]AuditEntry, error) {
+	return t.AuditMatching(limit, before, AuditFilter{})
+}
+
+// AuditMatching is Audit of the entries f selects. It reads at most both
+// rings whole (MaxAudit + MaxAuditFailures entries).
+func (t *Tx) AuditMatching(limit int, before uint64, f AuditFilter) ([]AuditEntry, error) {
 	rings := []*ringCursor{newRingCursor(t.tx.Bucket(bucketAudit), before), newRingCursor(t.tx.Bucket(bucketAuditFailures), before)}
 	var out []AuditEntry
 	for len(out) < limit {
@@ -78,7 +104,9 @@ func (t *Tx) Audit(limit int, before uint64) ([]AuditEntry, error) {
 		if err := json.Unmarshal(next.v, &e); err != nil {
 			return nil, fmt.Errorf("store: decode audit %d: %w", binary.BigEndian.Uint64(next.k), err)
 		}
-		out = append(out, e)
+		if f.Matches(e) {
+			out = append(out, e)
+		}
 		next.k, next.v = next.c.Prev()
 	}
 	return out, nil
