@@ -12,8 +12,8 @@ packages=(
 	chrony python3-aiosmtpd dnsmasq iproute2
 	# An independent mDNS/DNS-SD client.
 	python3-zeroconf
-	# Browser tests.
-	chromium
+	# Browser tests (curl fetches axe-core for them, scripts/axe.sh).
+	chromium curl
 	# Serial line tests.
 	socat
 	# The arm64 VM rig and the images: QEMU and U-Boot for it, what building
@@ -33,6 +33,8 @@ for p in "${packages[@]}"; do
 	fi
 done
 if ((${#missing[@]} == 0)); then
+	# The accessibility checker for the browser tests (from the npm registry).
+	"$(dirname "$0")/axe.sh" >/dev/null
 	exit 0
 fi
 if [[ $(id -u) -ne 0 ]]; then
@@ -43,3 +45,4 @@ echo "deps: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+"$(dirname "$0")/axe.sh" >/dev/null

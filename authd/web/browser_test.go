@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,7 +29,6 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	"github.com/rknas/firmware/authd/api"
-	"github.com/rknas/firmware/authd/auth"
 	"github.com/rknas/firmware/authd/clock"
 	"github.com/rknas/firmware/authd/tlscert"
 )
@@ -127,11 +125,19 @@ func evalIn[T any](b *tab, expr string) T {
 	return v
 }
 
+// shownError is a script that returns the error the page shows: under a
+// field, above a form's button or at the top; "" when none.
+const shownError = `(() => {
+	for (const e of document.querySelectorAll('main > section:not([hidden]) .field-error')) if (e.offsetParent !== null) return e.textContent;
+	const e = document.getElementById('error');
+	return e.hidden ? '' : e.textContent;
+})()`
+
 // alert returns the error the page shows; "" when none.
 func (b *tab) alert() string {
 	ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
 	defer cancel()
-	s, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`(e => e.hidden ? '' : e.textContent)(document.getElementById('error'))`))
+	s, _ := chromedp.Run(ctx, chromedp.Evaluate[string](shownError))
 	return s
 }
 
@@ -144,7 +150,7 @@ func fill(sel, text string) chromedp.Action[chromedp.Void] {
 
 // clearAlert empties the error box, so that the next message to appear is
 // the answer to the next action.
-var clearAlert = chromedp.Evaluate[chromedp.Void](`(e => { e.textContent = ''; e.hidden = true })(document.getElementById('error'))`)
+var clearAlert = chromedp.Evaluate[chromedp.Void](`(e => { e.textContent = ''; e.hidden = true; for (const f of document.querySelectorAll('.field-error')) f.remove() })(document.getElementById('error'))`)
 
 // submit clicks button and waits for the view to show; an error shown on
 // the page instead fails the test with that error.
@@ -156,10 +162,10 @@ func (b *tab) submit(button, view string) {
 	if err == nil {
 		var got string
 		got, err = chromedp.Run(ctx, chromedp.Poll[string](fmt.Sprintf(`(() => {
-			const e = document.getElementById('error');
-			if (!e.hidden && e.textContent) return 'error: ' + e.textContent;
-			return !document.getElementById('view-%s').hidden && document.querySelector('button:disabled') === null && 'ok';
-		})()`, view)))
+			const e = %s;
+			if (e) return 'error: ' + e;
+			return !document.getElementById('view-%s').hidden && document.querySelector('button[aria-busy]') === null && 'ok';
+		})()`, shownError, view)))
 		if err == nil && got != "ok" {
 			err = errors.New(got)
 		}
@@ -177,7 +183,7 @@ func (b *tab) submitErr(button string) string {
 	_, err := chromedp.Run(ctx, chromedp.Steps(clearAlert, chromedp.Click(chromedp.CSS(button))))
 	var got string
 	if err == nil {
-		got, err = chromedp.Run(ctx, chromedp.Poll[string](`(e => !e.hidden && e.textContent)(document.getElementById('error'))`))
+		got, err = chromedp.Run(ctx, chromedp.Poll[string](`document.querySelector('button[aria-busy]') === null && `+shownError))
 	}
 	if err != nil {
 		b.t.Fatalf("click %s, want an error on the page: %v", button, err)
@@ -215,31 +221,47 @@ func waitForStepAfter(step int64) time.Duration {
 // with the real clock and codes computed from the secret shown on the page.
 func TestNewOwnerInBrowser(t *testing.T) {
 	started := time.Now()
-	url, svc, mailed := newServer(t, clock.System{})
+	url, _, mailed := newServer(t, clock.System{})
 	b := newTab(t, 3*time.Minute)
 	const newPassword = "correct horse battery"
 
-	// First login with the default password: a new one is required.
+	// First login with the default password: a new one is required, and
+	// the page says the current one is the default from the label.
 	b.do("open the page", chromedp.Navigate(url+"/"), chromedp.WaitVisible(chromedp.CSS("#view-login")))
+	b.do("open the forgotten password note", chromedp.Click(chromedp.CSS("#forgot summary")))
+	b.check("sign-in")
+	if name := b.text("#device-name"); name != "TestNAS" {
+		t.Errorf("the page names the device %q, want TestNAS", name)
+	}
 	b.do("type the default login", fill("#login-user", "admin"), fill("#login-pass", testDefaultPassword))
 	b.submit("#login-submit", "password")
+	if l := b.text("#password-current-label"); !strings.Contains(l, "default") || !strings.Contains(l, "label") {
+		t.Errorf("forced change: current password label %q", l)
+	}
+	if u := evalIn[string](b, `document.getElementById('password-user').value`); u != "admin" {
+		t.Errorf("the username for password managers is %q", u)
+	}
 	b.do("type mismatched passwords", fill("#password-current", testDefaultPassword), fill("#password-new", newPassword), fill("#password-repeat", newPassword+"x"))
-	if msg := b.submitErr("#password-submit"); msg != "The new passwords do not match." {
+	if msg := b.submitErr("#password-submit"); msg != "The two new passwords are not the same." {
 		t.Errorf("mismatched new passwords: %q", msg)
 	}
+	b.fieldHasError("#password-repeat")
+	b.check("password-forced-error")
 	b.do("type the new password", fill("#password-new", newPassword), fill("#password-repeat", newPassword))
 	b.submit("#password-submit", "account")
-	if name, twofa := b.text("#acct-name"), b.text("#acct-2fa"); name != "admin" || twofa != "off" {
+	if name, twofa := b.text("#acct-name"), b.text("#acct-2fa"); name != "admin" || twofa != "Off" {
 		t.Errorf("account page: name %q, 2FA %q", name, twofa)
 	}
 
-	// Enrol: the QR code is a PNG data: URL that the browser shows, and
-	// the secret is there to type.
+	// Enrol through the wizard: the QR code is a PNG data: URL that the
+	// browser shows, and the account and key are there to type.
 	// From the account page the password is asked again.
 	b.submit("#acct-setup", "setup")
 	b.do("type the password", fill("#setup-pass", newPassword))
-	b.submit("#setup-submit", "enrol")
-	b.do("wait for the QR image", chromedp.Poll[chromedp.Void](`(i => i.complete && i.naturalWidth > 0)(document.getElementById('enrol-qr'))`))
+	b.submit("#setup-submit", "wizard")
+	b.check("2fa-wizard-1-app")
+	b.submit("#wizard-next-1", "wizard")
+	b.do("wait for the QR image", chromedp.Poll[chromedp.Void](`(i => i.complete && i.naturalWidth > 0 && i.offsetParent !== null)(document.getElementById('enrol-qr'))`))
 	src := evalIn[string](b, `document.getElementById('enrol-qr').src`)
 	raw, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(src, "data:image/png;base64,"))
 	if !strings.HasPrefix(src, "data:image/png;base64,") || err != nil {
@@ -247,6 +269,9 @@ func TestNewOwnerInBrowser(t *testing.T) {
 	}
 	if img, err := png.Decode(bytes.NewReader(raw)); err != nil || img.Bounds().Dx() < 45 {
 		t.Fatalf("QR image is not a usable PNG: %v", err)
+	}
+	if acct := b.text("#enrol-account"); acct != "TestNAS:admin" {
+		t.Errorf("account label on the page %q, want TestNAS:admin", acct)
 	}
 	grouped := b.text("#enrol-secret")
 	secret := strings.ReplaceAll(grouped, " ", "")
@@ -271,6 +296,19 @@ func TestNewOwnerInBrowser(t *testing.T) {
 	if err != nil || !strings.HasPrefix(string(scanned), "otpauth://totp/TestNAS:admin?") || !strings.Contains(string(scanned), "secret="+secret) {
 		t.Errorf("QR code on screen reads %q (%v), want an otpauth URI with the secret shown", scanned, err)
 	}
+	b.check("2fa-wizard-2-scan")
+	b.submit("#wizard-next-2", "wizard")
+	if tm := b.text("#enrol-time"); !strings.Contains(tm, "UTC") {
+		t.Errorf("the code step shows no device time: %q", tm)
+	}
+	// A wrong code is named as wrong, under the field, with the focus on
+	// it; the clock is not blamed while it agrees with the browser's.
+	b.do("type a wrong code", fill("#enrol-code", "000000"))
+	if msg := b.submitErr("#enrol-submit"); !strings.HasPrefix(msg, "That code is not right.") || strings.Contains(msg, "clock") {
+		t.Errorf("a wrong enrolment code: %q", msg)
+	}
+	b.fieldHasError("#enrol-code")
+	b.check("2fa-wizard-3-wrong-code")
 	// A code near the end of its step would leave little time for the
 	// reuse check below: start at a fresh step then.
 	var waited time.Duration
@@ -280,7 +318,8 @@ func TestNewOwnerInBrowser(t *testing.T) {
 	enrolAt := time.Now()
 	code := totpCode(t, secret, enrolAt)
 	b.do("type the code", fill("#enrol-code", code))
-	b.submit("#enrol-submit", "codes")
+	b.submit("#enrol-submit", "wizard")
+	b.do("wait for the recovery codes", chromedp.WaitVisible(chromedp.CSS("#codes-list li")))
 	codes := evalIn[[]string](b, `[...document.querySelectorAll('#codes-list li')].map(li => li.textContent)`)
 	if len(codes) != 10 {
 		t.Fatalf("%d recovery codes shown: %q", len(codes), codes)
@@ -290,11 +329,16 @@ func TestNewOwnerInBrowser(t *testing.T) {
 			t.Errorf("recovery code %q", c)
 		}
 	}
-	b.submit("#codes-done", "account")
-	if twofa, left := b.text("#acct-2fa"), b.text("#acct-left"); twofa != "on" || left != "10" {
+	b.check("2fa-wizard-4-recovery-codes")
+	// Then the offer of a security email, which can be skipped.
+	b.submit("#codes-done", "wizard")
+	b.do("see the email offer", chromedp.WaitVisible(chromedp.CSS("#form-wizard-email")))
+	b.check("2fa-wizard-5-email")
+	b.submit("#wizard-skip-email", "account")
+	if twofa, left := b.text("#acct-2fa"), b.text("#acct-left"); twofa != "On" || left != "10" {
 		t.Errorf("after enrolment: 2FA %q, recovery codes left %q", twofa, left)
 	}
-	b.submit("#acct-logout", "login")
+	b.submit("#nav-signout", "login")
 
 	// Log in again: a code is asked for. Without a security email there
 	// is no email link.
@@ -303,16 +347,24 @@ func TestNewOwnerInBrowser(t *testing.T) {
 	if !evalIn[bool](b, `document.getElementById('code-email-row').hidden`) {
 		t.Error("the email link shows although the account has no security email")
 	}
-	// With a verified security email (set up here through the service; its
-	// pages are not part of this set), the link mails a code.
-	client := auth.Client{Addr: netip.MustParseAddr("127.0.0.1")}
-	if _, err := svc.SetSecurityEmail(context.Background(), "admin", newPassword, "owner@example.com", client); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := svc.VerifySecurityEmail("admin", mailed.last(), client); err != nil {
-		t.Fatal(err)
-	}
 	b.submit("#code-cancel", "login")
+	b.do("type the login", fill("#login-user", "admin"), fill("#login-pass", newPassword))
+	b.submit("#login-submit", "code")
+	b.do("type a recovery code", chromedp.Click(chromedp.CSS("#code-recovery")), fill("#code-input", codes[9]))
+	b.submit("#code-submit", "account")
+
+	// The security email, set up on the account page with the code mailed
+	// to it.
+	b.do("type the security email", fill("#email-address", "owner@example.com"), fill("#email-pass", newPassword))
+	b.submit("#email-submit", "account")
+	b.do("type the mailed code", chromedp.WaitVisible(chromedp.CSS("#email-code")), fill("#email-code", mailed.last()))
+	b.submit("#email-code-submit", "account")
+	if e := b.text("#acct-email"); e != "owner@example.com" {
+		t.Errorf("security email on the account page: %q", e)
+	}
+	b.submit("#nav-signout", "login")
+
+	// Now the code step offers the email link, and it mails a code.
 	b.do("type the login", fill("#login-user", "admin"), fill("#login-pass", newPassword))
 	b.submit("#login-submit", "code")
 	b.do("click the email link", chromedp.WaitVisible(chromedp.CSS("#code-email")), chromedp.Click(chromedp.CSS("#code-email")),
@@ -320,55 +372,62 @@ func TestNewOwnerInBrowser(t *testing.T) {
 	if notice := b.text("#notice"); !strings.HasPrefix(notice, "A code was sent to o***@example.com.") || len(mailed.last()) != 8 {
 		t.Errorf("after the email link: notice %q, mailed code %q", notice, mailed.last())
 	}
-	b.do("type the used code", fill("#code-input", code))
-	if msg := b.submitErr("#code-submit"); !strings.Contains(msg, "already used") {
-		t.Errorf("the enrolment code again: %q, want the API's already-used message", msg)
+	b.do("back to the app's code", chromedp.Click(chromedp.CSS("#code-recovery")), fill("#code-input", code))
+	if msg := b.submitErr("#code-submit"); !strings.Contains(msg, "just used") {
+		t.Errorf("the enrolment code again: %q, want the page's already-used sentence", msg)
 	}
+	b.check("code-step-error")
 	waited += waitForStepAfter(enrolAt.Unix() / 30)
 	b.do("type a fresh code and trust the device", fill("#code-input", totpCode(t, secret, time.Now())),
 		chromedp.Click(chromedp.CSS("#code-trust")), fill("#code-device", "Test browser"))
 	b.submit("#code-submit", "account")
 	devices := evalIn[[]string](b, `[...document.querySelectorAll('#devices-list strong')].map(e => e.textContent)`)
-	if len(devices) != 1 || devices[0] != "Test browser (this device)" {
+	if len(devices) != 1 || devices[0] != "Test browser (this browser)" {
 		t.Errorf("trusted devices: %q", devices)
 	}
-	b.submit("#acct-logout", "login")
+	b.check("account")
+	b.submit("#nav-signout", "login")
 
 	// The trusted device skips the code step.
 	b.do("type the login", fill("#login-user", "admin"), fill("#login-pass", newPassword))
 	b.submit("#login-submit", "account")
 
 	// The account page's other tools: new recovery codes (the password is
-	// asked for), revoking the device, and turning 2FA off with one of the
+	// asked for), removing the device, and turning 2FA off with one of the
 	// new recovery codes.
 	b.submit("#acct-codes", "regen")
 	b.do("type the password", fill("#regen-pass", newPassword))
 	b.submit("#regen-submit", "codes")
-	fresh := evalIn[[]string](b, `[...document.querySelectorAll('#codes-list li')].map(li => li.textContent)`)
+	fresh := evalIn[[]string](b, `[...document.querySelectorAll('#regen-list li')].map(li => li.textContent)`)
 	if len(fresh) != 10 || fresh[0] == codes[0] {
 		t.Fatalf("new recovery codes %q (old first %q)", fresh, codes[0])
 	}
-	b.submit("#codes-done", "account")
-	b.do("revoke the device", chromedp.Click(chromedp.CSS("#devices-list button")), chromedp.WaitVisible(chromedp.CSS("#devices-none")))
-	if n := b.text("#notice"); n != "Device revoked: Test browser" {
-		t.Errorf("after revoking: notice %q", n)
+	b.submit("#regen-done", "account")
+	b.do("remove the device", chromedp.Click(chromedp.CSS("#devices-list button")), chromedp.WaitVisible(chromedp.CSS("#devices-none")))
+	if n := b.text("#notice"); !strings.HasPrefix(n, "Removed: Test browser.") {
+		t.Errorf("after removing: notice %q", n)
 	}
 	b.submit("#acct-disable", "disable")
 	b.do("type the password and a recovery code", fill("#disable-pass", newPassword), fill("#disable-code", fresh[0]))
 	b.submit("#disable-submit", "account")
-	if twofa := b.text("#acct-2fa"); twofa != "off" || !evalIn[bool](b, `document.getElementById('acct-devices').hidden`) {
+	if twofa := b.text("#acct-2fa"); twofa != "Off" || !evalIn[bool](b, `document.getElementById('acct-devices').hidden`) {
 		t.Errorf("after turning 2FA off: 2FA %q, devices shown: %v", twofa, !evalIn[bool](b, `document.getElementById('acct-devices').hidden`))
 	}
 
 	// Guessing gets the client locked out, and the page says for how long,
-	// even to the right password.
-	b.submit("#acct-logout", "login")
-	locked := regexp.MustCompile(`^too many failed attempts from this address: it is blocked for \d+ (seconds|minutes)$`)
+	// even to the right password; before that it warns.
+	b.submit("#nav-signout", "login")
+	locked := regexp.MustCompile(`^Too many wrong attempts from this address: it is blocked for \d+ (seconds|minutes)\.$`)
 	for i := range 5 {
 		b.do("type a wrong password", fill("#login-user", "admin"), fill("#login-pass", fmt.Sprintf("wrong-%d", i)))
 		msg := b.submitErr("#login-submit")
-		if msg != "wrong username or password" && (i == 0 || !locked.MatchString(msg)) {
+		switch {
+		case i < 2 && msg != "The username or password is not right.":
 			t.Errorf("wrong password %d: %q", i+1, msg)
+		// The wrong enrolment code above counted too, so the fifth
+		// failure may come one login early.
+		case i >= 2 && !strings.Contains(msg, "this address is blocked for 5 minutes") && !locked.MatchString(msg):
+			t.Errorf("wrong password %d gives neither a warning nor the lockout: %q", i+1, msg)
 		}
 	}
 	b.do("type the right password", fill("#login-user", "admin"), fill("#login-pass", newPassword))
@@ -378,9 +437,22 @@ func TestNewOwnerInBrowser(t *testing.T) {
 	if evalIn[bool](b, `document.getElementById('view-login').hidden`) {
 		t.Error("the login form is gone after the lockout")
 	}
+	b.fieldHasError("#login-pass")
+	b.check("sign-in-locked")
 
 	b.noSecurityMessages()
 	t.Logf("browser journey took %v, of which %v waiting for a fresh TOTP step", time.Since(started).Round(time.Millisecond), waited.Round(time.Millisecond))
+}
+
+// fieldHasError checks that the field is marked invalid, described by its
+// message, and holds the focus.
+func (b *tab) fieldHasError(sel string) {
+	b.t.Helper()
+	got := evalIn[string](b, fmt.Sprintf(`(i => [i.getAttribute('aria-invalid'), (i.getAttribute('aria-describedby') || '').split(' ').includes(i.id + '-error'),
+		document.getElementById(i.id + '-error') !== null, document.activeElement === i].join(','))(document.querySelector(%q))`, sel))
+	if got != "true,true,true,true" {
+		b.t.Errorf("field %s after an error: aria-invalid, described by its message, message present, focused = %s", sel, got)
+	}
 }
 
 // TestPagesOverHTTPS: Chromium, told to accept the device certificate by
