@@ -2,10 +2,17 @@ package web
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"io"
+	stdlog "log"
 	"log/slog"
+	"net"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +27,7 @@ import (
 	"github.com/rknas/firmware/authd/mail/mailtest"
 	"github.com/rknas/firmware/authd/netconf"
 	"github.com/rknas/firmware/authd/netconf/netconftest"
+	"github.com/rknas/firmware/authd/portconf"
 	"github.com/rknas/firmware/authd/timesync"
 	"github.com/rknas/firmware/authd/timesync/timesynctest"
 	"github.com/rknas/firmware/authd/tlscert"
@@ -217,7 +225,26 @@ func TestAdminPagesInBrowser(t *testing.T) {
 	if !evalIn[bool](a, `[...document.querySelectorAll('[data-admin]')].every(e => e.hidden)`) {
 		t.Error("alice, a user, sees the admin pages in the navigation")
 	}
+	// Alice, signed out, forgets her password: five wrong ones block the
+	// address, and the admin sees and lifts that block.
+	a.submit("#nav-signout", "login")
+	for i := range 5 {
+		a.do("type a wrong password", fill("#login-user", "alice"), fill("#login-pass", "not-"+itoa(i)))
+		a.submitErr("#login-submit")
+	}
+	if msg := a.alert(); !strings.Contains(msg, "blocked") {
+		t.Errorf("after 5 wrong passwords alice reads %q", msg)
+	}
 	a.noSecurityMessages()
+	b.open("security")
+	if rows := evalIn[[]string](b, `[...document.querySelectorAll('#blocks-table tbody th')].map(e => e.textContent)`); len(rows) != 1 || rows[0] != "Address 127.0.0.1" {
+		t.Fatalf("blocks listed: %q", rows)
+	}
+	b.check("security-blocked")
+	b.do("unblock", chromedp.Click(chromedp.CSS("#blocks-table tbody button")))
+	b.waitNotice("unblock", "Unblocked: 127.0.0.1.")
+	a.do("type alice's password", fill("#login-user", "alice"), fill("#login-pass", "alice's own pass"))
+	a.submit("#login-submit", "code")
 
 	// The admin sees it on alice's page and turns it off, after a
 	// question.
@@ -304,4 +331,261 @@ func evalInAwait[T any](b *tab, expr string) T {
 		b.t.Fatalf("evaluate %s: %v", expr, err)
 	}
 	return v
+}
+
+// TestMailTimeNetworkPagesInBrowser: the SMTP settings against a real SMTP
+// server (a wrong password named as such, then a test mail received), the
+// clock shown slow and unsynchronized and then synchronized against a real
+// chronyd, and a network change that rolls back when it is not confirmed
+// and stays when it is.
+func TestMailTimeNetworkPagesInBrowser(t *testing.T) {
+	d := newDevice(t)
+	b := newTab(t, 4*time.Minute)
+	const adminPass = "admin correct horse"
+	b.signInAsNewAdmin(d.url, adminPass)
+
+	// Mail: the presets say what Gmail needs; a custom server with its CA.
+	b.open("mail")
+	if hint := b.text("#smtp-preset-hint"); !strings.Contains(hint, "app password") {
+		t.Errorf("the Gmail preset does not mention the app password: %q", hint)
+	}
+	b.check("mail-empty")
+	b.do("choose a custom server", chromedp.SetValue(chromedp.CSS("#smtp-preset"), "custom"),
+		chromedp.Evaluate[chromedp.Void](`document.getElementById('smtp-preset').dispatchEvent(new Event('change'))`))
+	b.do("type the server", fill("#smtp-host", d.smtp.Host()), fill("#smtp-port", itoa(d.smtp.Port())),
+		chromedp.SetValue(chromedp.CSS("#smtp-ca"), d.smtp.CA().PEM), fill("#smtp-user", "nas@example.com"), fill("#smtp-pass", "wrong-password"),
+		fill("#smtp-from", "nas@example.com"))
+	b.submit("#smtp-submit", "stepup")
+	b.stepUp(adminPass, "mail")
+	b.waitNotice("save the SMTP settings", "Saved.")
+	b.do("type the test address", fill("#smtp-test-to", "owner@example.com"))
+	if msg := b.submitErr("#smtp-test-submit"); !strings.Contains(msg, "refused the username or password") {
+		t.Errorf("a wrong SMTP password: %q", msg)
+	}
+	b.check("mail-test-failed")
+	b.do("type the right password", fill("#smtp-pass", "smtp-app-password"))
+	b.submit("#smtp-submit", "mail")
+	b.waitNotice("save the SMTP settings", "Saved.")
+	if p := evalIn[string](b, `document.getElementById('smtp-pass').placeholder`); p != "unchanged" {
+		t.Errorf("stored SMTP password shown as %q", p)
+	}
+	b.do("type the test address", fill("#smtp-test-to", "owner@example.com"))
+	b.submit("#smtp-test-submit", "mail")
+	b.waitNotice("send the test mail", "The test mail was sent.")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	msgs, err := d.smtp.WaitForMessages(ctx, 1)
+	cancel()
+	if err != nil || len(msgs) != 1 || msgs[0].To[0] != "owner@example.com" || !msgs[0].TLS {
+		t.Fatalf("the SMTP server received %+v (%v)", msgs, err)
+	}
+	b.check("mail")
+
+	// Time: ten minutes slow and unconfirmed, then synchronized.
+	b.open("time")
+	if st := b.text("#time-state"); strings.HasPrefix(st, "Synchronized") {
+		t.Errorf("a fresh device says %q", st)
+	}
+	b.check("time-unsynchronized")
+	// By hand, while no time server has confirmed the clock.
+	b.do("use this computer's time", chromedp.Click(chromedp.CSS("#settime-now")))
+	b.submit("#settime-submit", "time")
+	b.waitNotice("set the time", "The time is set.")
+	if src := b.text("#time-source"); src != "set by hand" {
+		t.Errorf("after setting the time: source %q", src)
+	}
+	b.do("name chronyd", fill("#ntp-servers", d.chrony))
+	b.submit("#ntp-submit", "time")
+	b.waitNotice("save the servers", "Saved.")
+	b.do("synchronize", chromedp.Click(chromedp.CSS("#time-sync")))
+	b.waitNotice("synchronize", "The clock is synchronized.")
+	if st, server := b.text("#time-state"), b.text("#time-server"); !strings.HasPrefix(st, "Synchronized") || !strings.Contains(server, "127.0.0.1") {
+		t.Errorf("after syncing with chronyd: %q from %q", st, server)
+	}
+
+	b.check("time")
+	// Now NTP keeps the time, and the page says so to a hand setting.
+	b.do("use this computer's time", chromedp.Click(chromedp.CSS("#settime-now")))
+	if msg := b.submitErr("#settime-submit"); !strings.Contains(msg, "turn NTP off first") {
+		t.Errorf("setting the time while NTP keeps it: %q", msg)
+	}
+
+	// Network: a static address on trial, not confirmed: it rolls back.
+	b.open("network")
+	b.check("network")
+	staticEnd0 := func() {
+		b.do("choose a static address", chromedp.Click(chromedp.CSS(`#net-interfaces input[value="static"]`)),
+			fill(`#net-interfaces [name="addresses"]`, "192.168.1.10/24"), fill(`#net-interfaces [name="gateway4"]`, "192.168.1.1"),
+			fill("#net-dns", "192.168.1.1"))
+	}
+	staticEnd0()
+	b.do("type a wrong address", fill(`#net-interfaces [name="addresses"]`, "192.168.1.10/24\n192.168.1.300/24"))
+	if msg := b.submitErr("#net-submit"); !strings.Contains(msg, "192.168.1.300") {
+		t.Errorf("a wrong static address: %q", msg)
+	}
+	b.fieldHasError(`#net-interfaces [name="addresses"]`)
+	b.check("network-bad-address")
+	staticEnd0()
+	b.submit("#net-submit", "network")
+	b.do("see the trial", chromedp.WaitVisible(chromedp.CSS("#net-pending")))
+	if c := b.text("#net-countdown"); !strings.Contains(c, "on trial") {
+		t.Errorf("countdown %q", c)
+	}
+	if cur, ok := d.applier.Current(); !ok || cur.Interfaces[0].Mode != netconf.ModeStatic {
+		t.Errorf("the trial is not applied: %+v", cur)
+	}
+	b.check("network-trial")
+	b.waitNotice("the rollback", "The change was not confirmed")
+	if cur, _ := d.applier.Current(); cur.Interfaces[0].Mode != netconf.ModeDHCP {
+		t.Errorf("after the deadline the system runs %+v, want DHCP back", cur)
+	}
+	if checked := evalIn[string](b, `document.querySelector('#net-interfaces input[type=radio]:checked').value`); checked != "dhcp" {
+		t.Errorf("the page shows %s after the rollback", checked)
+	}
+	// Again, confirmed this time: it stays.
+	staticEnd0()
+	b.submit("#net-submit", "network")
+	b.do("confirm", chromedp.WaitVisible(chromedp.CSS("#net-confirm")), chromedp.Click(chromedp.CSS("#net-confirm")))
+	b.waitNotice("confirm", "The new network settings are kept.")
+	time.Sleep(netTrial + time.Second)
+	if cur, _ := d.applier.Current(); cur.Interfaces[0].Mode != netconf.ModeStatic {
+		t.Errorf("a confirmed change was rolled back: %+v", cur)
+	}
+	b.noSecurityMessages()
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+// TestPortsAndCertificateInBrowser, over HTTPS as authd serves it: the
+// admin moves HTTPS to another port, follows the page's link to the new
+// port and keeps the ports there; then puts in a certificate of their own
+// and goes back to the device's.
+func TestPortsAndCertificateInBrowser(t *testing.T) {
+	srv, _, _ := newAPI(t, clock.System{})
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	certs, err := tlscert.Open(filepath.Join(t.TempDir(), "tls"), tlscert.Names{Hostname: "rknas-test"}, clock.System{}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := mailtest.NewCA("Owner's CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ownCert, ownKey, err := ca.ServerCertPEM("rknas-test", "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(ownCert)
+	own, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := srv.Handler()
+	serve := func(ln net.Listener, secure bool) portconf.Server {
+		hs := &http.Server{Handler: h, ErrorLog: stdlog.New(io.Discard, "", 0),
+			TLSConfig: &tls.Config{GetCertificate: certs.GetCertificate, MinVersion: tls.VersionTLS12}}
+		if secure {
+			go hs.ServeTLS(ln, "", "")
+		} else {
+			go hs.Serve(ln)
+		}
+		return hs
+	}
+	ports, err := portconf.New(portconf.Options{Dir: t.TempDir(), Host: "127.0.0.1", ConfirmTimeout: time.Minute, Serve: serve, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ports.Close)
+	srv.AttachSystem(&api.System{Version: "test-1", Started: time.Now(), Board: board.NoneProfile("test"), TLS: certs, Ports: ports})
+	cur, _ := ports.Current()
+	newPort := freeTCPPort(t)
+
+	b := newTab(t, 3*time.Minute, chromedp.Flag("ignore-certificate-errors-spki-list", certs.Info().SPKI+","+tlscert.SPKIHash(own)))
+	const adminPass = "admin correct horse"
+	b.signInAsNewAdmin("https://127.0.0.1:"+itoa(cur.HTTPS), adminPass)
+	b.open("system")
+	if got := evalIn[string](b, `document.getElementById('ports-https').value + ',' + document.getElementById('ports-http').value`); got != itoa(cur.HTTPS)+",0" {
+		t.Errorf("ports shown %q, want %d,0", got, cur.HTTPS)
+	}
+	b.do("type the new port", fill("#ports-https", itoa(newPort)))
+	b.submit("#ports-submit", "stepup")
+	b.stepUp(adminPass, "system")
+	b.do("see the link", chromedp.WaitVisible(chromedp.CSS("#ports-link")))
+	if href := evalIn[string](b, `document.getElementById('ports-link').href`); href != "https://127.0.0.1:"+itoa(newPort)+"/#system" {
+		t.Fatalf("link to the new port %q", href)
+	}
+	b.check("system-ports-trial")
+	b.do("follow the link", chromedp.Click(chromedp.CSS("#ports-link")), chromedp.WaitVisible(chromedp.CSS("#ports-confirm")))
+	b.do("keep the ports", chromedp.Click(chromedp.CSS("#ports-confirm")))
+	b.waitNotice("keep the ports", "The new ports are kept.")
+	if now, pend := ports.Current(); now.HTTPS != newPort || pend != nil {
+		t.Errorf("after keeping: ports %+v, pending %+v", now, pend)
+	}
+
+	// The owner's certificate, then back to the device's. One that does
+	// not name the device is refused, with the reason under the field.
+	wrongCert, wrongKey, err := ca.ServerCertPEM("localhost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.do("paste a certificate for another name", chromedp.SetValue(chromedp.CSS("#cert-chain"), string(wrongCert)), chromedp.SetValue(chromedp.CSS("#cert-key"), string(wrongKey)))
+	if msg := b.submitErr("#cert-submit"); !strings.Contains(msg, `hostname "rknas-test"`) {
+		t.Errorf("a certificate for localhost: %q", msg)
+	}
+	b.fieldHasError("#cert-chain")
+	b.do("paste the certificate", chromedp.SetValue(chromedp.CSS("#cert-chain"), string(ownCert)), chromedp.SetValue(chromedp.CSS("#cert-key"), string(ownKey)))
+	b.submit("#cert-submit", "system")
+	b.waitNotice("import", "Your certificate is in use.")
+	if src, fp := b.text("#cert-source"), b.text("#cert-fp"); src != "You (imported)" || fp != tlscert.Fingerprint(own.Raw) {
+		t.Errorf("after the import: made by %q, fingerprint %q, want %q", src, fp, tlscert.Fingerprint(own.Raw))
+	}
+	b.do("go back", chromedp.Click(chromedp.CSS("#cert-device")), chromedp.WaitVisible(chromedp.CSS("#cert-device-box .question")),
+		chromedp.Click(chromedp.CSS("#cert-device-box button.danger")))
+	b.waitNotice("back to the device certificate", "The device certificate is in use again.")
+	if src := b.text("#cert-source"); src != "This device" || certs.Info().Source != "device" {
+		t.Errorf("after going back: %q, store says %q", src, certs.Info().Source)
+	}
+	b.noSecurityMessages()
+}
+
+func freeTCPPort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// skewedClock is the real time moved by an offset: a device whose clock
+// is wrong.
+type skewedClock struct{ off time.Duration }
+
+func (c skewedClock) Now() time.Time { return time.Now().Add(c.off) }
+
+// TestWrongDeviceClockIsNamed: on a device whose clock is ten minutes
+// ahead, the code the phone shows is refused, and the page says that the
+// device's clock differs from this computer's, by how much, and where to
+// fix it; a wrong code on a right clock says nothing about the clock (the
+// owner's journey checks that).
+func TestWrongDeviceClockIsNamed(t *testing.T) {
+	url, _, _ := newServer(t, skewedClock{10 * time.Minute})
+	b := newTab(t, 2*time.Minute)
+	b.signInAsNewAdmin(url, "admin correct horse")
+	b.submit("#acct-setup", "setup")
+	b.do("type the password", fill("#setup-pass", "admin correct horse"))
+	b.submit("#setup-submit", "wizard")
+	b.submit("#wizard-next-1", "wizard")
+	secret := strings.ReplaceAll(b.text("#enrol-secret"), " ", "")
+	b.submit("#wizard-next-2", "wizard")
+	b.do("type the phone's code", fill("#enrol-code", totpCode(t, secret, time.Now())))
+	msg := b.submitErr("#enrol-submit")
+	for _, want := range []string{"That code is not right.", "The device's clock reads", "10 minutes ahead", "Time page", "rescue console"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("refused code on a clock 10 minutes ahead: %q lacks %q", msg, want)
+		}
+	}
+	b.fieldHasError("#enrol-code")
+	b.check("2fa-wizard-clock-wrong")
+	b.noSecurityMessages()
 }

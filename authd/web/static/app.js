@@ -19,6 +19,7 @@ const state = {
   auditPages: [], // the "before" ids of the pages behind the current one
   auditBefore: 0,
   netTimer: 0,
+  portsTimer: 0,
 };
 
 // ApiError carries the API's error code, status and details.
@@ -179,7 +180,7 @@ function sentence(e, ctx) {
     }
     case 'bad_request':
       if (e.status === 413) return 'That is too much text.';
-      return detail(e.message.replace(/^[a-z_0-9.[\]]+: /, '')) || 'Something in the form is not valid.';
+      return detail(e.message.replace(/^[a-z_0-9]+(\[[\w.:-]+\])?(\.[a-z_0-9]+)?(\[\d+\])?: /, '')) || 'Something in the form is not valid.';
     case 'wrong_host':
       return 'The device does not answer to this name. Open it by its address.';
     case 'network':
@@ -190,11 +191,26 @@ function sentence(e, ctx) {
   return 'The request failed.';
 }
 
-// badField returns the field name a bad_request message starts with.
+// badField returns the field a bad_request message starts with: "email",
+// "dns[1]" or "interfaces[0].addresses[2]".
 function badField(e) {
   if (!(e instanceof ApiError) || e.code !== 'bad_request') return '';
-  const m = /^([a-z_]+)[^:]*: /.exec(e.message);
+  const m = /^([a-z_0-9]+(?:\[[\w.:-]+\])?(?:\.[a-z_0-9]+)?)(?:\[\d+\])?: /.exec(e.message);
   return m ? m[1] : '';
+}
+
+// findField finds the input of a field path in form: a name, or a name
+// inside an element of a list (data-list="interfaces"), chosen by its
+// position or by its data-name ("interfaces[end0].addresses").
+function findField(form, path) {
+  const m = /^([a-z_0-9]+)(?:\[([\w.:-]+)\])?(?:\.([a-z_0-9]+))?/.exec(path || '');
+  if (!m) return null;
+  if (m[3]) {
+    const items = [...form.querySelectorAll('[data-list="' + m[1] + '"]')];
+    const item = /^\d+$/.test(m[2] || '0') ? items[Number(m[2] || 0)] : items.find((i) => i.dataset.name === m[2]);
+    return item ? item.querySelector('[name="' + m[3] + '"]') : null;
+  }
+  return form.querySelector('[name="' + m[1] + '"]');
 }
 
 // ---- field messages ----------------------------------------------------
@@ -245,9 +261,9 @@ function fail(form, e, opts) {
   }
   let text = sentence(e, opts.sentences);
   if (opts.extra) text += opts.extra(e) || '';
-  let name = badField(e) || (e instanceof ApiError && opts.fields ? opts.fields[e.code] : '') || (e && e.field) || '';
-  const input = name ? form.querySelector('[name="' + name + '"]') : null;
-  if (input && !input.hidden) fieldError(input, text);
+  const name = badField(e) || (e instanceof ApiError && opts.fields ? opts.fields[e.code] : '') || (e && e.field) || '';
+  const input = findField(form, name);
+  if (input && input.offsetParent !== null) fieldError(input, text);
   else formError(form, text);
   if (e instanceof ApiError && e.code === 'locked' && e.retryAfter > 1) countdown(form, e);
 }
@@ -1259,7 +1275,12 @@ async function openTime() {
   $('time-error').hidden = $('time-error-label').hidden = !st.error;
   $('ntp-enabled').checked = !!set.ntp_enabled;
   $('ntp-servers').value = (set.ntp_servers || []).join('\n');
-  $('settime-hint').textContent = set.ntp_enabled ? 'Only while NTP is off: turn it off above first.' : 'NTP is off: the time you set here is kept.';
+  $('settime-hint').textContent =
+    set.ntp_enabled && st.state === 'synchronized'
+      ? 'A time server keeps the time now: turn NTP off above to set it by hand.'
+      : set.ntp_enabled
+        ? 'Kept until a time server answers and corrects it.'
+        : 'NTP is off: the time you set here is kept.';
   show('time');
 }
 click('time-sync', async () => {
@@ -1321,7 +1342,7 @@ async function openNetwork() {
 
 function interfaceFields(i, n) {
   const id = 'net-if' + n;
-  const fs = h('fieldset', { class: 'interface', 'data-name': i.name }, h('legend', {}, 'Port ' + i.name));
+  const fs = h('fieldset', { class: 'interface', 'data-name': i.name, 'data-list': 'interfaces' }, h('legend', {}, 'Port ' + i.name));
   const radio = (mode, label) =>
     h('p', { class: 'row' }, h('input', { type: 'radio', name: id + '-mode', id: id + '-' + mode, value: mode, checked: i.mode === mode }), h('label', { for: id + '-' + mode }, label));
   const staticBox = h('div', { class: 'static' },
@@ -1471,13 +1492,110 @@ async function openSystem() {
     $('cert-source').textContent = c.source === 'owner' ? 'You (imported)' : 'This device';
     $('cert-until').textContent = new Date(c.not_after).getUTCFullYear() >= 9999 ? 'No end date' : when(c.not_after);
   }
+  $('cert-device-box').hidden = !c || c.source !== 'owner';
+  $('cert-chain').value = '';
+  $('cert-key').value = '';
+  await loadPorts();
   show('system');
 }
+
+// ---- ports ---------------------------------------------------------------------
+
+function pagePort() {
+  return Number(location.port || (location.protocol === 'https:' ? 443 : 80));
+}
+
+async function loadPorts() {
+  let p;
+  try {
+    p = await api('GET', '/settings/ports');
+  } catch (e) {
+    // Plain HTTP (development): authd does not manage ports.
+    if (e instanceof ApiError && e.code === 'conflict') {
+      $('sys-ports').hidden = true;
+      return;
+    }
+    throw e;
+  }
+  $('sys-ports').hidden = false;
+  $('ports-https').value = String(p.https_port);
+  $('ports-http').value = String(p.http_port);
+  showPortsPending(p.pending);
+}
+
+function showPortsPending(p) {
+  clearTimeout(state.portsTimer);
+  const box = $('ports-pending');
+  if (!p || !p.deadline) {
+    box.hidden = true;
+    return;
+  }
+  box.hidden = false;
+  box.dataset.id = p.id;
+  const here = pagePort() === p.ports.https_port;
+  $('ports-confirm').hidden = !here;
+  $('ports-go').hidden = here;
+  if (!here) {
+    // The same name on the new port: the session cookie goes with it.
+    const u = new URL(location.href);
+    u.protocol = 'https:';
+    u.port = String(p.ports.https_port);
+    u.pathname = '/';
+    u.search = '';
+    u.hash = '#system';
+    $('ports-link').href = u.href;
+  }
+  const end = new Date(p.deadline).getTime();
+  const tick = () => {
+    if ($('view-system').hidden) return;
+    const left = Math.ceil((end - Date.now()) / 1000);
+    if (left <= 0) {
+      $('ports-countdown').textContent = 'Not kept in time: the new ports are closed again.';
+      $('ports-confirm').hidden = $('ports-go').hidden = true;
+      return;
+    }
+    $('ports-countdown').textContent = 'HTTPS port ' + p.ports.https_port + (p.ports.http_port ? ' and HTTP port ' + p.ports.http_port : '') + ' are open on trial for ' + duration(left) + '.';
+    state.portsTimer = setTimeout(tick, 1000);
+  };
+  tick();
+}
+
+onSubmit('form-ports', async () => {
+  const https = $('ports-https').value.trim();
+  const http = $('ports-http').value.trim();
+  if (!/^[0-9]+$/.test(https)) throw new FieldProblem('https_port', 'The HTTPS port is a number from 1 to 65535.');
+  if (!/^[0-9]+$/.test(http)) throw new FieldProblem('http_port', 'The HTTP port is a number from 0 to 65535.');
+  const res = await api('PUT', '/settings/ports', { https_port: Number(https), http_port: Number(http) });
+  showPortsPending({ id: res.id, deadline: res.deadline, ports: { https_port: Number(https), http_port: Number(http) } });
+  $('ports-link').focus();
+}, { fields: { conflict: 'https_port' }, sentences: { conflict: 'Another program uses this port already.' } });
+
+click('ports-confirm', async () => {
+  await api('POST', '/settings/ports/confirm', { id: $('ports-pending').dataset.id });
+  await loadPorts();
+  showNotice('The new ports are kept.');
+});
+
+onSubmit('form-cert', async () => {
+  if (!$('cert-chain').value.includes('BEGIN CERTIFICATE')) throw new FieldProblem('chain_pem', 'Paste the certificate in PEM form, starting with -----BEGIN CERTIFICATE-----.');
+  if (!$('cert-key').value.includes('PRIVATE KEY')) throw new FieldProblem('key_pem', 'Paste the private key in PEM form, starting with -----BEGIN ... PRIVATE KEY-----.');
+  const info = await api('PUT', '/system/certificate', { chain_pem: $('cert-chain').value, key_pem: $('cert-key').value });
+  await openSystem();
+  showNotice('Your certificate is in use. Its fingerprint: ' + info.served.fingerprint_sha256);
+}, { fields: { bad_request: 'chain_pem' } });
+
+click('cert-device', () =>
+  confirmInBox('cert-device-box', 'Browsers will see the device\'s own certificate again.', 'Go back', async () => {
+    const info = await api('DELETE', '/system/certificate');
+    await openSystem();
+    showNotice('The device certificate is in use again. Its fingerprint: ' + info.served.fingerprint_sha256);
+  }),
+);
 click('cert-regen', () =>
   confirmInBox('cert-regen-box', 'Browsers that accepted the old certificate will warn again, and show the new fingerprint.', 'Make a new one', async () => {
     const info = await api('POST', '/system/certificate/regenerate');
     await openSystem();
-    showNotice('A new certificate is in use. Its fingerprint: ' + info.fingerprint_sha256);
+    showNotice('A new certificate is in use. Its fingerprint: ' + info.served.fingerprint_sha256);
   }),
 );
 
