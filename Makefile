@@ -12,7 +12,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.7.0
 
 BOARD     ?= qemu-virt
 
-.PHONY: help build run dev test test-host test-images test-vm mutate bench bench-vm lint fuzz deps image images flash flash-emmc vm-start vm-stop clean
+.PHONY: help build run dev test test-host test-images test-vm screenshots mutate bench bench-vm lint fuzz deps image images flash flash-emmc vm-start vm-stop clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
@@ -42,6 +42,10 @@ test: deps lint test-host mutate test-images test-vm ## everything CI runs: lint
 
 test-host: ## the Go test suite, under the race detector
 	$(GO) test -race -count=1 -timeout 20m ./...
+
+screenshots: deps ## run the browser journeys and save the pages they check into docs/screenshots (shown in docs/pages.md)
+	@mkdir -p docs/screenshots
+	RKNAS_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run 'InBrowser|WrongDeviceClock' ./authd/web
 
 mutate: ## break each rule in scripts/mutate/mutations.txt on purpose and check that its tests fail
 	$(GO) run ./scripts/mutate -j 2

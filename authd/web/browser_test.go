@@ -230,6 +230,10 @@ func TestNewOwnerInBrowser(t *testing.T) {
 	b.do("open the page", chromedp.Navigate(url+"/"), chromedp.WaitVisible(chromedp.CSS("#view-login")))
 	b.do("open the forgotten password note", chromedp.Click(chromedp.CSS("#forgot summary")))
 	b.check("sign-in")
+	if forgot := b.text("#forgot-reset"); !strings.Contains(forgot, "hold the RESET button on the back for 4 seconds") || !strings.Contains(forgot, "label") ||
+		!strings.Contains(forgot, "rescue console on the serial port (1500000 baud)") {
+		t.Errorf("the forgotten password note: %q", forgot)
+	}
 	if name := b.text("#device-name"); name != "TestNAS" {
 		t.Errorf("the page names the device %q, want TestNAS", name)
 	}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -93,12 +94,25 @@ func (b *tab) check(name string) {
 			for _, v := range violations {
 				b.t.Errorf("%s (%s, %s): %s", name, vp.name, scheme, v)
 			}
-			if dir := os.Getenv("RKNAS_SCREENSHOTS"); dir != "" && scheme == "light" {
-				b.screenshot(filepath.Join(dir, name+"-"+vp.name+".png"))
+			if dir := os.Getenv("RKNAS_SCREENSHOTS"); dir != "" && scheme == "light" && docScreens[name] && (vp.name == "desktop" || phoneScreens[name]) {
+				file := name + ".png"
+				if vp.name != "desktop" {
+					file = name + "-" + vp.name + ".png"
+				}
+				b.screenshot(filepath.Join(dir, file))
 			}
 		}
 	}
 }
+
+// docScreens are the pages and states docs/pages.md shows (make
+// screenshots), on a desktop, and phoneScreens those shown on a phone too.
+var (
+	docScreens = map[string]bool{"sign-in": true, "code-step-error": true, "2fa-wizard-2-scan": true, "2fa-wizard-4-recovery-codes": true,
+		"2fa-wizard-clock-wrong": true, "account": true, "users": true, "user": true, "policy": true, "security-blocked": true, "mail": true,
+		"time": true, "network-trial": true, "audit": true, "system": true, "system-ports-trial": true}
+	phoneScreens = map[string]bool{"sign-in": true, "2fa-wizard-2-scan": true, "account": true}
+)
 
 func (b *tab) screenshot(path string) {
 	b.t.Helper()
@@ -132,4 +146,35 @@ func jsString(s string) string {
 	}
 	sb.WriteByte('"')
 	return sb.String()
+}
+
+// TestPagesDocMatchesTheScreenshots: docs/pages.md shows every screenshot
+// the tests make, and only those, and each is in docs/screenshots.
+func TestPagesDocMatchesTheScreenshots(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/pages.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{}
+	for name := range docScreens {
+		want[name+".png"] = true
+		if phoneScreens[name] {
+			want[name+"-phone.png"] = true
+		}
+	}
+	shown := map[string]bool{}
+	for _, m := range regexp.MustCompile(`\]\(screenshots/([^)]+)\)`).FindAllStringSubmatch(string(doc), -1) {
+		shown[m[1]] = true
+		if !want[m[1]] {
+			t.Errorf("docs/pages.md shows %s, which no test makes", m[1])
+		}
+		if _, err := os.Stat(filepath.Join("../../docs/screenshots", m[1])); err != nil {
+			t.Errorf("docs/pages.md shows %s: %v (make screenshots)", m[1], err)
+		}
+	}
+	for f := range want {
+		if !shown[f] {
+			t.Errorf("docs/pages.md does not show %s", f)
+		}
+	}
 }

@@ -18,9 +18,11 @@ import (
 	"github.com/rknas/firmware/authd/account"
 	"github.com/rknas/firmware/authd/api"
 	"github.com/rknas/firmware/authd/auth"
+	"github.com/rknas/firmware/authd/button"
 	"github.com/rknas/firmware/authd/clock"
 	"github.com/rknas/firmware/authd/mail"
 	"github.com/rknas/firmware/authd/store"
+	"github.com/rknas/firmware/board"
 )
 
 const testDefaultPassword = "Dflt-Pass-1234"
@@ -62,6 +64,12 @@ func (m *codeMailer) last() string {
 func newServer(t testing.TB, c clock.Clock) (string, *auth.Service, *codeMailer) {
 	t.Helper()
 	srv, svc, codes := newAPI(t, c)
+	// A board with a watched RESET button and a serial console, which the
+	// sign-in page tells about.
+	prof := board.NoneProfile("test")
+	prof.UART = board.UART{Device: "ttyS2", Baud: 1500000}
+	srv.AttachSystem(&api.System{Version: "test", Started: time.Now(), Board: prof,
+		Button: func() button.Status { return button.Status{Source: "gpio", Available: true} }})
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
 	return ts.URL, svc, codes
