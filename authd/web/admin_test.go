@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 
 	"github.com/rknas/firmware/authd/api"
 	"github.com/rknas/firmware/authd/auth"
@@ -587,5 +588,63 @@ func TestWrongDeviceClockIsNamed(t *testing.T) {
 	}
 	b.fieldHasError("#enrol-code")
 	b.check("2fa-wizard-clock-wrong")
+	b.noSecurityMessages()
+}
+
+// TestKeyboardAlone: the first sign-in, the forced password change and
+// moving between pages, with key presses only.
+func TestKeyboardAlone(t *testing.T) {
+	url, _, _ := newServer(t, clock.System{})
+	b := newTab(t, 2*time.Minute)
+	const pass = "keyboard only horse"
+	active := func() string {
+		return evalIn[string](b, `(e => e.id || e.getAttribute('href') || e.tagName)(document.activeElement)`)
+	}
+	b.do("open the page", chromedp.Navigate(url+"/"), chromedp.WaitVisible(chromedp.CSS("#view-login")))
+	if a := active(); a != "login-user" {
+		t.Fatalf("the sign-in page starts with the focus on %q", a)
+	}
+	b.do("type the login", chromedp.KeyEvent("admin"), chromedp.KeyEvent(kb.Tab), chromedp.KeyEvent(testDefaultPassword), chromedp.KeyEvent(kb.Enter),
+		chromedp.WaitVisible(chromedp.CSS("#view-password")))
+	if a := active(); a != "password-current" {
+		t.Fatalf("the password page starts with the focus on %q", a)
+	}
+	b.do("type the passwords", chromedp.KeyEvent(testDefaultPassword), chromedp.KeyEvent(kb.Tab), chromedp.KeyEvent(pass), chromedp.KeyEvent(kb.Tab),
+		chromedp.KeyEvent(pass), chromedp.KeyEvent(kb.Enter), chromedp.WaitVisible(chromedp.CSS("#view-account")))
+	// The focus is on the page's heading; back to the navigation, and on
+	// back to the skip link that leads past it.
+	if a := active(); a != "H1" {
+		t.Errorf("the account page starts with the focus on %q, want its heading", a)
+	}
+	var path []string
+	for range 15 {
+		b.do("shift-tab", chromedp.KeyEvent(kb.Tab, chromedp.KeyModifiers(chromedp.ModifierShift)))
+		path = append(path, active())
+		if path[len(path)-1] == "#main" {
+			break
+		}
+	}
+	if want := "nav-signout,#system,#audit,#network,#time,#mail,#security,#policy,#groups,#users,#account,#main"; strings.Join(path, ",") != want {
+		t.Errorf("Shift+Tab from the heading goes %q, want %q", strings.Join(path, ","), want)
+	}
+	b.do("tab to Users", chromedp.KeyEvent(kb.Tab), chromedp.KeyEvent(kb.Tab))
+	if a := active(); a != "#users" {
+		t.Fatalf("two Tabs from the skip link reach %q, want the Users link", a)
+	}
+	b.do("open Users", chromedp.KeyEvent(kb.Enter), chromedp.WaitVisible(chromedp.CSS("#view-users")))
+	if a := active(); a != "H1" {
+		t.Errorf("the users page starts with the focus on %q, want its heading", a)
+	}
+	// Tab on to the admin's Manage link and open it.
+	for range 20 {
+		if active() == "#user/admin" {
+			break
+		}
+		b.do("tab", chromedp.KeyEvent(kb.Tab))
+	}
+	b.do("open the admin's page", chromedp.KeyEvent(kb.Enter), chromedp.WaitVisible(chromedp.CSS("#view-user")))
+	if title := b.text("#user-title"); title != "User admin" {
+		t.Errorf("the user page after Enter: %q", title)
+	}
 	b.noSecurityMessages()
 }

@@ -44,7 +44,7 @@ var viewports = []struct {
 	name          string
 	width, height int64
 	mobile        bool
-}{{"desktop", 1280, 800, false}, {"phone", 375, 740, true}}
+}{{"desktop", 1280, 800, false}, {"phone", 360, 740, true}}
 
 // check runs the accessibility and layout checks on the page as it is now,
 // in light and dark mode, on a desktop and a phone: axe-core's WCAG 2.1 A

@@ -1186,7 +1186,7 @@ onSubmit('form-allow', async () => {
 
 const PRESET_HINTS = {
   gmail: 'Gmail needs an app password (Google account, Security, 2-Step Verification, App passwords), not the account\'s own password. The username is the Gmail address.',
-  outlook: 'Outlook.com needs an app password when the account uses two-step verification. The username is the Outlook address.',
+  outlook: 'Outlook.com needs an app password when the account has two-factor authentication (Microsoft calls it two-step verification). The username is the Outlook address.',
   custom: 'Your mail provider\'s SMTP server. The certificate is always checked.',
 };
 function presetChanged() {
