@@ -4,10 +4,12 @@ package web
 
 import (
 	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/rknas/firmware/authd/api"
@@ -28,6 +30,10 @@ type file struct {
 	ctype string
 	body  []byte
 	etag  string
+	// gzipped is body compressed once at start, for browsers that take
+	// it: the pages hold no secret, so compressing them cannot leak one.
+	gzipped []byte
+	gzEtag  string
 }
 
 // Paths are the URL paths the pages are served at; everything else is not
@@ -51,7 +57,25 @@ func init() {
 		}
 		sum := sha256.Sum256(b)
 		f.body, f.etag = b, `"`+hex.EncodeToString(sum[:8])+`"`
+		var gz bytes.Buffer
+		zw, _ := gzip.NewWriterLevel(&gz, gzip.BestCompression)
+		_, _ = zw.Write(b)
+		_ = zw.Close()
+		f.gzipped, f.gzEtag = gz.Bytes(), `"`+hex.EncodeToString(sum[:8])+`-gz"`
 	}
+}
+
+// acceptsGzip reports whether the request's Accept-Encoding takes gzip
+// (and does not refuse it with q=0).
+func acceptsGzip(r *http.Request) bool {
+	for _, part := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
+		name, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+		if strings.EqualFold(strings.TrimSpace(name), "gzip") {
+			q := strings.ReplaceAll(params, " ", "")
+			return q != "q=0" && q != "q=0.0" && q != "q=0.00" && q != "q=0.000"
+		}
+	}
+	return false
 }
 
 // Handler returns the handler for the pages: GET and HEAD of the paths in
@@ -79,8 +103,14 @@ func Handler() http.Handler {
 		// Revalidate every time: a firmware update changes the files,
 		// and the ETag keeps the check cheap.
 		h.Set("Cache-Control", "no-cache")
-		h.Set("ETag", f.etag)
-		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(f.body))
+		h.Set("Vary", "Accept-Encoding")
+		body, etag := f.body, f.etag
+		if acceptsGzip(r) {
+			body, etag = f.gzipped, f.gzEtag
+			h.Set("Content-Encoding", "gzip")
+		}
+		h.Set("ETag", etag)
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(body))
 	})
 }
 

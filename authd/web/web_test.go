@@ -1,6 +1,8 @@
 package web
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"io"
 	"io/fs"
@@ -122,6 +124,39 @@ func get(t *testing.T, h http.Handler, method, path string, hdr ...string) *http
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, r)
 	return w.Result()
+}
+
+// TestHandlerServesGzipToBrowsersThatTakeIt: the same bytes, compressed,
+// with their own ETag, and plain to clients that do not ask for gzip or
+// refuse it.
+func TestHandlerServesGzipToBrowsersThatTakeIt(t *testing.T) {
+	h := Handler()
+	want, _ := static.ReadFile("static/app.js")
+	plainTag := get(t, h, "GET", "/app.js").Header.Get("ETag")
+	for _, tc := range []struct {
+		accept string
+		gz     bool
+	}{{"gzip, deflate, br", true}, {"br;q=1.0, gzip;q=0.8", true}, {"", false}, {"deflate", false}, {"gzip;q=0", false}, {"identity", false}} {
+		res := get(t, h, "GET", "/app.js", "Accept-Encoding", tc.accept)
+		raw, _ := io.ReadAll(res.Body)
+		body := raw
+		if tc.gz {
+			zr, err := gzip.NewReader(bytes.NewReader(raw))
+			if err != nil {
+				t.Fatalf("Accept-Encoding %q: not gzip: %v", tc.accept, err)
+			}
+			body, _ = io.ReadAll(zr)
+			if len(raw)*2 > len(want) {
+				t.Errorf("gzip %d bytes of %d", len(raw), len(want))
+			}
+		}
+		if got := res.Header.Get("Content-Encoding") == "gzip"; got != tc.gz || !bytes.Equal(body, want) || res.Header.Get("Vary") != "Accept-Encoding" {
+			t.Errorf("Accept-Encoding %q: gzip %v, same bytes %v, Vary %q", tc.accept, got, bytes.Equal(body, want), res.Header.Get("Vary"))
+		}
+		if tag := res.Header.Get("ETag"); (tag == plainTag) == tc.gz {
+			t.Errorf("Accept-Encoding %q: ETag %q (plain %q)", tc.accept, tag, plainTag)
+		}
+	}
 }
 
 func TestHandlerServesPagesWithCSP(t *testing.T) {
