@@ -224,6 +224,9 @@ func TestNewOwnerInBrowser(t *testing.T) {
 	url, _, mailed := newServer(t, clock.System{})
 	b := newTab(t, 3*time.Minute)
 	const newPassword = "correct horse battery"
+	// A browser name of 64 characters with no space to break at must not
+	// make the page wider than a phone.
+	const longDevice = "Test-browser-on-the-old-laptop-in-the-study-upstairs-by-windows"
 
 	// First login with the default password: a new one is required, and
 	// the page says the current one is the default from the label.
@@ -383,10 +386,10 @@ func TestNewOwnerInBrowser(t *testing.T) {
 	b.check("code-step-error")
 	waited += waitForStepAfter(enrolAt.Unix() / 30)
 	b.do("type a fresh code and trust the device", fill("#code-input", totpCode(t, secret, time.Now())),
-		chromedp.Click(chromedp.CSS("#code-trust")), fill("#code-device", "Test browser"))
+		chromedp.Click(chromedp.CSS("#code-trust")), fill("#code-device", longDevice))
 	b.submit("#code-submit", "account")
 	devices := evalIn[[]string](b, `[...document.querySelectorAll('#devices-list strong')].map(e => e.textContent)`)
-	if len(devices) != 1 || devices[0] != "Test browser (this browser)" {
+	if len(devices) != 1 || devices[0] != longDevice+" (this browser)" {
 		t.Errorf("trusted devices: %q", devices)
 	}
 	b.check("account")
@@ -408,7 +411,7 @@ func TestNewOwnerInBrowser(t *testing.T) {
 	}
 	b.submit("#regen-done", "account")
 	b.do("remove the device", chromedp.Click(chromedp.CSS("#devices-list button")), chromedp.WaitVisible(chromedp.CSS("#devices-none")))
-	if n := b.text("#notice"); !strings.HasPrefix(n, "Removed: Test browser.") {
+	if n := b.text("#notice"); !strings.HasPrefix(n, "Removed: "+longDevice+".") {
 		t.Errorf("after removing: notice %q", n)
 	}
 	b.submit("#acct-disable", "disable")
