@@ -118,3 +118,88 @@ func TestAuditFilterAndCSV(t *testing.T) {
 	// Only admins read it.
 	e.browser().wantErr(401, "unauthorized", "GET", "/api/v1/audit?format=csv", nil)
 }
+
+// TestOwnSessionsListedAndEnded: an account sees where it is signed in,
+// which session is this one, and ends another, whose browser is signed
+// out at once; an admin sees and ends a user's sessions, and ending
+// another admin's needs a step-up; one account cannot end another's.
+func TestOwnSessionsListedAndEnded(t *testing.T) {
+	e := newEnv(t, clocktest.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)))
+	admin := e.browser()
+	admin.setUpAdmin("correct horse")
+	admin.must(201, "POST", "/api/v1/users", map[string]any{"name": "bob", "password": "bob passphrase", "must_change_password": false})
+	admin.must(201, "POST", "/api/v1/users", map[string]any{"name": "carol", "password": "carol passphrase", "must_change_password": false, "role": "user"})
+
+	laptop, phone := e.browser(), e.browser()
+	laptop.must(200, "POST", "/api/v1/login", login("bob", "bob passphrase"))
+	e.clock.Advance(time.Minute)
+	phone.must(200, "POST", "/api/v1/login", login("bob", "bob passphrase"))
+	list := laptop.must(200, "GET", "/api/v1/me/sessions", nil)["sessions"].([]any)
+	if len(list) != 2 {
+		t.Fatalf("bob's sessions: %v", list)
+	}
+	newest, oldest := list[0].(map[string]any), list[1].(map[string]any)
+	if newest["current"] != false || oldest["current"] != true || oldest["address"] != "127.0.0.1" || oldest["browser"] != "Go-http-client/1.1" {
+		t.Errorf("bob's sessions from the laptop: %v", list)
+	}
+	// The laptop ends the phone's session: the phone is signed out.
+	laptop.must(200, "DELETE", "/api/v1/me/sessions/"+newest["id"].(string), nil)
+	phone.wantErr(401, "unauthorized", "GET", "/api/v1/me", nil)
+	laptop.wantErr(404, "not_found", "DELETE", "/api/v1/me/sessions/"+newest["id"].(string), nil)
+
+	// Carol cannot end bob's session, by any route.
+	carol := e.browser()
+	carol.must(200, "POST", "/api/v1/login", login("carol", "carol passphrase"))
+	carol.wantErr(404, "not_found", "DELETE", "/api/v1/me/sessions/"+oldest["id"].(string), nil)
+	carol.wantErr(403, "forbidden", "DELETE", "/api/v1/users/bob/sessions/"+oldest["id"].(string), nil)
+	laptop.must(200, "GET", "/api/v1/me", nil)
+
+	// The admin lists bob's sessions and ends the laptop's.
+	if got := admin.must(200, "GET", "/api/v1/users/bob/sessions", nil)["sessions"].([]any); len(got) != 1 || got[0].(map[string]any)["id"] != oldest["id"] {
+		t.Fatalf("admin's view of bob's sessions: %v", got)
+	}
+	admin.wantErr(404, "not_found", "GET", "/api/v1/users/nobody/sessions", nil)
+	admin.must(200, "DELETE", "/api/v1/users/bob/sessions/"+oldest["id"].(string), nil)
+	laptop.wantErr(401, "unauthorized", "GET", "/api/v1/me", nil)
+
+	// Another admin's session needs a step-up.
+	admin.stepUp()
+	admin.must(201, "POST", "/api/v1/users", map[string]any{"name": "dave", "password": "dave passphrase", "must_change_password": false, "role": "admin"})
+	dave := e.browser()
+	dave.must(200, "POST", "/api/v1/login", login("dave", "dave passphrase"))
+	daveID := dave.must(200, "GET", "/api/v1/me/sessions", nil)["sessions"].([]any)[0].(map[string]any)["id"].(string)
+	e.clock.Advance(6 * time.Minute)
+	admin.wantErr(403, "step_up_required", "DELETE", "/api/v1/users/dave/sessions/"+daveID, nil)
+	admin.stepUp()
+	admin.must(200, "DELETE", "/api/v1/users/dave/sessions/"+daveID, nil)
+	dave.wantErr(401, "unauthorized", "GET", "/api/v1/me", nil)
+
+	// Ending one's own session signs out and clears the cookie.
+	mine := admin.must(200, "GET", "/api/v1/me/sessions", nil)["sessions"].([]any)[0].(map[string]any)
+	if mine["current"] != true {
+		t.Fatalf("admin's own session: %v", mine)
+	}
+	_, _, hdr := admin.call("DELETE", "/api/v1/me/sessions/"+mine["id"].(string), nil)
+	if c := hdr.Get("Set-Cookie"); !strings.Contains(c, SessionCookie+"=;") {
+		t.Errorf("ending the own session sets %q", c)
+	}
+	admin.wantErr(401, "unauthorized", "GET", "/api/v1/me", nil)
+	var ended int
+	for _, en := range e.svcAudit(t) {
+		if en.Event == "session_ended" {
+			ended++
+		}
+	}
+	if ended != 4 {
+		t.Errorf("%d session_ended entries, want 4", ended)
+	}
+}
+
+func (e *env) svcAudit(t *testing.T) []store.AuditEntry {
+	t.Helper()
+	entries, err := e.svc.AuditLog(1000, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return entries
+}

@@ -34,6 +34,8 @@ func (s *Server) routes() {
 	s.Handle("GET /api/v1/me/devices", FullSession, s.devices)
 	s.Handle("DELETE /api/v1/me/devices/{id}", FullSession, s.revokeDevice)
 	s.Handle("DELETE /api/v1/me/devices", FullSession, s.revokeDevices)
+	s.Handle("GET /api/v1/me/sessions", FullSession, s.mySessions)
+	s.Handle("DELETE /api/v1/me/sessions/{id}", FullSession, s.endMySession)
 
 	s.Handle("GET /api/v1/users", Admin, s.listUsers)
 	s.Handle("POST /api/v1/users", Admin, s.createUser)
@@ -41,6 +43,8 @@ func (s *Server) routes() {
 	s.Handle("PATCH /api/v1/users/{name}", Admin, s.patchUser)
 	s.Handle("DELETE /api/v1/users/{name}", Admin, s.deleteUser)
 	s.Handle("DELETE /api/v1/users/{name}/2fa", Admin, s.adminDisable2FA)
+	s.Handle("GET /api/v1/users/{name}/sessions", Admin, s.userSessions)
+	s.Handle("DELETE /api/v1/users/{name}/sessions/{id}", Admin, s.endUserSession)
 	s.Handle("GET /api/v1/groups", Admin, s.listGroups)
 	s.Handle("POST /api/v1/groups", Admin, s.createGroup)
 	s.Handle("DELETE /api/v1/groups/{name}", Admin, s.deleteGroup)
@@ -293,6 +297,46 @@ func (s *Server) devices(w http.ResponseWriter, r *http.Request, c *Caller) erro
 func (s *Server) revokeDevice(w http.ResponseWriter, r *http.Request, c *Caller) error {
 	if err := s.svc.RevokeDevice(c.User.Name, r.PathValue("id"), c.Client); err != nil {
 		return err
+	}
+	return OK(w, map[string]string{"status": "ok"})
+}
+
+func (s *Server) mySessions(w http.ResponseWriter, r *http.Request, c *Caller) error {
+	return OK(w, map[string]any{"sessions": s.svc.SessionsOf(c.User.Name, c.Session.ID)})
+}
+
+// endMySession ends one of the caller's sessions; ending the one it is
+// sent from signs this browser out.
+func (s *Server) endMySession(w http.ResponseWriter, r *http.Request, c *Caller) error {
+	id := r.PathValue("id")
+	if err := s.svc.EndSession(s.svc.Actor(c.Session), c.User.Name, id, c.Client); err != nil {
+		return err
+	}
+	if id == c.Session.ID {
+		clearCookie(w, r, SessionCookie, "/")
+	}
+	return OK(w, map[string]string{"status": "ok"})
+}
+
+func (s *Server) userSessions(w http.ResponseWriter, r *http.Request, c *Caller) error {
+	u, err := s.svc.User(r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	cur := ""
+	if u.Name == c.User.Name {
+		cur = c.Session.ID
+	}
+	return OK(w, map[string]any{"sessions": s.svc.SessionsOf(u.Name, cur)})
+}
+
+func (s *Server) endUserSession(w http.ResponseWriter, r *http.Request, c *Caller) error {
+	name, id := r.PathValue("name"), r.PathValue("id")
+	if err := s.svc.EndSession(s.svc.Actor(c.Session), name, id, c.Client); err != nil {
+		return err
+	}
+	if name == c.User.Name && id == c.Session.ID {
+		clearCookie(w, r, SessionCookie, "/")
 	}
 	return OK(w, map[string]string{"status": "ok"})
 }

@@ -258,6 +258,41 @@ func (m *Manager) RevokeUser(user, keepToken string) int {
 	return n
 }
 
+// List returns the live sessions of user, newest first.
+func (m *Manager) List(user string) []Session {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.clock.Now()
+	var out []Session
+	for _, s := range m.sessions {
+		if s.User == user && m.alive(s, now) {
+			out = append(out, *s)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].Created.Equal(out[j].Created) {
+			return out[i].Created.After(out[j].Created)
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out
+}
+
+// End ends the session of user with the public ID id, and reports whether
+// there was one. The ID, not the token, names it: a listing shows IDs, and
+// an ID cannot be used to act as the session.
+func (m *Manager) End(user, id string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for h, s := range m.sessions {
+		if s.User == user && s.ID == id {
+			delete(m.sessions, h)
+			return true
+		}
+	}
+	return false
+}
+
 // Count returns the number of live sessions of user ("" for all).
 func (m *Manager) Count(user string) int {
 	m.mu.Lock()

@@ -648,3 +648,55 @@ func TestKeyboardAlone(t *testing.T) {
 	}
 	b.noSecurityMessages()
 }
+
+// TestSessionsInBrowser: the admin, signed in on two browsers, signs one
+// out from the other, which finds itself at the sign-in page at its next
+// click; then ends a user's session from the user's page, and the user's
+// browser is signed out too.
+func TestSessionsInBrowser(t *testing.T) {
+	url, _, _ := newServer(t, clock.System{})
+	const pass = "admin correct horse"
+	first := newTab(t, 2*time.Minute)
+	first.signInAsNewAdmin(url, pass)
+	second := newTab(t, 2*time.Minute)
+	second.do("open the page", chromedp.Navigate(url+"/"), chromedp.WaitVisible(chromedp.CSS("#view-login")))
+	second.do("type the login", fill("#login-user", "admin"), fill("#login-pass", pass))
+	second.submit("#login-submit", "account")
+	sessions := evalIn[[]string](second, `[...document.querySelectorAll('#sessions-list strong')].map(e => e.textContent)`)
+	if len(sessions) != 2 || sessions[0] != "Chrome on Linux (this browser)" || sessions[1] != "Chrome on Linux" {
+		t.Fatalf("sessions listed: %q", sessions)
+	}
+	second.check("account-two-sessions")
+	second.do("sign the first browser out", chromedp.Click(chromedp.CSS(`#sessions-list li:nth-child(2) button`)))
+	second.waitNotice("sign the first browser out", "Signed out: Chrome on Linux from 127.0.0.1.")
+	if n := evalIn[int](second, `document.querySelectorAll('#sessions-list li').length`); n != 1 {
+		t.Errorf("%d sessions listed after signing one out", n)
+	}
+	first.do("click Users", chromedp.Click(chromedp.CSS(`#nav a[href="#users"]`)), chromedp.WaitVisible(chromedp.CSS("#view-login")))
+	if msg := first.alert(); msg != "You are signed out. Sign in again." {
+		t.Errorf("the signed-out browser says %q", msg)
+	}
+
+	// A user, in the middle of the forced password change, signed out by
+	// the admin.
+	second.open("users")
+	second.do("type the user", fill("#user-new-name", "bob"), fill("#user-new-pass", "bob-first-pw"))
+	second.submit("#user-new-submit", "users")
+	bob := newTab(t, 2*time.Minute)
+	bob.do("open the page", chromedp.Navigate(url+"/"), chromedp.WaitVisible(chromedp.CSS("#view-login")))
+	bob.do("type bob's login", fill("#login-user", "bob"), fill("#login-pass", "bob-first-pw"))
+	bob.submit("#login-submit", "password")
+	second.do("open bob's page", chromedp.Navigate(url+"/#user/bob"), chromedp.WaitVisible(chromedp.CSS("#user-sessions li")))
+	if info := second.text("#user-sessions span"); !strings.Contains(info, "a new password or 2FA setup is due") {
+		t.Errorf("bob's session on his page: %q", info)
+	}
+	second.check("user-sessions")
+	second.do("sign bob out", chromedp.Click(chromedp.CSS("#user-sessions button")))
+	second.waitNotice("sign bob out", "Signed out:")
+	bob.do("type the passwords", fill("#password-current", "bob-first-pw"), fill("#password-new", "bob's own pass"), fill("#password-repeat", "bob's own pass"))
+	if msg := bob.submitErr("#password-submit"); msg != "You are signed out. Sign in again." || evalIn[bool](bob, `document.getElementById('view-login').hidden`) {
+		t.Errorf("bob's browser after the admin signed him out: %q", msg)
+	}
+	second.noSecurityMessages()
+	bob.noSecurityMessages()
+}

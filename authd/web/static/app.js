@@ -819,8 +819,50 @@ async function openAccount(keepNotice) {
   $('email-address').value = '';
   $('email-pass').value = '';
   if (me.two_factor) await loadDevices();
+  await loadSessions('sessions-list', '/me/sessions', () => loadSessions('sessions-list', '/me/sessions'));
   show('account');
   if (!keepNotice) return;
+}
+
+// loadSessions lists where an account is signed in (path: its sessions
+// route), each with a button that ends it; reload lists again after one.
+async function loadSessions(listId, path, reload) {
+  const res = await api('GET', path);
+  const list = res.sessions || [];
+  $(listId).replaceChildren(
+    ...list.map((x) =>
+      h(
+        'li',
+        {},
+        h('strong', {}, x.browser + (x.current ? ' (this browser)' : '')),
+        h('span', {}, 'Signed in ' + when(x.created) + ' from ' + x.address + ', last active ' + when(x.last_seen) + '.' +
+          (x.restricted ? ' Not finished: a new password or 2FA setup is due.' : '')),
+        h('button', {
+          type: 'button',
+          class: 'secondary small',
+          'aria-label': (x.current ? 'Sign out here' : 'Sign out ' + x.browser + ' from ' + x.address),
+          onclick: () => {
+            showError('');
+            const end = async () => {
+              await api('DELETE', path + '/' + encodeURIComponent(x.id));
+              if (x.current) {
+                state.me = null;
+                history.replaceState(null, '', location.pathname);
+                show('login');
+                showNotice('You are signed out.');
+                return;
+              }
+              if (reload) await reload();
+              showNotice('Signed out: ' + x.browser + ' from ' + x.address + '.');
+            };
+            end().catch((e) => (e instanceof ApiError && e.code === 'step_up_required' ? openStepUp(end) : handle(e)));
+          },
+        }, x.current ? 'Sign out here' : 'Sign out'),
+      ),
+    ),
+  );
+  const none = $(listId + '-none');
+  if (none) none.hidden = list.length > 0;
 }
 
 async function loadDevices() {
@@ -1021,7 +1063,8 @@ async function openUser(name) {
   $('user-2fa').textContent = twofaText(u);
   $('user-left').textContent = u.two_factor ? String(u.recovery_codes_left) : '';
   $('user-email').textContent = u.security_email || 'None';
-  $('user-sessions').textContent = u.sessions === 1 ? 'In 1 browser' : 'In ' + u.sessions + ' browsers';
+  const path = '/users/' + encodeURIComponent(u.name) + '/sessions';
+  await loadSessions('user-sessions', path, () => loadSessions('user-sessions', path));
   $('user-created').textContent = when(u.created);
   $('user-changed').textContent = when(u.password_changed);
   $('user-role').value = u.role;
