@@ -35,6 +35,9 @@ func (s *Server) routes() {
 	s.Handle("DELETE /api/v1/me/devices/{id}", FullSession, s.revokeDevice)
 	s.Handle("DELETE /api/v1/me/devices", FullSession, s.revokeDevices)
 	s.Handle("GET /api/v1/me/sessions", FullSession, s.mySessions)
+	s.Handle("GET /api/v1/me/app-passwords", FullSession, s.appPasswords)
+	s.Handle("POST /api/v1/me/app-passwords", FullSession, s.createAppPassword)
+	s.Handle("DELETE /api/v1/me/app-passwords/{id}", FullSession, s.revokeAppPassword)
 	s.Handle("DELETE /api/v1/me/sessions/{id}", FullSession, s.endMySession)
 
 	s.Handle("GET /api/v1/users", Admin, s.listUsers)
@@ -176,13 +179,14 @@ func (s *Server) me(w http.ResponseWriter, r *http.Request, c *Caller) error {
 
 func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, c *Caller) error {
 	var req struct {
-		Current string `json:"current_password"`
-		New     string `json:"new_password"`
+		Current            string `json:"current_password"`
+		New                string `json:"new_password"`
+		RevokeAppPasswords bool   `json:"revoke_app_passwords"`
 	}
 	if err := Decode(w, r, &req); err != nil {
 		return err
 	}
-	status, token, err := s.svc.ChangePassword(r.Context(), c.Token, c.Session, req.Current, req.New, c.Client)
+	status, token, err := s.svc.ChangePassword(r.Context(), c.Token, c.Session, req.Current, req.New, req.RevokeAppPasswords, c.Client)
 	if err != nil {
 		return err
 	}
@@ -296,6 +300,41 @@ func (s *Server) devices(w http.ResponseWriter, r *http.Request, c *Caller) erro
 
 func (s *Server) revokeDevice(w http.ResponseWriter, r *http.Request, c *Caller) error {
 	if err := s.svc.RevokeDevice(c.User.Name, r.PathValue("id"), c.Client); err != nil {
+		return err
+	}
+	return OK(w, map[string]string{"status": "ok"})
+}
+
+func (s *Server) appPasswords(w http.ResponseWriter, r *http.Request, c *Caller) error {
+	list, err := s.svc.AppPasswords(c.User.Name)
+	if err != nil {
+		return err
+	}
+	return OK(w, map[string]any{"app_passwords": list})
+}
+
+func (s *Server) createAppPassword(w http.ResponseWriter, r *http.Request, c *Caller) error {
+	var req struct {
+		Name     string   `json:"name"`
+		Scopes   []string `json:"scopes"`
+		Password string   `json:"password"`
+	}
+	if err := Decode(w, r, &req); err != nil {
+		return err
+	}
+	v, token, err := s.svc.CreateAppPassword(r.Context(), c.Session, auth.NewAppPassword{Name: req.Name, Scopes: req.Scopes, Password: req.Password}, c.Client)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, struct {
+		auth.AppPasswordView
+		Token string `json:"token"`
+	}{v, token})
+	return nil
+}
+
+func (s *Server) revokeAppPassword(w http.ResponseWriter, r *http.Request, c *Caller) error {
+	if err := s.svc.RevokeAppPassword(c.User.Name, r.PathValue("id"), c.Client); err != nil {
 		return err
 	}
 	return OK(w, map[string]string{"status": "ok"})

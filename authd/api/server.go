@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -60,6 +61,9 @@ type Caller struct {
 	Token   string
 	Session session.Session
 	User    store.User
+	// AppPassword is the name of the app password the request came with;
+	// "" for a session.
+	AppPassword string
 }
 
 // HandlerFunc handles a request; a returned error is written as the error
@@ -184,6 +188,9 @@ func (s *Server) callerIsAdmin(r *http.Request) bool {
 func (s *Server) HandleHTTP(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
 
 func (s *Server) authorize(r *http.Request, c *Caller, access Access) error {
+	if h := r.Header.Get("Authorization"); h != "" {
+		return s.authorizeAppPassword(r, c, access, h)
+	}
 	ck, err := r.Cookie(SessionCookie)
 	if err != nil {
 		return auth.AsError(&auth.Error{Code: auth.CodeUnauthorized, Message: "not logged in"})
@@ -209,6 +216,40 @@ func (s *Server) authorize(r *http.Request, c *Caller, access Access) error {
 	if access == AdminStepUp {
 		return s.svc.RequireStepUp(sess)
 	}
+	return nil
+}
+
+// authorizeAppPassword lets a request in on an app password
+// (Authorization: Bearer), within its scopes: read for the GET requests
+// the account may make, admin for an admin's changes that need no step-up.
+// It never reaches the account's credentials, sessions or app passwords:
+// those stay with a person who signs in.
+func (s *Server) authorizeAppPassword(r *http.Request, c *Caller, access Access, header string) error {
+	scheme, token, ok := strings.Cut(header, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
+		return &auth.Error{Code: auth.CodeUnauthorized, Message: "Authorization: only \"Bearer <app password>\" is accepted"}
+	}
+	a, u, err := s.svc.AuthenticateAppPassword(strings.TrimSpace(token), c.Client)
+	if err != nil {
+		return err
+	}
+	read := r.Method == http.MethodGet || r.Method == http.MethodHead
+	switch {
+	case strings.HasPrefix(r.URL.Path, "/api/v1/me/app-passwords"):
+		return &auth.Error{Code: auth.CodeForbidden, Message: "app passwords are managed by signing in, not with an app password"}
+	case access == AdminStepUp:
+		return &auth.Error{Code: auth.CodeForbidden, Message: "this change needs a person who signs in and confirms with the password; an app password cannot make it"}
+	case read && !slices.Contains(a.Scopes, store.ScopeRead) && !slices.Contains(a.Scopes, store.ScopeAdmin):
+		return &auth.Error{Code: auth.CodeForbidden, Message: "the app password has no read scope"}
+	case !read && access != Admin:
+		return &auth.Error{Code: auth.CodeForbidden, Message: "an app password cannot change the account's password, 2FA, sessions or security email"}
+	case !read && !slices.Contains(a.Scopes, store.ScopeAdmin):
+		return &auth.Error{Code: auth.CodeForbidden, Message: "the app password has no admin scope"}
+	case (access == Admin) && !u.IsAdmin():
+		return &auth.Error{Code: auth.CodeForbidden, Message: "an administrator account is needed"}
+	}
+	c.Session = session.Session{ID: "app-" + a.ID, User: u.Name, Kind: session.Full}
+	c.User, c.AppPassword = u, a.Name
 	return nil
 }
 
@@ -404,5 +445,9 @@ func jsonType(kind string) string {
 
 // auditEntry builds an audit entry for an admin's action.
 func auditEntry(event string, c *Caller, detail string) store.AuditEntry {
-	return store.AuditEntry{Event: event, Actor: c.User.Name, Client: c.Client.String(), Detail: detail}
+	actor := c.User.Name
+	if c.AppPassword != "" {
+		actor += " (app password " + strconv.Quote(c.AppPassword) + ")"
+	}
+	return store.AuditEntry{Event: event, Actor: actor, Client: c.Client.String(), Detail: detail}
 }

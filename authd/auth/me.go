@@ -44,7 +44,10 @@ func (s *Service) verifyPassword(ctx context.Context, g *gate, u store.User, pas
 // ChangePassword sets a new password for the session's account, ends its
 // other sessions, lifts a password_change session to what comes next, and
 // returns the status and the session's new token (the old one ends).
-func (s *Service) ChangePassword(ctx context.Context, token string, sess session.Session, current, next string, c Client) (string, string, error) {
+// With revokeAppPasswords, the account's app passwords go too (the owner
+// fears they leaked with the password); they stay otherwise, so a password
+// change does not break every program that uses one.
+func (s *Service) ChangePassword(ctx context.Context, token string, sess session.Session, current, next string, revokeAppPasswords bool, c Client) (string, string, error) {
 	u, err := s.User(sess.User)
 	if err != nil {
 		return "", "", err
@@ -65,6 +68,11 @@ func (s *Service) ChangePassword(ctx context.Context, token string, sess session
 	now := s.clock.Now()
 	u, err = s.updateUser(u.Name, func(tx *store.Tx, u *store.User) error {
 		u.PasswordHash, u.MustChangePassword, u.PasswordChanged = hash, false, now
+		if revokeAppPasswords {
+			if err := deleteAppPasswords(tx, u.Name, now, c, "with the password change"); err != nil {
+				return err
+			}
+		}
 		return tx.AppendAudit(store.AuditEntry{Time: now, Event: "password_changed", User: u.Name, Client: c.String()})
 	})
 	if err != nil {

@@ -239,13 +239,18 @@ func resetAdmin(ctx context.Context, d Deps, j *Journal, fresh bool) error {
 		if _, err := tx.DeleteDevices(store.AdminName); err != nil {
 			return err
 		}
+		// A program's token must not outlive the owner taking the
+		// device back at its RESET button.
+		if _, err := tx.DeleteAppPasswords(store.AdminName); err != nil {
+			return err
+		}
 		cur.AdminDone = true
 		if err := tx.Put(journalKey, cur); err != nil {
 			return err
 		}
 		*j = cur
 		return tx.AppendAudit(store.AuditEntry{Time: now, Event: resetEvent(j.Source), User: store.AdminName, Actor: j.Source,
-			Detail: "id " + j.ID + "; admin back to the default password, 2FA and trusted devices removed"})
+			Detail: "id " + j.ID + "; admin back to the default password, 2FA, trusted devices and app passwords removed"})
 	})
 	if err != nil {
 		return fmt.Errorf("recovery: reset admin: %w", err)

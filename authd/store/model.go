@@ -94,6 +94,31 @@ type Device struct {
 	Expires   time.Time `json:"expires"`
 }
 
+// AppPassword lets a program (a backup tool, a home automation server) use
+// the API as its account, within its scopes, without the password or 2FA.
+type AppPassword struct {
+	// TokenHash is the hex SHA-256 of the token; the token itself is shown
+	// once and never stored.
+	TokenHash string    `json:"token_hash"`
+	ID        string    `json:"id"`
+	User      string    `json:"user"`
+	Name      string    `json:"name"`
+	Scopes    []string  `json:"scopes"`
+	Created   time.Time `json:"created"`
+	LastUsed  time.Time `json:"last_used,omitzero"`
+	LastAddr  string    `json:"last_addr,omitempty"`
+}
+
+// Scopes of an app password.
+const (
+	// ScopeRead allows GET requests the account may make, but not of its
+	// app passwords.
+	ScopeRead = "read"
+	// ScopeAdmin allows, for an admin, the administrative changes that
+	// need no step-up.
+	ScopeAdmin = "admin"
+)
+
 // Scopes of the mandatory-2FA policy.
 const (
 	ScopeNone     = "none"

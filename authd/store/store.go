@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"io/fs"
 	"os"
 	"time"
@@ -45,6 +46,8 @@ var (
 	bucketUsers   = []byte("users")
 	bucketGroups  = []byte("groups")
 	bucketDevices = []byte("devices")
+	// bucketAppPasswords holds the app passwords by their token's hash.
+	bucketAppPasswords = []byte("app_passwords")
 	bucketAudit   = []byte("audit")
 	bucketKV      = []byte("kv")
 	// bucketAuditFailures is the audit log's separate ring for failures,
@@ -149,7 +152,7 @@ func (s *Store) init(fresh bool) error {
 		if err := meta.Put(keySchema, u64(SchemaVersion)); err != nil {
 			return err
 		}
-		for _, b := range [][]byte{bucketUsers, bucketGroups, bucketDevices, bucketAudit, bucketAuditFailures, bucketKV, bucketBans} {
+		for _, b := range [][]byte{bucketUsers, bucketGroups, bucketDevices, bucketAppPasswords, bucketAudit, bucketAuditFailures, bucketKV, bucketBans} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return fmt.Errorf("store: create bucket %s: %w", b, err)
 			}
@@ -249,7 +252,8 @@ func (t *Tx) CreateUser(u User) error {
 	return t.PutUser(u)
 }
 
-// DeleteUser removes the account and its trusted devices.
+// DeleteUser removes the account, its trusted devices and its app
+// passwords.
 func (t *Tx) DeleteUser(name string) error {
 	if t.tx.Bucket(bucketUsers).Get([]byte(name)) == nil {
 		return ErrNotFound
@@ -257,7 +261,10 @@ func (t *Tx) DeleteUser(name string) error {
 	if err := t.tx.Bucket(bucketUsers).Delete([]byte(name)); err != nil {
 		return err
 	}
-	_, err := t.DeleteDevices(name)
+	if _, err := t.DeleteDevices(name); err != nil {
+		return err
+	}
+	_, err := t.DeleteAppPasswords(name)
 	return err
 }
 
@@ -337,6 +344,52 @@ func (t *Tx) DeleteDevices(user string) (int, error) {
 		}
 	}
 	return len(devs), nil
+}
+
+// AppPassword returns the app password whose token has the hex SHA-256
+// key.
+func (t *Tx) AppPassword(key string) (AppPassword, error) {
+	var a AppPassword
+	err := t.get(bucketAppPasswords, []byte(key), &a)
+	return a, err
+}
+
+// PutAppPassword stores a, keyed by its token's hash.
+func (t *Tx) PutAppPassword(a AppPassword) error {
+	return t.put(bucketAppPasswords, []byte(a.TokenHash), a)
+}
+
+// AppPasswords returns the app passwords of user ("" for all), oldest
+// first.
+func (t *Tx) AppPasswords(user string) ([]AppPassword, error) {
+	var out []AppPassword
+	err := forEach(t, bucketAppPasswords, func(a AppPassword) error {
+		if user == "" || a.User == user {
+			out = append(out, a)
+		}
+		return nil
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].Created.Before(out[j].Created) })
+	return out, err
+}
+
+// DeleteAppPassword removes one app password by its token's hash.
+func (t *Tx) DeleteAppPassword(key string) error {
+	return t.tx.Bucket(bucketAppPasswords).Delete([]byte(key))
+}
+
+// DeleteAppPasswords removes every app password of user and says how many.
+func (t *Tx) DeleteAppPasswords(user string) (int, error) {
+	list, err := t.AppPasswords(user)
+	if err != nil {
+		return 0, err
+	}
+	for _, a := range list {
+		if err := t.DeleteAppPassword(a.TokenHash); err != nil {
+			return 0, err
+		}
+	}
+	return len(list), nil
 }
 
 // Policy returns the 2FA policy (scope none when never set).
