@@ -9,9 +9,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
 	"io/fs"
 	"os"
+	"sort"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -48,8 +48,8 @@ var (
 	bucketDevices = []byte("devices")
 	// bucketAppPasswords holds the app passwords by their token's hash.
 	bucketAppPasswords = []byte("app_passwords")
-	bucketAudit   = []byte("audit")
-	bucketKV      = []byte("kv")
+	bucketAudit        = []byte("audit")
+	bucketKV           = []byte("kv")
 	// bucketAuditFailures is the audit log's separate ring for failures,
 	// which anyone who can reach the login page can cause.
 	bucketAuditFailures = []byte("audit_failures")
