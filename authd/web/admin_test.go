@@ -700,3 +700,48 @@ func TestSessionsInBrowser(t *testing.T) {
 	second.noSecurityMessages()
 	bob.noSecurityMessages()
 }
+
+// TestAppPasswordInBrowser: the admin makes an app password on the account
+// page, a program uses it, the page shows its use, and revoking it there
+// (after a question) shuts the program out.
+func TestAppPasswordInBrowser(t *testing.T) {
+	url, _, _ := newServer(t, clock.System{})
+	const pass = "admin correct horse"
+	b := newTab(t, 2*time.Minute)
+	b.signInAsNewAdmin(url, pass)
+	b.do("name the program", fill("#app-name", "Home Assistant"), chromedp.Click(chromedp.CSS("#app-admin")), fill("#app-pass", "wrong password"))
+	if msg := b.submitErr("#app-submit"); msg != "The password is not right." {
+		t.Errorf("a wrong password for an app password: %q", msg)
+	}
+	b.fieldHasError("#app-pass")
+	b.do("type the password", fill("#app-pass", pass))
+	b.submit("#app-submit", "account")
+	b.do("see the token", chromedp.WaitVisible(chromedp.CSS("#app-made")))
+	token := b.text("#app-token")
+	b.check("account-app-password")
+	program := func() int {
+		req, _ := http.NewRequest("GET", url+"/api/v1/users", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	if st := program(); st != 200 {
+		t.Fatalf("the program with the app password from the page: %d", st)
+	}
+	b.do("open the account page again", chromedp.Click(chromedp.CSS(`#nav a[href="#account"]`)),
+		chromedp.Poll[chromedp.Void](`document.querySelector('#apps-list span').textContent.includes('Last used')`))
+	if info := b.text("#apps-list span"); !strings.HasPrefix(info, "May read and administer.") || !strings.Contains(info, "Last used") {
+		t.Errorf("the app password listed: %q", info)
+	}
+	b.do("revoke", chromedp.Click(chromedp.CSS("#apps-list button.danger")), chromedp.WaitVisible(chromedp.CSS("#apps-list .question")),
+		chromedp.Click(chromedp.CSS("#apps-list .confirm button.danger")))
+	b.waitNotice("revoke", "Revoked: Home Assistant.")
+	if st := program(); st != 401 {
+		t.Errorf("the program after the revocation: %d", st)
+	}
+	b.noSecurityMessages()
+}

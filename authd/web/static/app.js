@@ -464,6 +464,16 @@ function route() {
     .then(() => open(decodeURIComponent(location.hash.split('/')[1] || '')))
     .catch(handle);
 }
+// A link to the page already shown loads it again (no hashchange comes).
+for (const a of document.querySelectorAll('#nav a')) {
+  a.addEventListener('click', () => {
+    if (a.getAttribute('href') === location.hash) {
+      showError('');
+      showNotice('');
+      route();
+    }
+  });
+}
 window.addEventListener('hashchange', () => {
   showError('');
   showNotice('');
@@ -612,6 +622,8 @@ function openPassword(forced) {
     : 'Choose a new password for this account. Other browsers signed in to it are signed out.';
   $('password-current-label').textContent = first ? 'Current password (the default one, from the device\'s label)' : 'Current password';
   $('password-cancel').textContent = forced ? 'Sign out' : 'Cancel';
+  $('password-apps').checked = false;
+  $('password-apps-row').hidden = forced;
   show('password');
 }
 
@@ -622,7 +634,9 @@ onSubmit(
     if (!$('password-current').value) throw new FieldProblem('current_password', 'Type the current password.');
     if ([...pw].length < 8) throw new FieldProblem('new_password', 'The new password needs at least 8 characters.');
     if (pw !== $('password-repeat').value) throw new FieldProblem('repeat', 'The two new passwords are not the same.');
-    const res = await api('PUT', '/me/password', { current_password: $('password-current').value, new_password: pw });
+    const body = { current_password: $('password-current').value, new_password: pw };
+    if ($('password-apps').checked && !$('password-apps-row').hidden) body.revoke_app_passwords = true;
+    const res = await api('PUT', '/me/password', body);
     for (const id of ['password-current', 'password-new', 'password-repeat']) $(id).value = '';
     showNotice('The password was changed.');
     await next(res.status);
@@ -820,6 +834,9 @@ async function openAccount(keepNotice) {
   $('email-pass').value = '';
   if (me.two_factor) await loadDevices();
   await loadSessions('sessions-list', '/me/sessions', () => loadSessions('sessions-list', '/me/sessions'));
+  await loadApps();
+  $('app-admin-row').hidden = me.role !== 'admin';
+  $('app-made').hidden = true;
   show('account');
   if (!keepNotice) return;
 }
@@ -864,6 +881,55 @@ async function loadSessions(listId, path, reload) {
   const none = $(listId + '-none');
   if (none) none.hidden = list.length > 0;
 }
+
+async function loadApps() {
+  const res = await api('GET', '/me/app-passwords');
+  const list = res.app_passwords || [];
+  const scopeText = { read: 'read', admin: 'administer' };
+  $('apps-list').replaceChildren(
+    ...list.map((a) => {
+      const box = h('div', { class: 'confirm', id: 'app-del-' + a.id });
+      box.append(
+        h('button', {
+          type: 'button',
+          class: 'danger small',
+          'aria-label': 'Revoke the app password ' + a.name,
+          onclick: () =>
+            confirmInBox(box.id, a.name + ' will be refused from its next request.', 'Revoke', async () => {
+              await api('DELETE', '/me/app-passwords/' + encodeURIComponent(a.id));
+              await loadApps();
+              showNotice('Revoked: ' + a.name + '.');
+            }),
+        }, 'Revoke…'),
+      );
+      return h('li', {}, h('strong', {}, a.name),
+        h('span', {}, 'May ' + ['read', 'admin'].filter((x) => a.scopes.includes(x)).map((x) => scopeText[x]).join(' and ') + '. Made ' + when(a.created) + '. ' +
+          (a.last_used ? 'Last used ' + when(a.last_used) + ' from ' + a.last_address + '.' : 'Never used.')), box);
+    }),
+  );
+  $('apps-none').hidden = list.length > 0;
+}
+onSubmit(
+  'form-app',
+  async () => {
+    const name = $('app-name').value.trim();
+    if (!name) throw new FieldProblem('name', 'Name the program, so that you know what to revoke later.');
+    const scopes = [];
+    if ($('app-read').checked) scopes.push('read');
+    if ($('app-admin').checked && !$('app-admin-row').hidden) scopes.push('admin');
+    if (!scopes.length) throw new FieldProblem('name', 'Allow it at least to read.');
+    const res = await api('POST', '/me/app-passwords', { name: name, scopes: scopes, password: $('app-pass').value }).finally(() => {
+      $('app-pass').value = '';
+    });
+    $('app-name').value = '';
+    await loadApps();
+    $('app-token').textContent = res.token;
+    $('app-made').hidden = false;
+    $('app-copy').focus();
+  },
+  { fields: { invalid_credentials: 'password', locked: 'password', conflict: 'name' }, sentences: { conflict: 'You have 20 app passwords already: revoke one first.' } },
+);
+click('app-copy', () => copy($('app-token').textContent, $('app-token'), 'The app password'));
 
 async function loadDevices() {
   const res = await api('GET', '/me/devices');
