@@ -55,6 +55,7 @@ func (s *Server) routes() {
 	s.Handle("PUT /api/v1/policy/2fa", Admin, s.putPolicy)
 	s.Handle("GET /api/v1/audit", Admin, s.audit)
 	s.securityRoutes()
+	s.passkeyRoutes()
 }
 
 // device tells the sign-in page what it shows before anyone signs in: the
@@ -63,7 +64,7 @@ func (s *Server) routes() {
 // back in at the device. Nothing in it is private: the name is announced
 // on the LAN and the time is in every answer's Date header.
 func (s *Server) device(w http.ResponseWriter, r *http.Request, c *Caller) error {
-	out := map[string]any{"name": s.svc.DeviceName(), "time": s.svc.Now().UTC()}
+	out := map[string]any{"name": s.svc.DeviceName(), "time": s.svc.Now().UTC(), "passkey_sign_in": s.svc.PasskeySignInAllowed()}
 	if st := s.svc.ClockStatus(); st != "" {
 		out["clock"] = st
 	}

@@ -14,19 +14,23 @@ import (
 
 // UserView is an account as shown by the API, without secrets.
 type UserView struct {
-	Name               string    `json:"name"`
-	Role               string    `json:"role"`
-	Groups             []string  `json:"groups"`
-	Disabled           bool      `json:"disabled"`
-	MustChangePassword bool      `json:"must_change_password"`
-	TwoFactor          bool      `json:"two_factor"`
-	TwoFactorRequired  bool      `json:"two_factor_required"`
-	RecoveryCodesLeft  int       `json:"recovery_codes_left"`
-	SecurityEmail      string    `json:"security_email,omitempty"`
-	SecurityEmailOK    bool      `json:"security_email_verified"`
-	Created            time.Time `json:"created"`
-	PasswordChanged    time.Time `json:"password_changed"`
-	Sessions           int       `json:"sessions"`
+	Name               string   `json:"name"`
+	Role               string   `json:"role"`
+	Groups             []string `json:"groups"`
+	Disabled           bool     `json:"disabled"`
+	MustChangePassword bool     `json:"must_change_password"`
+	TwoFactor          bool     `json:"two_factor"`
+	TwoFactorRequired  bool     `json:"two_factor_required"`
+	// Authenticator is whether a TOTP app is set up, and Passkeys how
+	// many passkeys there are: either is two-factor authentication.
+	Authenticator     bool      `json:"authenticator"`
+	Passkeys          int       `json:"passkeys"`
+	RecoveryCodesLeft int       `json:"recovery_codes_left"`
+	SecurityEmail     string    `json:"security_email,omitempty"`
+	SecurityEmailOK   bool      `json:"security_email_verified"`
+	Created           time.Time `json:"created"`
+	PasswordChanged   time.Time `json:"password_changed"`
+	Sessions          int       `json:"sessions"`
 }
 
 // View returns the API view of u.
@@ -43,7 +47,8 @@ func (s *Service) view(u store.User, policy store.Policy) UserView {
 		groups = []string{}
 	}
 	return UserView{Name: u.Name, Role: u.Role, Groups: groups, Disabled: u.Disabled, MustChangePassword: u.MustChangePassword,
-		TwoFactor: u.TOTP.Enabled, TwoFactorRequired: policy.Requires(u), RecoveryCodesLeft: len(u.TOTP.RecoveryCodes),
+		TwoFactor: u.HasSecondFactor(), TwoFactorRequired: policy.Requires(u), RecoveryCodesLeft: len(u.TOTP.RecoveryCodes),
+		Authenticator: u.TOTP.Enabled, Passkeys: len(u.Passkeys),
 		SecurityEmail: u.SecurityEmail, SecurityEmailOK: u.SecurityEmailVerified, Created: u.Created,
 		PasswordChanged: u.PasswordChanged, Sessions: s.sessions.Count(u.Name)}
 }
@@ -191,6 +196,9 @@ func (s *Service) CreateUser(ctx context.Context, actor Actor, n NewUser, c Clie
 }
 
 func asErr(err error) error {
+	if err == nil {
+		return nil
+	}
 	var e *Error
 	if errors.As(err, &e) {
 		return e
@@ -357,7 +365,8 @@ func (s *Service) DeleteUser(actor Actor, name string, c Client) error {
 }
 
 // AdminDisable2FA turns off another account's 2FA (the owner lost the
-// phone): key, recovery codes and trusted devices go, sessions end. For an
+// phone): key, recovery codes, passkeys and trusted devices go, sessions
+// end. For an
 // admin account it needs a step-up.
 func (s *Service) AdminDisable2FA(actor Actor, name string, c Client) error {
 	if actor.Name == name {
@@ -371,6 +380,7 @@ func (s *Service) AdminDisable2FA(actor Actor, name string, c Client) error {
 			return err
 		}
 		u.TOTP = store.TOTP{}
+		u.Passkeys, u.PasskeySignIn = nil, false
 		if _, err := tx.DeleteDevices(u.Name); err != nil {
 			return err
 		}
@@ -526,7 +536,7 @@ func (s *Service) SetPolicy(actor Actor, p store.Policy, c Client) (store.Policy
 			return err
 		}
 		return tx.AppendAudit(store.AuditEntry{Time: s.clock.Now(), Event: "policy_changed", Actor: actor.Name, Client: c.String(),
-			Detail: fmt.Sprintf("scope=%s users=%v groups=%v", p.Scope, p.Users, p.Groups)})
+			Detail: fmt.Sprintf("scope=%s users=%v groups=%v passkey_sign_in=%v", p.Scope, p.Users, p.Groups, p.PasskeySignIn)})
 	})
 	if err != nil {
 		return p, asErr(err)

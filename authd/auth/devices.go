@@ -24,7 +24,7 @@ func (s *Service) trustedDevice(u store.User, exists bool, token string) (store.
 		d, err = tx.Device(session.HashToken(token))
 		return err
 	})
-	if err != nil || d.User != u.Name || !s.clock.Now().Before(d.Expires) || !u.TOTP.Enabled {
+	if err != nil || d.User != u.Name || !s.clock.Now().Before(d.Expires) || !u.HasSecondFactor() {
 		return store.Device{}, false
 	}
 	return d, true

@@ -285,6 +285,8 @@ var noticeKinds = map[string]mail.Kind{
 	"security_email_changed":     mail.KindSecurityEmailChanged,
 	"account_locked":             mail.KindAccountLocked,
 	"client_blocked":             mail.KindAddressBlocked,
+	"passkey_added":              mail.KindPasskeyAdded,
+	"passkey_removed":            mail.KindPasskeyRemoved,
 }
 
 // Notify queues the notice; a failure is logged and never blocks a login.
@@ -300,6 +302,8 @@ func (n MailNotifier) Notify(u store.User, event string, details map[string]stri
 		notice.Detail = details["new"]
 	case mail.KindAccountLocked:
 		notice.Account = details["account"]
+	case mail.KindPasskeyAdded, mail.KindPasskeyRemoved:
+		notice.Detail = details["name"]
 	case mail.KindAddressBlocked:
 		notice.Account, notice.ClientAddr, notice.Detail = "", "", details["key"]
 		if more, err := strconv.Atoi(details["more"]); err == nil {

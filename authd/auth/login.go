@@ -27,7 +27,9 @@ const (
 const (
 	MethodTOTP     = "totp"
 	MethodRecovery = "recovery"
-	MethodEmail    = "email"
+	// MethodPasskey is a passkey (WebAuthn) at the code step.
+	MethodPasskey = "passkey"
+	MethodEmail   = "email"
 )
 
 // LoginResult is the outcome of a login step.
@@ -107,7 +109,7 @@ func (s *Service) Login(ctx context.Context, username, password string, c Client
 	if s.hasher.Params() != (account.Params{}) && account.NeedsRehash(u.PasswordHash, s.hasher.Params()) {
 		s.rehash(ctx, u.Name, password)
 	}
-	if u.TOTP.Enabled {
+	if u.HasSecondFactor() {
 		if deviceOK {
 			s.touchDevice(device, c)
 			res, err := s.finish(u, c)
@@ -118,7 +120,13 @@ func (s *Service) Login(ctx context.Context, username, password string, c Client
 		if err != nil {
 			return LoginResult{}, errBusy()
 		}
-		methods := []string{MethodTOTP, MethodRecovery}
+		var methods []string
+		if u.TOTP.Enabled {
+			methods = append(methods, MethodTOTP, MethodRecovery)
+		}
+		if len(u.Passkeys) > 0 {
+			methods = append(methods, MethodPasskey)
+		}
 		if u.SecurityEmailVerified {
 			methods = append(methods, MethodEmail)
 		}
@@ -206,7 +214,7 @@ func (s *Service) LoginOTP(ctx context.Context, challenge, code string, trust bo
 		if err != nil {
 			return err
 		}
-		if u.Disabled || !u.TOTP.Enabled {
+		if u.Disabled || !u.HasSecondFactor() {
 			verr = errChallengeExpired
 			return nil
 		}

@@ -109,7 +109,7 @@ func (s *Service) restriction(u store.User) (session.Kind, string, error) {
 	switch {
 	case u.MustChangePassword:
 		return session.PasswordChange, StatusPasswordChangeRequired, nil
-	case policy.Requires(u) && !u.TOTP.Enabled:
+	case policy.Requires(u) && !u.HasSecondFactor():
 		return session.Enroll, StatusEnrollRequired, nil
 	}
 	return session.Full, StatusOK, nil

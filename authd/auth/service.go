@@ -96,13 +96,16 @@ func (c Client) String() string { return c.Addr.String() }
 
 // Service is the login core. It is safe for concurrent use.
 type Service struct {
-	cfg      Config
-	store    *store.Store
-	clock    clock.Clock
-	hasher   *account.Hasher
-	sessions *session.Manager
-	clients  *regulate.Regulator
-	accounts *regulate.Regulator
+	// passkeyCeremonies are the passkey registrations and assertions in
+	// progress.
+	passkeyCeremonies ceremonies
+	cfg               Config
+	store             *store.Store
+	clock             clock.Clock
+	hasher            *account.Hasher
+	sessions          *session.Manager
+	clients           *regulate.Regulator
+	accounts          *regulate.Regulator
 	// unknown throttles usernames that do not exist, apart from real
 	// accounts, so spraying made-up names cannot evict a real account's
 	// counter.

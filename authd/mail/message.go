@@ -38,6 +38,10 @@ const (
 	// KindAddressBlocked goes to the admins when failed attempts block a
 	// client address.
 	KindAddressBlocked Kind = "address_blocked"
+	// KindPasskeyAdded and KindPasskeyRemoved go to the account's owner
+	// when a passkey is added to or removed from the account.
+	KindPasskeyAdded   Kind = "passkey_added"
+	KindPasskeyRemoved Kind = "passkey_removed"
 )
 
 // IsNotice reports whether k is a notice kind (sent through the outbox).
@@ -45,7 +49,7 @@ func (k Kind) IsNotice() bool {
 	switch k {
 	case KindTwoFAEnabled, KindTwoFADisabled, KindRecoveryCodeUsed, KindRecoveryCodesRegenerated,
 		KindTrustedDeviceAdded, KindEmergencyCodeUsed, KindDeviceReset, KindSecurityEmailChanged,
-		KindAccountLocked, KindAddressBlocked:
+		KindAccountLocked, KindAddressBlocked, KindPasskeyAdded, KindPasskeyRemoved:
 		return true
 	}
 	return false
@@ -289,6 +293,18 @@ func (c *Composer) Notice(to string, n Notice) (Message, error) {
 		what = fmt.Sprintf("A new trusted device was added to the account %q on %s\non %s%s:\n\n    %s\n\n"+
 			"It can sign in without a second factor until it expires or is removed.\n\n%s",
 			n.Account, c.device, when, from, device, notYou)
+	case KindPasskeyAdded, KindPasskeyRemoved:
+		name := cleanDetail(n.Detail)
+		if name == "" {
+			name = "a passkey"
+		}
+		verb := "added to"
+		subject = "A passkey was added"
+		if n.Kind == KindPasskeyRemoved {
+			subject, verb = "A passkey was removed", "removed from"
+		}
+		what = fmt.Sprintf("A passkey was %s the account %q on %s\non %s%s:\n\n    %s\n\n%s",
+			verb, n.Account, c.device, when, from, name, notYou)
 	case KindEmergencyCodeUsed:
 		subject = "An emergency login code was used"
 		what = fmt.Sprintf("An emergency login code was used to sign in to the account %q on %s\non %s%s.\n\n%s",

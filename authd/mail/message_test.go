@@ -23,6 +23,8 @@ func TestNoticeTexts(t *testing.T) {
 		{mail.Notice{Kind: mail.KindTrustedDeviceAdded, Account: "alice", Detail: "Firefox\r\nBcc: x on Linux\x00"}, []string{"Firefox  Bcc: x on Linux"}},
 		{mail.Notice{Kind: mail.KindEmergencyCodeUsed, Account: "alice", At: t0.Add(-time.Hour)}, []string{"emergency login code was used", "09:00:00 UTC"}},
 		{mail.Notice{Kind: mail.KindDeviceReset}, []string{"RESET button", "DHCP"}},
+		{mail.Notice{Kind: mail.KindPasskeyAdded, Account: "alice", Detail: "Laptop key"}, []string{"passkey was added to the account \"alice\"", "Laptop key"}},
+		{mail.Notice{Kind: mail.KindPasskeyRemoved, Account: "alice", Detail: "Old key"}, []string{"passkey was removed from the account", "Old key"}},
 		{mail.Notice{Kind: mail.KindAccountLocked, Account: "alice", ClientAddr: "203.0.113.9", Lasts: 15 * time.Minute},
 			[]string{`"alice"`, "for 15 minutes", "the last from the client address 203.0.113.9", "trusted device", "allow-list"}},
 		{mail.Notice{Kind: mail.KindAddressBlocked, Detail: "2001:db8:1:2::/64", Lasts: 5 * time.Minute, Remaining: 41},

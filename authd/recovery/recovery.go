@@ -233,6 +233,7 @@ func resetAdmin(ctx context.Context, d Deps, j *Journal, fresh bool) error {
 		u.PasswordChanged = now
 		u.Disabled = false
 		u.TOTP = store.TOTP{}
+		u.Passkeys, u.PasskeySignIn = nil, false
 		if err := tx.PutUser(u); err != nil {
 			return err
 		}
@@ -250,7 +251,7 @@ func resetAdmin(ctx context.Context, d Deps, j *Journal, fresh bool) error {
 		}
 		*j = cur
 		return tx.AppendAudit(store.AuditEntry{Time: now, Event: resetEvent(j.Source), User: store.AdminName, Actor: j.Source,
-			Detail: "id " + j.ID + "; admin back to the default password, 2FA, trusted devices and app passwords removed"})
+			Detail: "id " + j.ID + "; admin back to the default password, 2FA (authenticator and passkeys), trusted devices and app passwords removed"})
 	})
 	if err != nil {
 		return fmt.Errorf("recovery: reset admin: %w", err)

@@ -26,6 +26,14 @@ type User struct {
 	PasswordChanged    time.Time `json:"password_changed"`
 
 	TOTP TOTP `json:"totp"`
+	// Passkeys are the account's WebAuthn credentials; each is a second
+	// factor, like the TOTP authenticator.
+	Passkeys []Passkey `json:"passkeys,omitempty"`
+	// WebAuthnID is the random user handle the passkeys are made for.
+	WebAuthnID []byte `json:"webauthn_id,omitempty"`
+	// PasskeySignIn lets a passkey alone sign in, without the password,
+	// where the policy allows it.
+	PasskeySignIn bool `json:"passkey_sign_in,omitempty"`
 
 	SecurityEmail         string `json:"security_email,omitempty"`
 	SecurityEmailVerified bool   `json:"security_email_verified,omitempty"`
@@ -41,6 +49,25 @@ type User struct {
 	// EmergencySent are the times emergency codes were mailed in the last
 	// day.
 	EmergencySent []time.Time `json:"emergency_sent,omitempty"`
+}
+
+// HasSecondFactor reports whether signing in takes more than the password:
+// a TOTP authenticator or a passkey.
+func (u User) HasSecondFactor() bool { return u.TOTP.Enabled || len(u.Passkeys) > 0 }
+
+// Passkey is a WebAuthn credential of an account.
+type Passkey struct {
+	// ID is the credential ID the authenticator gave.
+	ID   []byte `json:"id"`
+	Name string `json:"name"`
+	// RPID is the name of the device the passkey was made under
+	// (rknas.local): a browser offers it only there.
+	RPID     string    `json:"rp_id"`
+	Created  time.Time `json:"created"`
+	LastUsed time.Time `json:"last_used,omitzero"`
+	// Credential is the WebAuthn library's record of it (public key, sign
+	// counter, flags), as JSON.
+	Credential []byte `json:"credential"`
 }
 
 // TOTP is an account's authenticator state.
@@ -132,6 +159,9 @@ type Policy struct {
 	Scope  string   `json:"scope"`
 	Users  []string `json:"users"`
 	Groups []string `json:"groups"`
+	// PasskeySignIn allows accounts that choose it to sign in with a
+	// passkey alone.
+	PasskeySignIn bool `json:"passkey_sign_in"`
 }
 
 // Requires tells whether the policy makes 2FA mandatory for u.

@@ -17,9 +17,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/webauthn"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
+	"github.com/rknas/firmware/authd/account"
 	"github.com/rknas/firmware/authd/api"
 	"github.com/rknas/firmware/authd/auth"
 	"github.com/rknas/firmware/authd/button"
@@ -29,6 +31,7 @@ import (
 	"github.com/rknas/firmware/authd/netconf"
 	"github.com/rknas/firmware/authd/netconf/netconftest"
 	"github.com/rknas/firmware/authd/portconf"
+	"github.com/rknas/firmware/authd/recovery"
 	"github.com/rknas/firmware/authd/timesync"
 	"github.com/rknas/firmware/authd/timesync/timesynctest"
 	"github.com/rknas/firmware/authd/tlscert"
@@ -220,7 +223,7 @@ func TestAdminPagesInBrowser(t *testing.T) {
 	a.submit("#enrol-submit", "wizard")
 	a.submit("#codes-done", "wizard")
 	a.submit("#wizard-skip-email", "account")
-	if twofa := a.text("#acct-2fa"); twofa != "On" {
+	if twofa := a.text("#acct-2fa"); twofa != "On (app)" {
 		t.Errorf("alice after the wizard: 2FA %q", twofa)
 	}
 	if !evalIn[bool](a, `[...document.querySelectorAll('[data-admin]')].every(e => e.hidden)`) {
@@ -250,7 +253,7 @@ func TestAdminPagesInBrowser(t *testing.T) {
 	// The admin sees it on alice's page and turns it off, after a
 	// question.
 	b.do("open alice's page", chromedp.Navigate(d.url+"/#user/alice"), chromedp.WaitVisible(chromedp.CSS("#view-user")))
-	if twofa := b.text("#user-2fa"); twofa != "On" {
+	if twofa := b.text("#user-2fa"); twofa != "On (app)" {
 		t.Errorf("alice's page: 2FA %q", twofa)
 	}
 	b.do("ask to turn it off", chromedp.Click(chromedp.CSS("#user-2fa-off")), chromedp.WaitVisible(chromedp.CSS("#user-2fa-box .question")))
@@ -742,6 +745,123 @@ func TestAppPasswordInBrowser(t *testing.T) {
 	b.waitNotice("revoke", "Revoked: Home Assistant.")
 	if st := program(); st != 401 {
 		t.Errorf("the program after the revocation: %d", st)
+	}
+	b.noSecurityMessages()
+}
+
+// virtualAuthenticator gives the browser a passkey authenticator, as a
+// laptop's fingerprint reader would be: resident keys, user verification
+// that succeeds, presence without a touch.
+func (b *tab) virtualAuthenticator() {
+	b.t.Helper()
+	if _, err := chromedp.Call(b.ctx, webauthn.Enable, webauthn.EnableParams{}); err != nil {
+		b.t.Fatalf("WebAuthn domain: %v", err)
+	}
+	if _, err := chromedp.Call(b.ctx, webauthn.AddVirtualAuthenticator, webauthn.AddVirtualAuthenticatorParams{Options: &webauthn.VirtualAuthenticatorOptions{
+		Protocol: webauthn.AuthenticatorProtocolCtap2, Ctap2version: webauthn.Ctap2versionCtap21, Transport: webauthn.AuthenticatorTransportInternal,
+		HasResidentKey: true, HasUserVerification: true, IsUserVerified: true, AutomaticPresenceSimulation: true}}); err != nil {
+		b.t.Fatalf("virtual authenticator: %v", err)
+	}
+}
+
+type noNetwork struct{}
+
+func (noNetwork) ResetToDefault(context.Context) error { return nil }
+
+// TestPasskeysInBrowser, with Chromium's virtual authenticator: a passkey
+// added on the account page, used as the second step, then alone once the
+// policy and the owner allow it; renamed and removed; and a RESET at the
+// device removes the admin's passkeys.
+func TestPasskeysInBrowser(t *testing.T) {
+	url, svc, _ := newServer(t, clock.System{})
+	// A passkey needs a name: the device as the browser reaches it.
+	url = strings.Replace(url, "127.0.0.1", "localhost", 1)
+	b := newTab(t, 3*time.Minute)
+	b.virtualAuthenticator()
+	const pass = "admin correct horse"
+	b.signInAsNewAdmin(url, pass)
+	if rp := b.text("#passkey-rp"); rp != "localhost" {
+		t.Errorf("the passkey section names %q", rp)
+	}
+	b.do("name the passkey", fill("#passkey-name", "Test key"), fill("#passkey-pass", pass))
+	b.submit("#passkey-submit", "account")
+	b.waitNotice("add a passkey", "Passkey added: Test key.")
+	if twofa := b.text("#acct-2fa"); twofa != "On (1 passkey)" {
+		t.Errorf("2FA after the passkey: %q", twofa)
+	}
+	b.check("account-passkey")
+
+	// The passkey is the second step.
+	b.submit("#nav-signout", "login")
+	b.do("type the login", fill("#login-user", "admin"), fill("#login-pass", pass))
+	b.submit("#login-submit", "code")
+	if !evalIn[bool](b, `document.getElementById('form-code').hidden && !document.getElementById('code-passkey-row').hidden`) {
+		t.Error("the code step of a passkey-only account shows the code form, or no passkey button")
+	}
+	b.check("code-step-passkey")
+	b.submit("#code-passkey", "account")
+
+	// Alone: the policy allows it (after a step-up, by password: no app
+	// code to give), then the owner turns it on.
+	b.open("policy")
+	b.do("allow passkey sign-in", chromedp.Click(chromedp.CSS("#policy-passkey")))
+	b.submit("#policy-submit", "stepup")
+	if !evalIn[bool](b, `document.getElementById('stepup-code-row').hidden`) {
+		t.Error("the step-up asks for an app code the account does not have")
+	}
+	b.stepUp(pass, "policy")
+	b.waitNotice("save the policy", "The policy is saved.")
+	// The policy alone does not let the passkey in: the owner has not
+	// chosen it yet.
+	b.submit("#nav-signout", "login")
+	b.do("see the passkey button", chromedp.WaitVisible(chromedp.CSS("#login-passkey")))
+	if msg := b.submitErr("#login-passkey"); !strings.Contains(msg, "does not sign in here alone") {
+		t.Errorf("a passkey alone before the owner chose it: %q", msg)
+	}
+	b.do("type the login", fill("#login-user", "admin"), fill("#login-pass", pass))
+	b.submit("#login-submit", "code")
+	b.submit("#code-passkey", "account")
+	b.do("turn passkey sign-in on", chromedp.WaitVisible(chromedp.CSS("#form-passkey-signin")), chromedp.Click(chromedp.CSS("#passkey-signin")),
+		fill("#passkey-signin-pass", pass))
+	b.submit("#passkey-signin-submit", "account")
+	b.waitNotice("turn passkey sign-in on", "A passkey alone now signs you in.")
+	b.submit("#nav-signout", "login")
+	b.do("see the passkey button", chromedp.WaitVisible(chromedp.CSS("#login-passkey")))
+	b.check("sign-in-with-passkey")
+	b.submit("#login-passkey", "account")
+	if name := b.text("#acct-name"); name != "admin" {
+		t.Errorf("signed in with the passkey alone as %q", name)
+	}
+
+	// Renamed, then removed with the password.
+	b.do("rename", chromedp.Click(chromedp.CSS(`#passkeys-list button[aria-label^="Rename"]`)), fill(`#passkeys-list input`, "Laptop key"),
+		chromedp.Click(chromedp.CSS(`#passkeys-list .confirm button`)))
+	b.waitNotice("rename", "Renamed.")
+	if got := b.text("#passkeys-list strong"); got != "Laptop key" {
+		t.Errorf("after renaming: %q", got)
+	}
+	b.do("remove", chromedp.Click(chromedp.CSS(`#passkeys-list button[aria-label^="Remove"]`)), fill(`#passkeys-list input[type=password]`, pass),
+		chromedp.Click(chromedp.CSS(`#passkeys-list .confirm button.danger`)))
+	b.waitNotice("remove", "Removed: Laptop key.")
+	if twofa := b.text("#acct-2fa"); twofa != "Off" {
+		t.Errorf("2FA after removing the only passkey: %q", twofa)
+	}
+
+	// A RESET at the device removes the admin's passkeys.
+	b.do("name another passkey", fill("#passkey-name", "Second key"), fill("#passkey-pass", pass))
+	b.submit("#passkey-submit", "account")
+	b.waitNotice("add a passkey", "Passkey added: Second key.")
+	hasher, err := account.NewHasher(testParams, 2, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = recovery.Run(context.Background(), recovery.Deps{Store: svc.Store(), Hasher: hasher, DefaultPassword: testDefaultPassword, Network: noNetwork{},
+		Live: svc, Clock: clock.System{}, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}, "button")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u, err := svc.User("admin"); err != nil || len(u.Passkeys) != 0 || u.PasskeySignIn {
+		t.Errorf("after the RESET the admin has %d passkeys, passkey sign-in %v (%v)", len(u.Passkeys), u.PasskeySignIn, err)
 	}
 	b.noSecurityMessages()
 }

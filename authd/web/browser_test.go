@@ -342,7 +342,7 @@ func TestNewOwnerInBrowser(t *testing.T) {
 	b.do("see the email offer", chromedp.WaitVisible(chromedp.CSS("#form-wizard-email")))
 	b.check("2fa-wizard-5-email")
 	b.submit("#wizard-skip-email", "account")
-	if twofa, left := b.text("#acct-2fa"), b.text("#acct-left"); twofa != "On" || left != "10" {
+	if twofa, left := b.text("#acct-2fa"), b.text("#acct-left"); twofa != "On (app)" || left != "10" {
 		t.Errorf("after enrolment: 2FA %q, recovery codes left %q", twofa, left)
 	}
 	b.submit("#nav-signout", "login")

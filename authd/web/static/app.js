@@ -389,6 +389,8 @@ function show(view) {
     else a.removeAttribute('aria-current');
   }
   if (view === 'login' || view === 'code') state.me = null;
+  // The sign-in page's offers (a passkey alone) follow the policy of now.
+  if (view === 'login') loadDevice();
   const title = $('view-' + view).querySelector('h1');
   document.title = (title ? title.textContent + ' · ' : '') + deviceName();
   const first = $('view-' + view).querySelector('input:not([hidden]):not([type=checkbox]):not([type=radio]):not([readonly])');
@@ -413,6 +415,7 @@ async function loadDevice() {
   }
   $('device-name').textContent = deviceName();
   $('forgot-reset').textContent = forgotText();
+  $('login-passkey-row').hidden = !(state.device && state.device.passkey_sign_in && passkeysSupported());
 }
 
 // deviceNow is the device's clock as of now, from the last /device answer.
@@ -546,8 +549,15 @@ function openCode() {
   $('code-trust').checked = false;
   $('code-trust-more').hidden = true;
   $('code-email-row').hidden = !state.methods.includes('email');
+  const passkey = state.methods.includes('passkey') && passkeysSupported();
+  const codes = state.methods.includes('totp');
+  $('code-passkey-row').hidden = !passkey;
+  $('code-passkey-trust').checked = false;
+  $('form-code').hidden = !codes && state.methods.includes('passkey');
+  $('code-recovery').parentElement.hidden = !codes;
   showDeviceTime('code-time');
   show('code');
+  if (passkey && !codes) $('code-passkey').focus();
 }
 
 function setRecovery(on) {
@@ -572,6 +582,7 @@ click('code-email', async () => {
   const mins = Math.round((res.valid_seconds || 600) / 60);
   showNotice('A code was sent to ' + res.sent_to + '. Type it below; it works for ' + mins + ' minutes.');
   setRecovery(true);
+  $('form-code').hidden = false;
   $('code-label').textContent = 'Code from the email';
   $('code-input').focus();
 });
@@ -686,6 +697,7 @@ async function openWizard(forced, password) {
   say('enrol-warning', res.warning ? 'This device\'s clock is not confirmed by a time server: if the codes are refused, an administrator sets the time on the Time page.' : '');
   $('enrol-code').value = '';
   $('enrol-cancel').textContent = forced ? 'Sign out' : 'Cancel';
+  $('wizard-passkey-row').hidden = !(forced && passkeysSupported());
   show('wizard');
   wizardStep(1);
 }
@@ -711,6 +723,145 @@ async function copy(text, el, what) {
     showNotice(what + ' selected: press Ctrl+C (or Cmd+C) to copy.');
   }
 }
+// ---- passkeys ------------------------------------------------------------------
+
+function passkeysSupported() {
+  return !!(window.PublicKeyCredential && PublicKeyCredential.parseCreationOptionsFromJSON && navigator.credentials);
+}
+
+// A PasskeyProblem is the browser's refusal (cancelled, timed out, no
+// authenticator), said in the page's words.
+class PasskeyProblem extends Error {}
+
+async function browserPasskey(make, options) {
+  try {
+    const cred = make
+      ? await navigator.credentials.create({ publicKey: PublicKeyCredential.parseCreationOptionsFromJSON(options) })
+      : await navigator.credentials.get({ publicKey: PublicKeyCredential.parseRequestOptionsFromJSON(options) });
+    return cred.toJSON();
+  } catch (e) {
+    if (e && e.name === 'InvalidStateError') throw new PasskeyProblem('This passkey is on the account already.');
+    if (e && e.name === 'SecurityError') throw new PasskeyProblem('The browser refused a passkey for this address: open the page by the device\'s name.');
+    throw new PasskeyProblem(make ? 'No passkey was made: it was cancelled or timed out.' : 'No passkey was used: it was cancelled, timed out, or none is on this device.');
+  }
+}
+
+// addPasskey registers a passkey for the signed-in account (password: for
+// a full session; none in a forced enrolment) and returns the API's answer.
+async function addPasskey(name, password) {
+  const begin = await api('POST', '/me/passkeys/register', password ? { password: password } : undefined);
+  const credential = await browserPasskey(true, begin.options);
+  return api('POST', '/me/passkeys', { ceremony: begin.ceremony, name: name, credential: credential });
+}
+
+async function passkeyLogin(challenge, trust) {
+  const begin = await api('POST', '/login/passkey', challenge ? { challenge: challenge } : undefined);
+  const credential = await browserPasskey(false, begin.options);
+  const body = { ceremony: begin.ceremony, credential: credential };
+  if (trust) body.trust_device = true;
+  return api('POST', '/login/passkey/finish', body);
+}
+
+click('login-passkey', async () => {
+  try {
+    const res = await passkeyLogin('', false);
+    await next(res.status);
+  } catch (e) {
+    showError(e instanceof PasskeyProblem ? e.message : sentence(e, { invalid_credentials: 'This passkey does not sign in here alone: sign in with the password, then turn passkey sign-in on in your account.' }));
+  }
+});
+
+click('code-passkey', async () => {
+  try {
+    const res = await passkeyLogin(state.challenge, $('code-passkey-trust').checked);
+    state.challenge = '';
+    await next(res.status);
+  } catch (e) {
+    if (e instanceof ApiError && (e.code === 'challenge_expired' || e.code === 'unauthorized')) return handle(e);
+    showError(e instanceof PasskeyProblem ? e.message : sentence(e, { invalid_code: 'The passkey was not accepted. Try again, or use another way.' }));
+  }
+});
+
+click('wizard-passkey', async () => {
+  try {
+    const res = await addPasskey('', '');
+    state.me = await api('GET', '/me');
+    showNotice('The passkey is added: it is your second step from now on.');
+    await next(res.status);
+  } catch (e) {
+    if (e instanceof PasskeyProblem) showError(e.message);
+    else handle(e);
+  }
+});
+
+async function loadPasskeys() {
+  const res = await api('GET', '/me/passkeys');
+  const list = res.passkeys || [];
+  $('passkey-rp').textContent = location.hostname;
+  $('passkeys-list').replaceChildren(
+    ...list.map((p) => {
+      const box = h('div', { class: 'confirm', id: 'passkey-box-' + p.id });
+      const rename = h('button', { type: 'button', class: 'secondary small', 'aria-label': 'Rename the passkey ' + p.name }, 'Rename');
+      const remove = h('button', { type: 'button', class: 'danger small', 'aria-label': 'Remove the passkey ' + p.name }, 'Remove…');
+      rename.addEventListener('click', () => {
+        const input = h('input', { id: 'passkey-rename-' + p.id, maxlength: 64, value: p.name });
+        const save = h('button', { type: 'button', class: 'small' }, 'Save name');
+        save.addEventListener('click', () =>
+          api('PATCH', '/me/passkeys/' + encodeURIComponent(p.id), { name: input.value })
+            .then(() => loadPasskeys())
+            .then(() => showNotice('Renamed.'))
+            .catch(handle),
+        );
+        box.replaceChildren(h('label', { for: input.id }, 'New name'), input, h('p', { class: 'buttons' }, save));
+        input.focus();
+      });
+      remove.addEventListener('click', () => {
+        const input = h('input', { id: 'passkey-remove-pass-' + p.id, type: 'password', autocomplete: 'current-password' });
+        const go = h('button', { type: 'button', class: 'danger small' }, 'Remove ' + p.name);
+        go.addEventListener('click', () =>
+          api('DELETE', '/me/passkeys/' + encodeURIComponent(p.id), { password: input.value })
+            .then(() => openAccount())
+            .then(() => showNotice('Removed: ' + p.name + '.'))
+            .catch((e) => (e instanceof ApiError && e.code === 'invalid_credentials' ? fieldError(input, 'The password is not right.') : handle(e))),
+        );
+        box.replaceChildren(h('label', { for: input.id }, 'Your password, to remove ' + p.name), input, h('p', { class: 'buttons' }, go));
+        input.focus();
+      });
+      box.append(h('p', { class: 'buttons' }, rename, remove));
+      return h('li', {}, h('strong', {}, p.name),
+        h('span', {}, 'For ' + p.rp_id + '. Made ' + when(p.created) + '. ' + (p.last_used ? 'Last used ' + when(p.last_used) + '.' : 'Not used yet.') +
+          (p.synced ? ' Copied to your other devices by its password manager.' : '')), box);
+    }),
+  );
+  $('passkeys-none').hidden = list.length > 0;
+  $('form-passkey-signin').hidden = !(res.sign_in_allowed && list.length > 0);
+  $('passkey-signin').checked = !!res.sign_in;
+  $('form-passkey').hidden = !passkeysSupported();
+}
+onSubmit(
+  'form-passkey',
+  async () => {
+    const pass = $('passkey-pass').value;
+    $('passkey-pass').value = '';
+    const res = await addPasskey($('passkey-name').value.trim(), pass);
+    $('passkey-name').value = '';
+    await openAccount();
+    showNotice('Passkey added: ' + res.passkey.name + '.');
+  },
+  { fields: { invalid_credentials: 'password', locked: 'password', bad_request: 'name' } },
+);
+onSubmit(
+  'form-passkey-signin',
+  async () => {
+    const on = $('passkey-signin').checked;
+    await api('PUT', '/me/passkeys/sign-in', { enabled: on, password: $('passkey-signin-pass').value }).finally(() => {
+      $('passkey-signin-pass').value = '';
+    });
+    showNotice(on ? 'A passkey alone now signs you in.' : 'Signing in needs the password again.');
+  },
+  { fields: { invalid_credentials: 'password', locked: 'password' } },
+);
+
 click('copy-account', () => copy($('enrol-account').textContent, $('enrol-account'), 'The account name'));
 click('copy-secret', () => copy($('enrol-secret').dataset.secret, $('enrol-secret'), 'The key'));
 
@@ -788,7 +939,7 @@ onSubmit(
 function openStepUp(retry) {
   state.stepUpRetry = retry;
   state.stepUpFrom = [...document.querySelectorAll('main > section')].find((s) => !s.hidden).id.replace('view-', '');
-  const twofa = !!(state.me && state.me.two_factor);
+  const twofa = !!(state.me && state.me.authenticator);
   $('stepup-code-row').hidden = !twofa;
   $('stepup-code-why').hidden = !twofa;
   $('stepup-pass').value = '';
@@ -800,7 +951,7 @@ onSubmit(
   async () => {
     const code = $('stepup-code').value.trim();
     const body = { password: $('stepup-pass').value };
-    if (state.me && state.me.two_factor) body.code = /^[0-9 ]+$/.test(code) ? code.replace(/ /g, '') : code;
+    if (state.me && state.me.authenticator) body.code = /^[0-9 ]+$/.test(code) ? code.replace(/ /g, '') : code;
     await api('POST', '/me/step-up', body);
     $('stepup-pass').value = '';
     const retry = state.stepUpRetry;
@@ -824,17 +975,20 @@ async function openAccount(keepNotice) {
   if (location.hash !== '#account') history.replaceState(null, '', '#account');
   $('acct-name').textContent = me.name;
   $('acct-role').textContent = me.role === 'admin' ? 'Administrator' : 'User';
-  $('acct-2fa').textContent = me.two_factor ? 'On' : me.two_factor_required ? 'Off: required, set it up now' : 'Off';
+  $('acct-2fa').textContent = twofaText(me).replace('not set up yet', 'set it up now');
   $('acct-left').textContent = String(me.recovery_codes_left);
   $('acct-email').textContent = me.security_email || 'None';
-  for (const id of ['acct-left-label', 'acct-left', 'acct-codes', 'acct-disable', 'acct-devices']) $(id).hidden = !me.two_factor;
-  $('acct-setup').hidden = me.two_factor;
+  for (const id of ['acct-left-label', 'acct-left', 'acct-codes', 'acct-disable']) $(id).hidden = !me.authenticator;
+  $('acct-devices').hidden = !me.two_factor;
+  $('acct-setup').hidden = me.authenticator;
+  $('acct-setup').textContent = me.two_factor ? 'Add an authenticator app' : 'Set up two-factor authentication';
   $('form-email-code').hidden = true;
   $('email-address').value = '';
   $('email-pass').value = '';
   if (me.two_factor) await loadDevices();
   await loadSessions('sessions-list', '/me/sessions', () => loadSessions('sessions-list', '/me/sessions'));
   await loadApps();
+  await loadPasskeys();
   $('app-admin-row').hidden = me.role !== 'admin';
   $('app-made').hidden = true;
   show('account');
@@ -898,6 +1052,7 @@ async function loadApps() {
             confirmInBox(box.id, a.name + ' will be refused from its next request.', 'Revoke', async () => {
               await api('DELETE', '/me/app-passwords/' + encodeURIComponent(a.id));
               await loadApps();
+  await loadPasskeys();
               showNotice('Revoked: ' + a.name + '.');
             }),
         }, 'Revoke…'),
@@ -923,6 +1078,7 @@ onSubmit(
     });
     $('app-name').value = '';
     await loadApps();
+  await loadPasskeys();
     $('app-token').textContent = res.token;
     $('app-made').hidden = false;
     $('app-copy').focus();
@@ -1073,7 +1229,12 @@ function checked(fieldsetId) {
 }
 
 function twofaText(u) {
-  if (u.two_factor) return 'On';
+  if (u.two_factor) {
+    const ways = [];
+    if (u.authenticator) ways.push('app');
+    if (u.passkeys) ways.push(u.passkeys === 1 ? '1 passkey' : u.passkeys + ' passkeys');
+    return 'On (' + ways.join(', ') + ')';
+  }
   return u.two_factor_required ? 'Off: required, not set up yet' : 'Off';
 }
 
@@ -1231,6 +1392,7 @@ async function openPolicy() {
   groupNames = (groups.groups || []).map((g) => g.name);
   groupBoxes('policy-groups', p.groups || [], 'policy-group-');
   policyChosen();
+  $('policy-passkey').checked = !!p.passkey_sign_in;
   const pending = (users.users || []).filter((u) => u.two_factor_required && !u.two_factor && !u.disabled);
   $('policy-pending').replaceChildren(...pending.map((u) => h('li', {}, u.name)));
   $('policy-pending-none').hidden = pending.length > 0;
@@ -1242,7 +1404,7 @@ function policyChosen() {
 for (const r of document.querySelectorAll('#form-policy input[name=scope]')) r.addEventListener('change', policyChosen);
 onSubmit('form-policy', async () => {
   const scope = (document.querySelector('#form-policy input[name=scope]:checked') || {}).value || 'none';
-  const body = { scope: scope };
+  const body = { scope: scope, passkey_sign_in: $('policy-passkey').checked };
   if (scope === 'selected') {
     body.users = checked('policy-users');
     body.groups = checked('policy-groups');

@@ -1,0 +1,92 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+)
+
+// byName sends a request to the device by the name localhost, as a
+// browser that can hold a passkey must reach it.
+func (b *browser) byName(method, path string, body any) (int, map[string]any) {
+	b.e.t.Helper()
+	raw, _ := json.Marshal(body)
+	var r io.Reader
+	if body != nil {
+		r = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequest(method, strings.Replace(b.e.url, "127.0.0.1", "localhost", 1)+path, r)
+	if err != nil {
+		b.e.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	// The session was made by address; carry its cookie to the name.
+	if u, err := url.Parse(b.e.url + "/api/v1/"); err == nil {
+		for _, c := range b.hc.Jar.Cookies(u) {
+			req.AddCookie(c)
+		}
+	}
+	res, err := b.hc.Do(req)
+	if err != nil {
+		b.e.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	out := map[string]any{}
+	_ = json.NewDecoder(res.Body).Decode(&out)
+	return res.StatusCode, out
+}
+
+// TestPasskeyCeremoniesAreGuarded: the rules that hold before any
+// authenticator answers (the full ceremonies run in Chromium with a virtual
+// authenticator, in authd/web): a passkey needs the device's name, adding
+// one needs the password, a ceremony belongs to the session that began it,
+// and a passkey alone signs in only where the policy allows.
+func TestPasskeyCeremoniesAreGuarded(t *testing.T) {
+	e := newEnv(t, start())
+	a := e.browser()
+	a.setUpAdmin("correct horse")
+
+	// By address: refused, saying why.
+	if out := a.wantErr(400, "bad_request", "POST", "/api/v1/me/passkeys/register", map[string]any{"password": "correct horse"}); !strings.Contains(jsonString(out), "device's name") {
+		t.Errorf("passkey by address: %v", out)
+	}
+	// By name: the password is needed, and a wrong one counts.
+	if st, out := a.byName("POST", "/api/v1/me/passkeys/register", map[string]any{}); st != 401 || errCode(out) != "invalid_credentials" {
+		t.Errorf("no password: %d %v", st, out)
+	}
+	if st, out := a.byName("POST", "/api/v1/me/passkeys/register", map[string]any{"password": "wrong"}); st != 401 || errCode(out) != "invalid_credentials" {
+		t.Errorf("wrong password: %d %v", st, out)
+	}
+	st, out := a.byName("POST", "/api/v1/me/passkeys/register", map[string]any{"password": "correct horse"})
+	opts, _ := out["options"].(map[string]any)
+	rp, _ := opts["rp"].(map[string]any)
+	if st != 200 || out["ceremony"] == "" || rp["id"] != "localhost" || rp["name"] != "TestNAS" {
+		t.Fatalf("registration options: %d %v", st, out)
+	}
+	// Another session cannot finish it, even another of the same account.
+	other := e.browser()
+	other.must(200, "POST", "/api/v1/login", login("admin", "correct horse"))
+	if st, out := other.byName("POST", "/api/v1/me/passkeys", map[string]any{"ceremony": out["ceremony"], "credential": map[string]any{"id": "x"}}); st != 401 || errCode(out) != "challenge_expired" {
+		t.Errorf("finishing another session's ceremony: %d %v", st, out)
+	}
+
+	// A passkey alone: off until the policy allows it.
+	anon := e.browser()
+	if st, out := anon.byName("POST", "/api/v1/login/passkey", map[string]any{}); st != 403 || errCode(out) != "forbidden" {
+		t.Errorf("passkey sign-in under the default policy: %d %v", st, out)
+	}
+	// An unknown ceremony ends nothing.
+	if st, out := anon.byName("POST", "/api/v1/login/passkey/finish", map[string]any{"ceremony": "made-up", "credential": map[string]any{"id": "x"}}); st != 401 || errCode(out) != "challenge_expired" {
+		t.Errorf("unknown ceremony: %d %v", st, out)
+	}
+	// The second step of an account with no passkey has none to offer.
+	a.enroll()
+	ch := anon.must(200, "POST", "/api/v1/login", login("admin", "correct horse"))["challenge"]
+	if st, out := anon.byName("POST", "/api/v1/login/passkey", map[string]any{"challenge": ch}); st != 409 || errCode(out) != "conflict" {
+		t.Errorf("passkey step of an account without one: %d %v", st, out)
+	}
+}
