@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/rknas/firmware/authd/store"
 )
 
 // byName sends a request to the device by the name localhost, as a
@@ -89,4 +91,37 @@ func TestPasskeyCeremoniesAreGuarded(t *testing.T) {
 	if st, out := anon.byName("POST", "/api/v1/login/passkey", map[string]any{"challenge": ch}); st != 409 || errCode(out) != "conflict" {
 		t.Errorf("passkey step of an account without one: %d %v", st, out)
 	}
+}
+
+// TestPasskeyOnlyStepUpNeedsThePasskey: an account whose second factor is
+// a passkey alone steps up with the password and the passkey, not the
+// password alone.
+func TestPasskeyOnlyStepUpNeedsThePasskey(t *testing.T) {
+	e := newEnv(t, start())
+	a := e.browser()
+	a.setUpAdmin("correct horse")
+	err := e.db.Update(func(tx *store.Tx) error {
+		u, err := tx.User("admin")
+		if err != nil {
+			return err
+		}
+		u.Passkeys = []store.Passkey{{ID: []byte("fake credential"), Name: "Key", RPID: "localhost", Credential: []byte(`{}`)}}
+		return tx.PutUser(u)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out := a.wantErr(400, "bad_request", "POST", "/api/v1/me/step-up", map[string]any{"password": "correct horse"}); !strings.Contains(jsonString(out), "passkey: required") {
+		t.Errorf("step-up by password alone: %v", out)
+	}
+	// A made-up answer is no passkey.
+	st, out := a.byName("POST", "/api/v1/me/step-up/passkey", nil)
+	if st != 200 {
+		t.Fatalf("step-up passkey options: %d %v", st, out)
+	}
+	if st, out := a.byName("POST", "/api/v1/me/step-up", map[string]any{"password": "correct horse",
+		"passkey": map[string]any{"ceremony": out["ceremony"], "credential": map[string]any{"id": "x"}}}); st != 401 || errCode(out) != "invalid_code" {
+		t.Errorf("step-up with a made-up passkey answer: %d %v", st, out)
+	}
+	a.wantErr(403, "step_up_required", "PUT", "/api/v1/policy/2fa", map[string]any{"scope": "all"})
 }

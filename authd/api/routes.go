@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/base64"
 	"encoding/csv"
+	"encoding/json"
 	"net/http"
 	"strconv"
 	"strings"
@@ -201,11 +202,19 @@ func (s *Server) stepUp(w http.ResponseWriter, r *http.Request, c *Caller) error
 	var req struct {
 		Password string `json:"password"`
 		Code     string `json:"code"`
+		Passkey  *struct {
+			Ceremony   string          `json:"ceremony"`
+			Credential json.RawMessage `json:"credential"`
+		} `json:"passkey"`
 	}
 	if err := Decode(w, r, &req); err != nil {
 		return err
 	}
-	token, err := s.svc.StepUp(r.Context(), c.Token, c.Session, req.Password, req.Code, c.Client)
+	var pk *auth.PasskeyAnswer
+	if req.Passkey != nil {
+		pk = &auth.PasskeyAnswer{Ceremony: req.Passkey.Ceremony, Credential: req.Passkey.Credential, RP: rpOf(r)}
+	}
+	token, err := s.svc.StepUp(r.Context(), c.Token, c.Session, req.Password, req.Code, pk, c.Client)
 	if err != nil {
 		return err
 	}

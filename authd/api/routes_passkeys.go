@@ -96,6 +96,13 @@ func (s *Server) passkeyRoutes() {
 		}
 		return OK(w, map[string]bool{"sign_in": req.Enabled})
 	})
+	s.Handle("POST /api/v1/me/step-up/passkey", FullSession, func(w http.ResponseWriter, r *http.Request, c *Caller) error {
+		opts, id, err := s.svc.BeginPasskeyStepUp(c.Session, rpOf(r))
+		if err != nil {
+			return err
+		}
+		return OK(w, map[string]any{"ceremony": id, "options": opts})
+	})
 	s.Handle("POST /api/v1/login/passkey", Public, func(w http.ResponseWriter, r *http.Request, c *Caller) error {
 		var req struct {
 			Challenge string `json:"challenge"`

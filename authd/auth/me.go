@@ -314,12 +314,20 @@ func (s *Service) RegenerateRecoveryCodes(ctx context.Context, token, user, pass
 // recovery code, used up), as one throttled attempt. On success the session
 // may make sensitive changes for five minutes, under a new token, which it
 // returns.
-func (s *Service) StepUp(ctx context.Context, token string, sess session.Session, password, code string, c Client) (string, error) {
+//
+// An account with passkeys may answer with a passkey (from
+// BeginPasskeyStepUp) instead of a code; one with passkeys and no
+// authenticator app must.
+func (s *Service) StepUp(ctx context.Context, token string, sess session.Session, password, code string, passkey *PasskeyAnswer, c Client) (string, error) {
 	u, err := s.User(sess.User)
 	if err != nil {
 		return "", err
 	}
-	if u.TOTP.Enabled && code == "" {
+	usePasskey := passkey != nil && code == "" && len(u.Passkeys) > 0
+	if u.HasSecondFactor() && code == "" && !usePasskey {
+		if !u.TOTP.Enabled {
+			return "", errBadRequest("passkey: required, as two-factor authentication is on")
+		}
 		return "", errBadRequest("code: required, as two-factor authentication is on")
 	}
 	if len(code) > 64 {
@@ -342,7 +350,18 @@ func (s *Service) StepUp(ctx context.Context, token string, sess session.Session
 		s.audit(store.AuditEntry{Event: "step_up_failed", User: u.Name, Client: c.String(), Detail: "wrong password"})
 		return "", newErr(CodeInvalidCredentials, "the password is wrong")
 	}
-	if u.TOTP.Enabled {
+	if usePasskey {
+		cred, err := s.checkPasskeyStepUp(u, sess, passkey)
+		if err != nil {
+			g.fail()
+			s.audit(store.AuditEntry{Event: "step_up_failed", User: u.Name, Client: c.String(), Detail: "passkey: " + protocolDetail(err)})
+			if e, ok := err.(*Error); ok && e.Code == CodeChallengeExpired {
+				return "", e
+			}
+			return "", newErr(CodeInvalidCode, "the passkey was not accepted")
+		}
+		s.passkeyUsed(u, cred)
+	} else if u.TOTP.Enabled {
 		now := s.clock.Now()
 		var verr error
 		_, err = s.updateUser(u.Name, func(_ *store.Tx, u *store.User) error {
@@ -370,6 +389,13 @@ func (s *Service) StepUp(ctx context.Context, token string, sess session.Session
 	if !ok {
 		return "", errUnauthorized
 	}
-	s.audit(store.AuditEntry{Event: "step_up", User: u.Name, Client: c.String()})
+	detail := "password"
+	switch {
+	case usePasskey:
+		detail = "password and passkey"
+	case u.TOTP.Enabled:
+		detail = "password and code"
+	}
+	s.audit(store.AuditEntry{Event: "step_up", User: u.Name, Client: c.String(), Detail: detail})
 	return next, nil
 }

@@ -49,6 +49,7 @@ type PasskeyView struct {
 
 // Kinds of passkey ceremony.
 const (
+	ceremonyStepUp       = "step_up"
 	ceremonyRegister     = "register"
 	ceremonySecondFactor = "second_factor"
 	ceremonySignIn       = "sign_in"
@@ -425,6 +426,53 @@ func (s *Service) BeginPasskeyLogin(challenge string, rp RP, c Client) (any, str
 	}
 	id, err := s.passkeyCeremonies.put(now, &ceremony{kind: ceremonySecondFactor, user: u.Name, challenge: challenge, rp: rp, data: *data})
 	return assertionOptions(assertion), id, err
+}
+
+// PasskeyAnswer is a browser's answer to a passkey ceremony.
+type PasskeyAnswer struct {
+	Ceremony   string
+	Credential []byte
+	RP         RP
+}
+
+// BeginPasskeyStepUp starts a passkey assertion that confirms a step-up of
+// the session, in place of a code.
+func (s *Service) BeginPasskeyStepUp(sess session.Session, rp RP) (any, string, error) {
+	w, err := s.relyingParty(rp)
+	if err != nil {
+		return nil, "", err
+	}
+	u, err := s.User(sess.User)
+	if err != nil {
+		return nil, "", err
+	}
+	wu := waUser{u: u, rpID: rp.ID}
+	if len(wu.WebAuthnCredentials()) == 0 {
+		return nil, "", newErr(CodeConflict, "this account has no passkey for "+rp.ID)
+	}
+	assertion, data, err := w.BeginLogin(wu, webauthn.WithUserVerification(protocol.VerificationPreferred))
+	if err != nil {
+		return nil, "", errInternal(err)
+	}
+	id, err := s.passkeyCeremonies.put(s.clock.Now(), &ceremony{kind: ceremonyStepUp, user: u.Name, sessionID: sess.ID, rp: rp, data: *data})
+	return assertionOptions(assertion), id, err
+}
+
+// checkPasskeyStepUp verifies a passkey answer for a step-up of sess.
+func (s *Service) checkPasskeyStepUp(u store.User, sess session.Session, a *PasskeyAnswer) (*webauthn.Credential, error) {
+	cer, ok := s.passkeyCeremonies.take(s.clock.Now(), a.Ceremony)
+	if !ok || cer.kind != ceremonyStepUp || cer.user != u.Name || cer.sessionID != sess.ID || cer.rp != a.RP {
+		return nil, newErr(CodeChallengeExpired, "the passkey confirmation is unknown or took longer than 5 minutes: start again")
+	}
+	parsed, err := protocol.ParseCredentialRequestResponseBytes(a.Credential)
+	if err != nil {
+		return nil, err
+	}
+	w, err := s.relyingParty(a.RP)
+	if err != nil {
+		return nil, err
+	}
+	return w.ValidateLogin(waUser{u: u, rpID: a.RP.ID}, cer.data, parsed)
 }
 
 func assertionOptions(a *protocol.CredentialAssertion) any {

@@ -32,6 +32,7 @@ import (
 	"github.com/rknas/firmware/authd/netconf/netconftest"
 	"github.com/rknas/firmware/authd/portconf"
 	"github.com/rknas/firmware/authd/recovery"
+	"github.com/rknas/firmware/authd/store"
 	"github.com/rknas/firmware/authd/timesync"
 	"github.com/rknas/firmware/authd/timesync/timesynctest"
 	"github.com/rknas/firmware/authd/tlscert"
@@ -811,6 +812,9 @@ func TestPasskeysInBrowser(t *testing.T) {
 	}
 	b.stepUp(pass, "policy")
 	b.waitNotice("save the policy", "The policy is saved.")
+	if entries, err := svc.AuditLogMatching(1, 0, store.AuditFilter{Event: "step_up"}); err != nil || len(entries) != 1 || entries[0].Detail != "password and passkey" {
+		t.Errorf("the step-up of a passkey-only account: %+v (%v)", entries, err)
+	}
 	// The policy alone does not let the passkey in: the owner has not
 	// chosen it yet.
 	b.submit("#nav-signout", "login")

@@ -940,8 +940,10 @@ function openStepUp(retry) {
   state.stepUpRetry = retry;
   state.stepUpFrom = [...document.querySelectorAll('main > section')].find((s) => !s.hidden).id.replace('view-', '');
   const twofa = !!(state.me && state.me.authenticator);
+  const passkey = !twofa && !!(state.me && state.me.passkeys);
   $('stepup-code-row').hidden = !twofa;
-  $('stepup-code-why').hidden = !twofa;
+  $('stepup-code-why').hidden = !twofa && !passkey;
+  $('stepup-code-why').textContent = passkey ? ' and your passkey' : ' and a code';
   $('stepup-pass').value = '';
   $('stepup-code').value = '';
   show('stepup');
@@ -952,6 +954,11 @@ onSubmit(
     const code = $('stepup-code').value.trim();
     const body = { password: $('stepup-pass').value };
     if (state.me && state.me.authenticator) body.code = /^[0-9 ]+$/.test(code) ? code.replace(/ /g, '') : code;
+    else if (state.me && state.me.passkeys) {
+      if (!body.password) throw new FieldProblem('password', 'Type your password.');
+      const begin = await api('POST', '/me/step-up/passkey');
+      body.passkey = { ceremony: begin.ceremony, credential: await browserPasskey(false, begin.options) };
+    }
     await api('POST', '/me/step-up', body);
     $('stepup-pass').value = '';
     const retry = state.stepUpRetry;
