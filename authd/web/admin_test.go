@@ -145,7 +145,7 @@ func (b *tab) waitNotice(step, prefix string) string {
 	defer cancel()
 	got, err := chromedp.Run(ctx, chromedp.Poll[string](`(e => !e.hidden && e.textContent.startsWith(`+jsString(prefix)+`) && e.textContent)(document.getElementById('notice'))`))
 	if err != nil {
-		b.t.Fatalf("%s: no notice starting %q (notice %q, error %q): %v", step, prefix, b.text("#notice"), b.alert(), err)
+		b.t.Fatalf("%s: no notice starting %q (notice %q, %s): %v", step, prefix, b.text("#notice"), b.diag(), err)
 	}
 	return got
 }

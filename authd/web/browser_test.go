@@ -110,7 +110,7 @@ func (b *tab) do(step string, actions ...chromedp.Action[chromedp.Void]) {
 	ctx, cancel := context.WithTimeout(b.ctx, 15*time.Second)
 	defer cancel()
 	if err := chromedp.Do(ctx, actions...); err != nil {
-		b.t.Fatalf("%s: %v (alert: %q)", step, err, b.alert())
+		b.t.Fatalf("%s: %v (%s)", step, err, b.diag())
 	}
 }
 
@@ -138,6 +138,15 @@ func (b *tab) alert() string {
 	ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
 	defer cancel()
 	s, _ := chromedp.Run(ctx, chromedp.Evaluate[string](shownError))
+	return s
+}
+
+// diag is what a failing step reports: the error shown and the device's
+// words of the last API error.
+func (b *tab) diag() string {
+	ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+	defer cancel()
+	s, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`'shown: ' + ` + shownError + ` + '; last API error: ' + (document.documentElement.dataset.lastApiError || 'none')`))
 	return s
 }
 
@@ -171,7 +180,7 @@ func (b *tab) submit(button, view string) {
 		}
 	}
 	if err != nil {
-		b.t.Fatalf("click %s, want the %s page: %v", button, view, err)
+		b.t.Fatalf("click %s, want the %s page: %v (%s)", button, view, err, b.diag())
 	}
 }
 

@@ -213,11 +213,11 @@ func New(cfg Config) (*Console, error) {
 		{key: "1", name: ActionStatus, help: "board, version, addresses, clock, authd", run: c.doStatus},
 		{key: "2", name: ActionResetAdmin, help: "admin password, 2FA and network to defaults", confirm: true, run: c.doResetAdmin,
 			tells: "the admin account gets the device's default password back (printed on the label the flasher made, " +
-				"and in rknas/default-password on the boot partition) and loses its 2FA, sessions and trusted devices; " +
+				"and in rknas/default-password on the boot partition) and loses its 2FA (app and passkeys), sessions, trusted devices and app passwords; " +
 				"the network goes back to DHCP on every Ethernet port, so the NAS may get a new address. " +
 				"Other accounts and all data are kept.",
 			tellsAlone: "the admin account gets the device's default password back (printed on the label the flasher made, " +
-				"and in rknas/default-password on the boot partition) and loses its 2FA, sessions and trusted devices. " +
+				"and in rknas/default-password on the boot partition) and loses its 2FA (app and passkeys), sessions, trusted devices and app passwords. " +
 				"The network is not managed here and stays as it is. Other accounts and all data are kept."},
 		{key: "3", name: ActionResetNetwork, help: "reset the network to DHCP", confirm: true, word: "NETWORK", run: c.doResetNetwork,
 			tells: "the network goes back to DHCP on every Ethernet port and the default hostname, so the NAS may get a new address."},

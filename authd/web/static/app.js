@@ -50,6 +50,9 @@ async function api(method, path, body) {
   }
   if (!res.ok) {
     const err = (data && data.error) || {};
+    // The device's own words, for whoever looks closer (a support
+    // request, a test that fails): the page shows its sentence.
+    document.documentElement.dataset.lastApiError = method + ' ' + path + ': ' + res.status + ' ' + (err.code || '') + ': ' + (err.message || '');
     throw new ApiError(err.code || 'http', err.message || '', res.status, err);
   }
   return data || {};
