@@ -146,7 +146,7 @@ func (b *tab) alert() string {
 func (b *tab) diag() string {
 	ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
 	defer cancel()
-	s, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`'shown: ' + ` + shownError + ` + '; last API error: ' + (document.documentElement.dataset.lastApiError || 'none')`))
+	s, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`'shown: ' + `+shownError+` + '; last API error: ' + (document.documentElement.dataset.lastApiError || 'none')`))
 	return s
 }
 
