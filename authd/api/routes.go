@@ -69,6 +69,16 @@ func (s *Server) device(w http.ResponseWriter, r *http.Request, c *Caller) error
 	if st := s.svc.ClockStatus(); st != "" {
 		out["clock"] = st
 	}
+	// The name the device answers to on the LAN (announced there by
+	// mDNS): a page opened by address points to it for passkeys.
+	if f := s.hostNames.Load(); f != nil {
+		for _, n := range (*f)() {
+			if strings.HasSuffix(n, ".local") {
+				out["local_name"] = n
+				break
+			}
+		}
+	}
 	reset := map[string]any{"present": false}
 	if sys := s.sys; sys != nil {
 		if sys.Button != nil && sys.Button().Available {

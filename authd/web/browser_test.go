@@ -402,6 +402,12 @@ func TestNewOwnerInBrowser(t *testing.T) {
 		t.Errorf("trusted devices: %q", devices)
 	}
 	b.check("account")
+	// Opened by address, the page offers no passkey that could not work,
+	// and says which name to use.
+	if note := b.text("#passkey-by-address"); !strings.Contains(note, "open it by the device's name") ||
+		!evalIn[bool](b, `document.getElementById('form-passkey').hidden`) {
+		t.Errorf("passkeys on a page opened by address: %q, form hidden %v", note, evalIn[bool](b, `document.getElementById('form-passkey').hidden`))
+	}
 	b.submit("#nav-signout", "login")
 
 	// The trusted device skips the code step.

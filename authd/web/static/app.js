@@ -800,7 +800,14 @@ click('wizard-passkey', async () => {
 async function loadPasskeys() {
   const res = await api('GET', '/me/passkeys');
   const list = res.passkeys || [];
+  // A passkey is bound to a name: opened by address, the page says which
+  // name to use instead of offering what would fail.
+  const byAddress = /^[0-9.]+$|^\[/.test(location.hostname);
   $('passkey-rp').textContent = location.hostname;
+  $('passkey-rp-row').hidden = byAddress;
+  const local = state.device && state.device.local_name;
+  say('passkey-by-address', byAddress ? 'This page is open by the address ' + location.hostname + ': to add or use a passkey, open it by the device\'s name' +
+    (local ? ', ' + local : '') + '.' : '');
   $('passkeys-list').replaceChildren(
     ...list.map((p) => {
       const box = h('div', { class: 'confirm', id: 'passkey-box-' + p.id });
@@ -839,7 +846,7 @@ async function loadPasskeys() {
   $('passkeys-none').hidden = list.length > 0;
   $('form-passkey-signin').hidden = !(res.sign_in_allowed && list.length > 0);
   $('passkey-signin').checked = !!res.sign_in;
-  $('form-passkey').hidden = !passkeysSupported();
+  $('form-passkey').hidden = !passkeysSupported() || byAddress;
 }
 onSubmit(
   'form-passkey',
