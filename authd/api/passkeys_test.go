@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rknas/firmware/authd/recovery"
 	"github.com/rknas/firmware/authd/store"
 )
 
@@ -124,4 +126,20 @@ func TestPasskeyOnlyStepUpNeedsThePasskey(t *testing.T) {
 		t.Errorf("step-up with a made-up passkey answer: %d %v", st, out)
 	}
 	a.wantErr(403, "step_up_required", "PUT", "/api/v1/policy/2fa", map[string]any{"scope": "all"})
+
+	// The passkey is the login's second step: no session after the
+	// password alone, and no code form offered.
+	out = e.browser().must(200, "POST", "/api/v1/login", login("admin", "correct horse"))
+	if out["status"] != "otp_required" || jsonString(out["methods"]) != `["passkey"]` {
+		t.Errorf("login of a passkey-only account: %v", out)
+	}
+
+	// A RESET at the device removes the admin's passkeys.
+	if err := recovery.Run(context.Background(), recovery.Deps{Store: e.db, Hasher: testHasher(t), DefaultPassword: testDefaultPassword,
+		Network: noNetwork{}, Live: liveReset{e}, Clock: e.clock, Log: discardLog()}, "button"); err != nil {
+		t.Fatal(err)
+	}
+	if u, err := e.svc.User("admin"); err != nil || len(u.Passkeys) != 0 {
+		t.Errorf("after the RESET the admin has %d passkeys (%v)", len(u.Passkeys), err)
+	}
 }
