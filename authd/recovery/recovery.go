@@ -105,7 +105,7 @@ func resetEvent(source string) string {
 // whether the network was put back to DHCP too.
 func Done(network bool) string {
 	msg := "the admin account is back to the device's default password (printed on the label the flasher made, " +
-		"and in rknas/default-password on the boot partition), without 2FA, sessions or trusted devices; " +
+		"and in rknas/default-password on the boot partition), without 2FA (app or passkeys), sessions, trusted devices or app passwords; " +
 		"set a new password at the next login"
 	if network {
 		msg += "; the network is back to DHCP on every Ethernet port (the NAS may have a new address)"
