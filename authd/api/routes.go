@@ -154,12 +154,18 @@ func (s *Server) loginOTP(w http.ResponseWriter, r *http.Request, c *Caller) err
 	if err != nil {
 		return err
 	}
+	s.setLoginCookies(w, r, res)
+	return OK(w, loginResponse{Status: res.Status})
+}
+
+// setLoginCookies sets the cookies a completed second step earns: the
+// session, and the trusted device when one was asked for.
+func (s *Server) setLoginCookies(w http.ResponseWriter, r *http.Request, res auth.LoginResult) {
 	s.setSessionCookie(w, r, res.SessionToken)
 	if res.DeviceToken != "" {
 		http.SetCookie(w, &http.Cookie{Name: DeviceCookie, Value: res.DeviceToken, Path: "/api/v1/", MaxAge: int(s.deviceTTL / time.Second),
 			HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
 	}
-	return OK(w, loginResponse{Status: res.Status})
 }
 
 func (s *Server) logout(w http.ResponseWriter, r *http.Request, c *Caller) error {

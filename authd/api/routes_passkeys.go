@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
-	"time"
 
 	"github.com/rknas/firmware/authd/auth"
 )
@@ -133,11 +132,7 @@ func (s *Server) passkeyRoutes() {
 		if err != nil {
 			return err
 		}
-		s.setSessionCookie(w, r, res.SessionToken)
-		if res.DeviceToken != "" {
-			http.SetCookie(w, &http.Cookie{Name: DeviceCookie, Value: res.DeviceToken, Path: "/api/v1/", MaxAge: int(s.deviceTTL / time.Second),
-				HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
-		}
+		s.setLoginCookies(w, r, res)
 		return OK(w, loginResponse{Status: res.Status})
 	})
 }

@@ -416,15 +416,24 @@ func (s *Service) BeginPasskeyLogin(challenge string, rp RP, c Client) (any, str
 	if err != nil {
 		return nil, "", errChallengeExpired
 	}
-	wu := waUser{u: u, rpID: rp.ID}
+	return s.beginAssertion(w, u, &ceremony{kind: ceremonySecondFactor, user: u.Name, challenge: challenge, rp: rp},
+		": use another way, or open the page by the name the passkey was made under")
+}
+
+// beginAssertion asks for one of u's passkeys made under cer.rp, and keeps
+// cer, with the library's session data, for the answer. hint ends the
+// message when u has none there.
+func (s *Service) beginAssertion(w *webauthn.WebAuthn, u store.User, cer *ceremony, hint string) (any, string, error) {
+	wu := waUser{u: u, rpID: cer.rp.ID}
 	if len(wu.WebAuthnCredentials()) == 0 {
-		return nil, "", newErr(CodeConflict, "this account has no passkey for "+rp.ID+": use another way, or open the page by the name the passkey was made under")
+		return nil, "", newErr(CodeConflict, "this account has no passkey for "+cer.rp.ID+hint)
 	}
 	assertion, data, err := w.BeginLogin(wu, webauthn.WithUserVerification(protocol.VerificationPreferred))
 	if err != nil {
 		return nil, "", errInternal(err)
 	}
-	id, err := s.passkeyCeremonies.put(now, &ceremony{kind: ceremonySecondFactor, user: u.Name, challenge: challenge, rp: rp, data: *data})
+	cer.data = *data
+	id, err := s.passkeyCeremonies.put(s.clock.Now(), cer)
 	return assertionOptions(assertion), id, err
 }
 
@@ -446,16 +455,7 @@ func (s *Service) BeginPasskeyStepUp(sess session.Session, rp RP) (any, string, 
 	if err != nil {
 		return nil, "", err
 	}
-	wu := waUser{u: u, rpID: rp.ID}
-	if len(wu.WebAuthnCredentials()) == 0 {
-		return nil, "", newErr(CodeConflict, "this account has no passkey for "+rp.ID)
-	}
-	assertion, data, err := w.BeginLogin(wu, webauthn.WithUserVerification(protocol.VerificationPreferred))
-	if err != nil {
-		return nil, "", errInternal(err)
-	}
-	id, err := s.passkeyCeremonies.put(s.clock.Now(), &ceremony{kind: ceremonyStepUp, user: u.Name, sessionID: sess.ID, rp: rp, data: *data})
-	return assertionOptions(assertion), id, err
+	return s.beginAssertion(w, u, &ceremony{kind: ceremonyStepUp, user: u.Name, sessionID: sess.ID, rp: rp}, "")
 }
 
 // checkPasskeyStepUp verifies a passkey answer for a step-up of sess.
