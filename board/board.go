@@ -5,6 +5,7 @@ package board
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -211,6 +212,12 @@ type Profile struct {
 	// DTBSince is the first Linux release with the board's device tree,
 	// when the firmware's kernel is older ("6.19"): no image for it yet.
 	DTBSince string `json:"dtb_since,omitempty"`
+	// Kernels is the range of Linux releases the facts hold for, "6.12" or
+	// "6.12-7.3": both ends are kernels whose device trees board/imagetest
+	// checks the profile against (the firmware's, and a newer Debian one).
+	// Trees outside it may differ (a key added, an LED renamed); the image
+	// builder refuses a kernel outside it.
+	Kernels string `json:"kernels,omitempty"`
 	// Modules are kernel modules the image carries beyond what the device
 	// tree names: drivers of PCIe and USB devices and PHYs, which a tree
 	// does not describe.
@@ -303,6 +310,9 @@ func (p Profile) Describe() string {
 	} else {
 		fmt.Fprintf(&b, "emmc:        none\n")
 	}
+	if p.Kernels != "" {
+		fmt.Fprintf(&b, "kernels:     Linux %s (the device trees the facts were checked against)\n", strings.Replace(p.Kernels, "-", " to ", 1))
+	}
 	if p.DTB != "" {
 		fmt.Fprintf(&b, "dtb:         %s", p.DTB)
 		if p.DTBSince != "" {
@@ -386,10 +396,84 @@ func (p Profile) Validate() error {
 	if p.DTB != "" && (!strings.HasSuffix(p.DTB, ".dtb") || strings.HasPrefix(p.DTB, "/") || strings.Contains(p.DTB, "..")) {
 		return fmt.Errorf("board: %s: dtb %q is not a relative .dtb path", p.Name, p.DTB)
 	}
+	if p.DTB != "" && p.Kernels == "" {
+		return fmt.Errorf("board: %s: kernels is missing: say which Linux releases the device-tree facts hold for", p.Name)
+	}
+	if p.Kernels != "" {
+		if _, _, err := ParseKernels(p.Kernels); err != nil {
+			return fmt.Errorf("board: %s: %w", p.Name, err)
+		}
+	}
 	for i, l := range p.LEDs {
 		if (l.Class == "") == (l.GPIO == nil) {
 			return fmt.Errorf("board: %s: leds[%d] needs exactly one of class and gpio", p.Name, i)
 		}
 	}
 	return nil
+}
+
+// Release is a Linux release's major and minor number: 6.12 is {6, 12}.
+type Release [2]int
+
+// String formats the release as "6.12".
+func (r Release) String() string { return fmt.Sprintf("%d.%d", r[0], r[1]) }
+
+// Less reports whether r comes before o.
+func (r Release) Less(o Release) bool { return r[0] < o[0] || r[0] == o[0] && r[1] < o[1] }
+
+// ParseRelease reads the major and minor number at the start of a kernel
+// release or version: "6.12.117+deb13-arm64", "7.3", "6.12.117-1".
+func ParseRelease(s string) (Release, error) {
+	bad := fmt.Errorf("kernel release %q is not MAJOR.MINOR", s)
+	major, rest, ok := strings.Cut(s, ".")
+	end := strings.IndexFunc(rest, func(r rune) bool { return r < '0' || r > '9' })
+	if end < 0 {
+		end = len(rest)
+	}
+	if !ok || len(major) > 3 || end == 0 || end > 3 {
+		return Release{}, bad
+	}
+	var r Release
+	var err1, err2 error
+	r[0], err1 = strconv.Atoi(major)
+	r[1], err2 = strconv.Atoi(rest[:end])
+	if err1 != nil || err2 != nil || r[0] <= 0 || strconv.Itoa(r[0]) != major {
+		return Release{}, bad
+	}
+	return r, nil
+}
+
+// ParseKernels reads a profile's Kernels: "6.12" or "6.12-7.3", first to last.
+func ParseKernels(s string) (first, last Release, err error) {
+	a, b, isRange := strings.Cut(s, "-")
+	if first, err = ParseRelease(a); err == nil && fmt.Sprint(first) != a {
+		err = fmt.Errorf("kernel release %q is not MAJOR.MINOR", a)
+	}
+	if err != nil {
+		return first, last, fmt.Errorf("kernels %q: %w", s, err)
+	}
+	if !isRange {
+		return first, first, nil
+	}
+	if last, err = ParseRelease(b); err == nil && fmt.Sprint(last) != b {
+		err = fmt.Errorf("kernel release %q is not MAJOR.MINOR", b)
+	}
+	if err != nil {
+		return first, last, fmt.Errorf("kernels %q: %w", s, err)
+	}
+	if !first.Less(last) {
+		return first, last, fmt.Errorf("kernels %q: the range must go from an older release to a newer one", s)
+	}
+	return first, last, nil
+}
+
+// HoldsFor reports whether the profile's facts hold for the kernel release
+// ("6.12.117+deb13-arm64"): true when it is within Kernels.
+func (p Profile) HoldsFor(release string) bool {
+	r, err := ParseRelease(release)
+	if err != nil {
+		return false
+	}
+	first, last, err := ParseKernels(p.Kernels)
+	return err == nil && !r.Less(first) && !last.Less(r)
 }

@@ -28,6 +28,12 @@ func TestDetectRealCompatibles(t *testing.T) {
 		{"qnap-ts233", "qnap-ts233", `compatible "qnap,ts233"`, ButtonInput, 408, "gpio0/13", UART{"ttyS2", 115200}, 0, "hdd1:green:disk"},
 		{"friendlyelec-cm3588-nas", "friendlyelec-cm3588-nas", `compatible "friendlyarm,cm3588-nas"`, ButtonInput, 0x101, "gpio0/29", UART{"ttyS2", 1500000}, 0, "green:indicator"},
 		{"nanopi-r5c", "nanopi-r5c", `compatible "friendlyarm,nanopi-r5c"`, ButtonInput, 408, "gpio0/15", UART{"ttyS2", 1500000}, 1, "red:power"},
+		{"nanopi-r5s", "nanopi-r5s", `compatible "friendlyarm,nanopi-r5s"`, ButtonNone, 0, "", UART{"ttyS2", 1500000}, 1, "red:power"},
+		{"nanopi-r4s", "nanopi-r4s", `compatible "friendlyarm,nanopi-r4s"`, ButtonInput, 408, "gpio1/22", UART{"ttyS2", 1500000}, -1, "red:power"},
+		{"nanopi-r4s-enterprise", "nanopi-r4s-enterprise", `compatible "friendlyarm,nanopi-r4s-enterprise"`, ButtonInput, 408, "gpio1/22", UART{"ttyS2", 1500000}, -1, "red:power"},
+		{"nanopi-r3s", "nanopi-r3s", `compatible "friendlyarm,nanopi-r3s"`, ButtonInput, 408, "gpio0/18", UART{"ttyS2", 1500000}, 0, "red:power"},
+		{"qnap-ts133", "qnap-ts133", `compatible "qnap,ts133"`, ButtonInput, 408, "gpio0/13", UART{"ttyS2", 115200}, 0, "hdd1:green:disk"},
+		{"radxa-e52c", "radxa-e52c", `compatible "radxa,e52c"`, ButtonInput, 0x100, "gpio4/11", UART{"ttyS2", 1500000}, 0, "green:status"},
 		{"nanopi-r6s", "nanopi-r6s", `compatible "friendlyarm,nanopi-r6s"`, ButtonInput, 0x101, "gpio1/16", UART{"ttyS2", 1500000}, 1, "sys_led"},
 		{"nanopi-r6c", "nanopi-r6c", `compatible "friendlyarm,nanopi-r6c"`, ButtonInput, 0x101, "gpio1/16", UART{"ttyS2", 1500000}, 1, "sys_led"},
 		{"rockpro64-v2.1", "pine64-rockpro64", `compatible "pine64,rockpro64-v2.1"`, ButtonInput, 116, "gpio0/5", UART{"ttyS2", 1500000}, 2, "work"},
@@ -197,7 +203,8 @@ func TestProfilesValid(t *testing.T) {
 	}
 	for _, name := range []string{"qnap-ts433", "qnap-ts233", "friendlyelec-cm3588-nas", "nanopi-r5c", "nanopi-r6s",
 		"nanopi-r6c", "pine64-rockpro64", "hardkernel-odroid-m1", "radxa-rock-5-itx", "orangepi-5-plus",
-		"radxa-e25", "kobol-helios64", "qemu-virt", "none"} {
+		"radxa-e25", "kobol-helios64", "nanopi-r5s", "nanopi-r4s", "nanopi-r4s-enterprise", "nanopi-r3s",
+		"qnap-ts133", "radxa-e52c", "qemu-virt", "none"} {
 		if _, err := ByName(name); err != nil {
 			t.Error(err)
 		}

@@ -12,6 +12,7 @@ const (
 	keySetup   = 141   // KEY_SETUP
 	keyVendor  = 0x168 // KEY_VENDOR
 	keyRestart = 0x198 // KEY_RESTART
+	btn0       = 0x100 // BTN_0
 	btn1       = 0x101 // BTN_1
 )
 
@@ -57,6 +58,7 @@ func profiles() []Profile {
 			Models:     []string{"Qnap TS-433-4G NAS System 4-Bay"},
 			DTS:        "arch/arm64/boot/dts/rockchip/rk3568-qnap-ts433.dts (+ rk3568-qnap-tsx33.dtsi since 6.19)",
 			DTB:        "rockchip/rk3568-qnap-ts433.dtb",
+			Kernels:    "6.12-7.3",
 			Modules:    []string{"r8169", "realtek"},
 			Bootloader: Bootloader{Lives: BootMedium, Mainline: "qnap-ts433-rk3568_defconfig (U-Boot v2025.01)",
 				Note: "eMMC only (no SPI flash, no TF slot). The stock QNAP U-Boot on the eMMC is not known to read extlinux.conf: build the image with mainline U-Boot (BOOTLOADER=) and write it to the eMMC over USB."},
@@ -79,6 +81,7 @@ func profiles() []Profile {
 			Models:     []string{"Qnap TS-233-2G NAS System 2-Bay"},
 			DTS:        "arch/arm64/boot/dts/rockchip/rk3568-qnap-ts233.dts (+ rk3568-qnap-tsx33.dtsi)",
 			DTB:        "rockchip/rk3568-qnap-ts233.dtb",
+			Kernels:    "7.3",
 			DTBSince:   "6.19",
 			Modules:    []string{"r8169", "realtek"},
 			Bootloader: Bootloader{Lives: BootMedium, Note: "eMMC only, as the TS-433. Mainline U-Boot has no TS-233 configuration yet."},
@@ -89,6 +92,32 @@ func profiles() []Profile {
 			UART:  UART{Device: "ttyS2", Baud: 115200},
 			EMMC:  EMMC{Alias: 0, Controller: "sdhci"},
 			Notes: "Device tree added to mainline after 6.12; gpio-keys owns the reset line.",
+		},
+		{
+			// rk3566-qnap-ts133.dts includes rk3568-qnap-tsx33.dtsi: the keys
+			// node (reset gpio0 RK_PB5 active-low, KEY_RESTART, pinctrl
+			// pull-up; copy gpio0 RK_PB6), gpio-leds "hdd1:green:disk",
+			// stdout-path serial2:115200n8, mmc0 = &sdhci. One gigabit port
+			// from the SoC's gmac1 with a Motorcomm YT8521 PHY. 7.3 also ships
+			// an overlay for PCB revision 13 (drive power), not applied here.
+			Name:       "qnap-ts133",
+			Model:      "QNAP TS-133",
+			SoC:        "rk3566",
+			Compatible: []string{"qnap,ts133"},
+			Models:     []string{"Qnap TS-133-2G NAS System 1-Bay"},
+			DTS:        "arch/arm64/boot/dts/rockchip/rk3566-qnap-ts133.dts (+ rk3568-qnap-tsx33.dtsi)",
+			DTB:        "rockchip/rk3566-qnap-ts133.dtb",
+			DTBSince:   "7.0",
+			Kernels:    "7.3",
+			Modules:    []string{"motorcomm"},
+			Bootloader: Bootloader{Lives: BootMedium, Note: "eMMC only, as the TS-433. Mainline U-Boot has no TS-133 configuration known here."},
+			Maskrom:    Maskrom{How: "not checked; probably as the TS-433 (jumper below the serial header, front USB-A port)", Loader: "rk356x_spl_loader_v1.23.114.bin (rkbin)", USBProduct: 0x350a},
+			Button: Button{Kind: ButtonInput, Label: "reset", KeyCode: keyRestart, KeyName: "KEY_RESTART",
+				InputName: "keys", Line: line("gpio0", "PB5", "reset", true, BiasPullUp)},
+			LEDs:  []LED{{Role: "status", Class: "hdd1:green:disk"}},
+			UART:  UART{Device: "ttyS2", Baud: 115200},
+			EMMC:  EMMC{Alias: 0, Controller: "sdhci"},
+			Notes: "Device tree added to mainline in 7.0: no image until the firmware's kernel has it. gpio-keys owns the reset line; the status LEDs sit on the MCU and are not used.",
 		},
 		{
 			// rk3588-friendlyelec-cm3588-nas.dts: gpio-keys "User Button" on
@@ -104,6 +133,7 @@ func profiles() []Profile {
 			Models:     []string{"FriendlyElec CM3588 NAS"},
 			DTS:        "arch/arm64/boot/dts/rockchip/rk3588-friendlyelec-cm3588-nas.dts (+ rk3588-friendlyelec-cm3588.dtsi)",
 			DTB:        "rockchip/rk3588-friendlyelec-cm3588-nas.dtb",
+			Kernels:    "6.12-7.3",
 			Modules:    []string{"r8169", "nvme"},
 			Bootloader: Bootloader{Lives: BootMedium, Mainline: "cm3588-nas-rk3588_defconfig (U-Boot v2024.10)",
 				Note: "No SPI flash: the bootloader is in the first 16 MiB of the eMMC or TF card (FriendlyElec's own images carry theirs)."},
@@ -132,6 +162,7 @@ func profiles() []Profile {
 			Models:     []string{"FriendlyElec NanoPi R5C"},
 			DTS:        "arch/arm64/boot/dts/rockchip/rk3568-nanopi-r5c.dts (+ rk3568-nanopi-r5s.dtsi)",
 			DTB:        "rockchip/rk3568-nanopi-r5c.dtb",
+			Kernels:    "6.12-7.3",
 			Modules:    []string{"r8169"},
 			Bootloader: Bootloader{Lives: BootMedium, Mainline: "nanopi-r5c-rk3568_defconfig (U-Boot v2023.10)",
 				Note: "No SPI flash. Once the eMMC holds a bootloader the board boots it before the TF card; hold MASK at power-on to skip it."},
@@ -156,7 +187,10 @@ func profiles() []Profile {
 			Models:     []string{"FriendlyElec NanoPi R5S"},
 			DTS:        "arch/arm64/boot/dts/rockchip/rk3568-nanopi-r5s.dts (+ rk3568-nanopi-r5s.dtsi)",
 			DTB:        "rockchip/rk3568-nanopi-r5s.dtb",
-			Modules:    []string{"r8169", "realtek"},
+			// Later trees (7.3 checked) add the keys and name the LEDs SYS,
+			// WAN, LAN-1 and LAN-2: a profile for them is a new range.
+			Kernels: "6.12",
+			Modules: []string{"r8169", "realtek"},
 			Bootloader: Bootloader{Lives: BootMedium, Mainline: "nanopi-r5s-rk3568_defconfig",
 				Note: "No SPI flash. Once the eMMC holds a bootloader the board boots it before the TF card; hold MASK at power-on to skip it."},
 			Maskrom: Maskrom{How: "hold MASK while powering on; USB-C port to the PC (not checked)", Loader: "rk356x_spl_loader_v1.23.114.bin (rkbin)", USBProduct: 0x350a},
@@ -164,14 +198,15 @@ func profiles() []Profile {
 			LEDs:    []LED{{Role: "status", Class: "red:power"}},
 			UART:    UART{Device: "ttyS2", Baud: 1500000},
 			EMMC:    EMMC{Alias: 1, Controller: "sdhci"},
-			Notes:   "Linux 6.12's tree has no RESET key (later trees add gpio-keys \"RESET\" on gpio4 RK_PA0): recovery is by the rescue console until the firmware's kernel has it.",
+			Notes:   "Linux 6.12's tree has no RESET key (later trees add gpio-keys \"RESET\" on gpio4 RK_PA0 and rename the LEDs SYS, WAN, LAN-1, LAN-2): recovery is by the rescue console until the firmware's kernel has it.",
 		},
 		{
 			// rk3399-nanopi-r4s.dts (+ rk3399-nanopi4.dtsi): gpio-keys "reset" on
 			// <&gpio1 RK_PC6 GPIO_ACTIVE_LOW> (KEY_RESTART, pinctrl pull-up); gpio-leds labelled
 			// red:power, green:lan, green:wan; stdout-path serial2:1500000n8; no
-			// eMMC (the sdhci node is disabled): TF card only.
-			// rk3399-nanopi-r4s-enterprise.dts is a separate tree (not profiled).
+			// eMMC (the sdhci node is disabled): TF card only. Later trees (7.3
+			// checked) drop the labels: the same three LEDs are green:status
+			// (the SYS LED, on the same line as red:power), green:lan, green:wan.
 			Name:       "nanopi-r4s",
 			Model:      "FriendlyElec NanoPi R4S",
 			SoC:        "rk3399",
@@ -179,16 +214,66 @@ func profiles() []Profile {
 			Models:     []string{"FriendlyElec NanoPi R4S"},
 			DTS:        "arch/arm64/boot/dts/rockchip/rk3399-nanopi-r4s.dts (+ rk3399-nanopi4.dtsi)",
 			DTB:        "rockchip/rk3399-nanopi-r4s.dtb",
+			Kernels:    "6.12-7.3",
 			Modules:    []string{"r8169", "realtek"},
 			Bootloader: Bootloader{Lives: BootMedium, Mainline: "nanopi-r4s-rk3399_defconfig",
 				Note: "TF card only: the bootloader is in its first 16 MiB (FriendlyElec's images carry theirs)."},
 			Maskrom: Maskrom{How: "hold MASK while powering on with no bootable TF card; USB-C port to the PC (not checked)", Loader: "rk3399_loader_v1.30.130.bin (rkbin)", USBProduct: 0x330c},
 			Button: Button{Kind: ButtonInput, Label: "reset", KeyCode: keyRestart, KeyName: "KEY_RESTART",
 				InputName: "gpio-keys", Line: line("gpio1", "PC6", "reset", true, BiasPullUp)},
-			LEDs:  []LED{{Role: "status", Class: "red:power"}},
+			LEDs:  []LED{{Role: "status", Class: "red:power", OtherClasses: []string{"green:status"}}},
 			UART:  UART{Device: "ttyS2", Baud: 1500000},
 			EMMC:  EMMC{Alias: -1},
 			Notes: "No eMMC: the firmware runs from the TF card and install-emmc is not offered. gpio-keys owns the reset line.",
+		},
+		{
+			// rk3399-nanopi-r4s-enterprise.dts: the R4S tree (+ rk3399-nanopi4.dtsi)
+			// with an EEPROM that holds the MAC addresses; the same key, LEDs,
+			// console and no eMMC.
+			Name:       "nanopi-r4s-enterprise",
+			Model:      "FriendlyElec NanoPi R4S Enterprise Edition",
+			SoC:        "rk3399",
+			Compatible: []string{"friendlyarm,nanopi-r4s-enterprise"},
+			Models:     []string{"FriendlyElec NanoPi R4S Enterprise Edition"},
+			DTS:        "arch/arm64/boot/dts/rockchip/rk3399-nanopi-r4s-enterprise.dts (+ rk3399-nanopi4.dtsi)",
+			DTB:        "rockchip/rk3399-nanopi-r4s-enterprise.dtb",
+			Kernels:    "6.12-7.3",
+			Modules:    []string{"r8169", "realtek"},
+			Bootloader: Bootloader{Lives: BootMedium, Mainline: "nanopi-r4s-rk3399_defconfig",
+				Note: "TF card only: the bootloader is in its first 16 MiB, as on the R4S."},
+			Maskrom: Maskrom{How: "hold MASK while powering on with no bootable TF card; USB-C port to the PC (not checked)", Loader: "rk3399_loader_v1.30.130.bin (rkbin)", USBProduct: 0x330c},
+			Button: Button{Kind: ButtonInput, Label: "reset", KeyCode: keyRestart, KeyName: "KEY_RESTART",
+				InputName: "gpio-keys", Line: line("gpio1", "PC6", "reset", true, BiasPullUp)},
+			LEDs:  []LED{{Role: "status", Class: "red:power", OtherClasses: []string{"green:status"}}},
+			UART:  UART{Device: "ttyS2", Baud: 1500000},
+			EMMC:  EMMC{Alias: -1},
+			Notes: "The R4S with its MAC addresses in an EEPROM. No eMMC: the firmware runs from the TF card. gpio-keys owns the reset line.",
+		},
+		{
+			// rk3566-nanopi-r3s.dts: gpio-keys "reset" on <&gpio0 RK_PC2
+			// GPIO_ACTIVE_LOW> (KEY_RESTART, debounce 50 ms, pinctrl pull-up);
+			// gpio-leds without labels: red:power, green:lan, green:wan;
+			// stdout-path serial2:1500000n8. The aliases changed upstream: the
+			// first tree had mmc0 = &sdmmc0, mmc1 = &sdhci; 7.3's has mmc0 =
+			// &sdhci (checked against its .dtb).
+			Name:       "nanopi-r3s",
+			Model:      "FriendlyElec NanoPi R3S",
+			SoC:        "rk3566",
+			Compatible: []string{"friendlyarm,nanopi-r3s"},
+			Models:     []string{"FriendlyElec NanoPi R3S"},
+			DTS:        "arch/arm64/boot/dts/rockchip/rk3566-nanopi-r3s.dts",
+			DTB:        "rockchip/rk3566-nanopi-r3s.dtb",
+			DTBSince:   "6.14",
+			Kernels:    "7.3",
+			Modules:    []string{"r8169", "realtek"},
+			Bootloader: Bootloader{Lives: BootMedium, Note: "No SPI flash: eMMC and a TF slot. Mainline U-Boot support not checked."},
+			Maskrom:    Maskrom{How: "hold MASK while powering on; USB-C port to the PC (not checked)", Loader: "rk356x_spl_loader_v1.23.114.bin (rkbin)", USBProduct: 0x350a},
+			Button: Button{Kind: ButtonInput, Label: "reset", KeyCode: keyRestart, KeyName: "KEY_RESTART",
+				InputName: "gpio-keys", Line: line("gpio0", "PC2", "reset", true, BiasPullUp)},
+			LEDs:  []LED{{Role: "status", Class: "red:power"}},
+			UART:  UART{Device: "ttyS2", Baud: 1500000},
+			EMMC:  EMMC{Alias: 0, Controller: "sdhci"},
+			Notes: "Device tree newer than Linux 6.12: no image until the firmware's kernel has it. gpio-keys owns the reset line; early trees called the eMMC mmc1.",
 		},
 		{
 			// rk3588s-nanopi-r6s.dts includes rk3588s-nanopi-r6.dtsi: gpio-keys
@@ -203,6 +288,7 @@ func profiles() []Profile {
 			Models:     []string{"FriendlyElec NanoPi R6S"},
 			DTS:        "arch/arm64/boot/dts/rockchip/rk3588s-nanopi-r6s.dts (+ rk3588s-nanopi-r6.dtsi)",
 			DTB:        "rockchip/rk3588s-nanopi-r6s.dtb",
+			Kernels:    "6.12-7.3",
 			Modules:    []string{"r8169", "realtek"},
 			Bootloader: Bootloader{Lives: BootMedium, Mainline: "nanopi-r6s-rk3588s_defconfig (U-Boot v2024.10)", Note: "No SPI flash: 32 GB eMMC and a TF slot."},
 			Maskrom:    Maskrom{How: "hold MASK while powering on; USB 3.0 Type-A port to the PC with an A-to-A cable (not the USB 2 port)", Loader: "rk3588_spl_loader_v1.18.113.bin (rkbin)", USBProduct: 0x350b},
@@ -223,6 +309,7 @@ func profiles() []Profile {
 			Models:     []string{"FriendlyElec NanoPi R6C"},
 			DTS:        "arch/arm64/boot/dts/rockchip/rk3588s-nanopi-r6c.dts (+ rk3588s-nanopi-r6.dtsi)",
 			DTB:        "rockchip/rk3588s-nanopi-r6c.dtb",
+			Kernels:    "6.12-7.3",
 			Modules:    []string{"r8169", "realtek", "nvme"},
 			Bootloader: Bootloader{Lives: BootMedium, Mainline: "nanopi-r6c-rk3588s_defconfig (U-Boot v2024.10)", Note: "No SPI flash: optional eMMC and a TF slot."},
 			Maskrom:    Maskrom{How: "hold MASK while powering on; USB 3.0 Type-A port to the PC with an A-to-A cable (not the USB 2 port)", Loader: "rk3588_spl_loader_v1.18.113.bin (rkbin)", USBProduct: 0x350b},
@@ -250,6 +337,7 @@ func profiles() []Profile {
 			Models:  []string{"Pine64 RockPro64 v2.1", "Pine64 RockPro64 v2.0", "Pine64 RockPro64"},
 			DTS:     "arch/arm64/boot/dts/rockchip/rk3399-rockpro64.dts (+ rk3399-rockpro64.dtsi)",
 			DTB:     "rockchip/rk3399-rockpro64.dtb",
+			Kernels: "6.12-7.3",
 			Modules: []string{"realtek", "nvme", "ahci"},
 			Bootloader: Bootloader{Lives: BootMedium, Debian: "rockpro64-rk3399", Mainline: "rockpro64-rk3399_defconfig (U-Boot v2019.07)",
 				Note: "The image carries Debian's U-Boot. The mask ROM tries the 16 MiB SPI flash first: a U-Boot put there earlier wins over the TF card."},
@@ -277,6 +365,7 @@ func profiles() []Profile {
 			Models:     []string{"Hardkernel ODROID-M1"},
 			DTS:        "arch/arm64/boot/dts/rockchip/rk3568-odroid-m1.dts",
 			DTB:        "rockchip/rk3568-odroid-m1.dtb",
+			Kernels:    "6.12-7.3",
 			Modules:    []string{"realtek", "nvme"},
 			Bootloader: Bootloader{Lives: BootSPI, Mainline: "odroid-m1-rk3568_defconfig (U-Boot v2023.10, SPI image)",
 				Note: "Hardkernel's U-Boot and Petitboot ship in the 16 MiB SPI flash and boot first; whether Petitboot reads extlinux.conf was not checked. Mainline U-Boot in SPI reads it."},
@@ -303,6 +392,7 @@ func profiles() []Profile {
 			Models:     []string{"Radxa ROCK 5 ITX"},
 			DTS:        "arch/arm64/boot/dts/rockchip/rk3588-rock-5-itx.dts",
 			DTB:        "rockchip/rk3588-rock-5-itx.dtb",
+			Kernels:    "6.12-7.3",
 			Modules:    []string{"r8169", "nvme", "ahci"},
 			Bootloader: Bootloader{Lives: BootSPI, Mainline: "rock-5-itx-rk3588_defconfig (U-Boot v2024.10, SPI image)",
 				Note: "Radxa's boot firmware lives in the SPI flash (whether it is there from the factory was not checked)."},
@@ -324,8 +414,9 @@ func profiles() []Profile {
 			SoC:        "rk3588",
 			Compatible: []string{"xunlong,orangepi-5-plus"},
 			Models:     []string{"Xunlong Orange Pi 5 Plus"},
-			DTS:        "arch/arm64/boot/dts/rockchip/rk3588-orangepi-5-plus.dts",
+			DTS:        "arch/arm64/boot/dts/rockchip/rk3588-orangepi-5-plus.dts (+ rk3588-orangepi-5.dtsi in later trees)",
 			DTB:        "rockchip/rk3588-orangepi-5-plus.dtb",
+			Kernels:    "6.12-7.3",
 			Modules:    []string{"r8169", "nvme"},
 			Bootloader: Bootloader{Lives: BootSPI, Mainline: "orangepi-5-plus-rk3588_defconfig (U-Boot v2024.01, SPI image)",
 				Note: "SPI flash, eMMC and TF slot; a U-Boot in the SPI flash boots first."},
@@ -351,6 +442,8 @@ func profiles() []Profile {
 			Models:     []string{"Radxa E25 Carrier Board"},
 			DTS:        "arch/arm64/boot/dts/rockchip/rk3568-radxa-e25.dts (+ rk3568-radxa-cm3i.dtsi)",
 			DTB:        "rockchip/rk3568-radxa-e25.dtb",
+			// Later trees (7.3 checked) add adc-keys "Recovery" (KEY_VENDOR).
+			Kernels:    "6.12",
 			Modules:    []string{"r8169"},
 			Bootloader: Bootloader{Lives: BootMedium, Mainline: "radxa-e25-rk3568_defconfig (U-Boot v2023.10)", Note: "No SPI flash: eMMC on the CM3I module and a TF slot."},
 			Maskrom:    Maskrom{How: "not checked", Loader: "rk356x_spl_loader_v1.23.114.bin (rkbin)", USBProduct: 0x350a},
@@ -358,7 +451,33 @@ func profiles() []Profile {
 			LEDs:       []LED{{Role: "status", Class: "green:heartbeat"}},
 			UART:       UART{Device: "ttyS2", Baud: 115200},
 			EMMC:       EMMC{Alias: 0, Controller: "sdhci"},
-			Notes:      "The mainline device tree exposes no button.",
+			Notes:      "Linux 6.12's device tree exposes no button (later trees add the Recovery key on the SARADC).",
+		},
+		{
+			// rk3582-radxa-e52c.dts (on rk3588s.dtsi): gpio-keys node keys-1
+			// "User" on <&gpio4 RK_PB3 GPIO_ACTIVE_LOW> (BTN_0, pinctrl no
+			// pull); adc-keys "Maskrom" (KEY_VENDOR, SARADC channel 0);
+			// gpio-leds green:status (heartbeat), pwm-leds green:lan and
+			// green:wan; stdout-path serial2:1500000n8; mmc0 = &sdhci,
+			// mmc1 = &sdmmc. Two 2.5G RTL8125 on PCIe.
+			Name:       "radxa-e52c",
+			Model:      "Radxa E52C",
+			SoC:        "rk3582",
+			Compatible: []string{"radxa,e52c"},
+			Models:     []string{"Radxa E52C"},
+			DTS:        "arch/arm64/boot/dts/rockchip/rk3582-radxa-e52c.dts",
+			DTB:        "rockchip/rk3582-radxa-e52c.dtb",
+			DTBSince:   "6.14",
+			Kernels:    "7.3",
+			Modules:    []string{"r8169", "realtek"},
+			Bootloader: Bootloader{Lives: BootMedium, Note: "eMMC and a TF slot (the tree enables both). Mainline U-Boot support not checked."},
+			Maskrom:    Maskrom{How: "hold the Maskrom key while powering on; USB-C port to the PC (not checked)", Loader: "rk3588_spl_loader_v1.18.113.bin (rkbin)", USBProduct: 0x350b},
+			Button: Button{Kind: ButtonInput, Label: "User", KeyCode: btn0, KeyName: "BTN_0",
+				InputName: "keys-1", Line: line("gpio4", "PB3", "User", true, BiasNone)},
+			LEDs:  []LED{{Role: "status", Class: "green:status"}},
+			UART:  UART{Device: "ttyS2", Baud: 1500000},
+			EMMC:  EMMC{Alias: 0, Controller: "sdhci"},
+			Notes: "Device tree newer than Linux 6.12: no image until the firmware's kernel has it. The Maskrom key (adc-keys) is not used.",
 		},
 		{
 			// rk3399-kobol-helios64.dts: no key node; gpio-leds
@@ -372,6 +491,7 @@ func profiles() []Profile {
 			Models:     []string{"Kobol Helios64"},
 			DTS:        "arch/arm64/boot/dts/rockchip/rk3399-kobol-helios64.dts",
 			DTB:        "rockchip/rk3399-kobol-helios64.dtb",
+			Kernels:    "6.12-7.3",
 			Modules:    []string{"realtek", "ahci", "r8152"},
 			Bootloader: Bootloader{Lives: BootSPI, Note: "Boot order SPI flash, eMMC, TF card (jumper P11 disables SPI, P10 the eMMC). Mainline U-Boot has no Helios64 configuration; Armbian carries one."},
 			Maskrom:    Maskrom{How: "hold the Recovery button at power-on until the LED blinks twice (or close P10 and P11 with no TF card); close P13 so the USB-C port carries USB", Loader: "rk3399_loader_v1.24_RevNocRL.126.bin (Kobol wiki)", USBProduct: 0x330c},
@@ -392,6 +512,7 @@ func profiles() []Profile {
 			Name:       "qemu-virt",
 			Model:      "QEMU arm64 virt machine",
 			Compatible: []string{"linux,dummy-virt"},
+			Kernels:    "6.12",
 			// Devices QEMU adds on PCI (virtio, the USB and SD controllers the
 			// flashing tests use, the watchdog) and the test rig's modules.
 			Modules: []string{"virtio_pci", "virtio_blk", "virtio_net", "virtio_rng", "xhci_pci", "sdhci_pci",

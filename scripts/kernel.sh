@@ -10,6 +10,10 @@
 #   scripts/kernel.sh            fetch and unpack (cached); prints the kernel directory
 #   scripts/kernel.sh --deb PKG  download one more trixie package (e.g. u-boot-rockchip:arm64)
 #                                into the cache and print the .deb's path
+#   scripts/kernel.sh --newer-dtbs
+#                                fetch the device trees of a newer Debian kernel (trixie-backports,
+#                                pinned below) and print their directory: the profiles of boards
+#                                whose trees came after 6.12 are checked against them
 #
 # The kernel directory holds: Image, config, abi, version, dtbs/ (vendor/board.dtb),
 # root/lib/modules/<abi>/ (the modules as Debian ships them, .ko.xz, with depmod's
@@ -20,6 +24,10 @@ set -euo pipefail
 # when apt no longer offers this version the script says which one it has.
 KERNEL_ABI=${RKNAS_KERNEL_ABI:-6.12.117+deb13}
 KERNEL_VERSION=${RKNAS_KERNEL_VERSION:-6.12.117-1}
+# The newer kernel whose device trees hold the boards the firmware's kernel
+# has no tree for. Only its .dtb files are used.
+NEWER_ABI=${RKNAS_NEWER_KERNEL_ABI:-7.3.4+deb13}
+NEWER_VERSION=${RKNAS_NEWER_KERNEL_VERSION:-7.3.4-1~bpo13+1}
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${RKNAS_OUT:-$root/out}
@@ -27,12 +35,17 @@ deb=$out/debian
 log() { echo "kernel: $*" >&2; }
 die() { log "$*"; exit 1; }
 
-# apt_private CMD ARGS: apt-get/apt-cache against trixie only, state kept in out/debian.
+# suite is the Debian suite apt_private reads: trixie, or trixie-backports
+# (--newer-dtbs). Each suite keeps its own list and index directory.
+suite=trixie
+aptdir=$deb
+
+# apt_private CMD ARGS: apt-get/apt-cache against $suite only, state kept in out/debian.
 apt_private() {
 	local cmd=$1
 	shift
-	"$cmd" -o Dir::Etc::sourcelist="$deb/sources.list" -o Dir::Etc::sourceparts=- \
-		-o Dir::State::Lists="$deb/lists" -o Dir::Cache="$deb/cache" -o Dir::State::status=/dev/null \
+	"$cmd" -o Dir::Etc::sourcelist="$aptdir/sources.list" -o Dir::Etc::sourceparts=- \
+		-o Dir::State::Lists="$aptdir/lists" -o Dir::Cache="$deb/cache" -o Dir::State::status=/dev/null \
 		-o APT::Architectures::=amd64 -o APT::Architectures::=arm64 -o APT::Sandbox::User=root \
 		-o Acquire::Languages=none -o Acquire::IndexTargets::deb::DEP-11::DefaultEnabled=false \
 		-o Acquire::IndexTargets::deb::DEP-11-icons::DefaultEnabled=false \
@@ -40,19 +53,19 @@ apt_private() {
 }
 
 apt_setup() {
-	mkdir -p "$deb/lists/partial" "$deb/cache/archives/partial" "$deb/debs"
-	if [[ ! -f $deb/sources.list ]]; then
+	mkdir -p "$aptdir/lists/partial" "$deb/cache/archives/partial" "$deb/debs"
+	if [[ ! -f $aptdir/sources.list ]]; then
 		# The machine's own Debian mirror, so no host name is written into the project.
 		local uri
 		uri=$(sed -n 's/^URIs:[[:space:]]*//p' /etc/apt/sources.list.d/*.sources 2>/dev/null | grep -v security | head -n1 || true)
 		[[ -n $uri ]] || uri=$(awk '$1 == "deb" && $0 !~ /security/ { for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) { print $i; exit } }' /etc/apt/sources.list 2>/dev/null || true)
 		[[ -n $uri ]] || die "cannot find the machine's Debian mirror in /etc/apt"
-		echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $uri trixie main" >"$deb/sources.list"
+		echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $uri $suite main" >"$aptdir/sources.list"
 	fi
 	# The index is refreshed once a day (or when a package is not found).
-	if [[ -z $(find "$deb/lists" -maxdepth 1 -name '*trixie*Packages*' -mmin -1440 2>/dev/null) ]]; then
-		log "apt-get update (trixie, private configuration in $deb)"
-		apt_private apt-get update -qq >&2 || die "apt-get update for trixie failed (signature or network)"
+	if [[ -z $(find "$aptdir/lists" -maxdepth 1 -name "*${suite}_main*Packages*" -mmin -1440 2>/dev/null) ]]; then
+		log "apt-get update ($suite, private configuration in $aptdir)"
+		apt_private apt-get update -qq >&2 || die "apt-get update for $suite failed (signature or network)"
 	fi
 }
 
@@ -66,7 +79,7 @@ fetch() {
 			if ! apt_private apt-cache show "$pkg=$ver" >/dev/null 2>&1; then
 				local have
 				have=$(apt_private apt-cache policy "$pkg" 2>/dev/null | sed -n 's/^  Candidate: //p')
-				die "trixie no longer offers $pkg=$ver (it offers ${have:-nothing}); update the pin in scripts/kernel.sh"
+				die "$suite no longer offers $pkg=$ver (it offers ${have:-nothing}); update the pin in scripts/kernel.sh"
 			fi
 		fi
 		log "downloading $pkg=$ver"
@@ -85,6 +98,32 @@ if [[ ${1:-} == --deb ]]; then
 		[[ -n $ver ]] || die "trixie has no package $pkg"
 	fi
 	fetch "$pkg" "$ver"
+	exit 0
+fi
+
+if [[ ${1:-} == --newer-dtbs ]]; then
+	suite=trixie-backports aptdir=$deb/backports
+	abi=$NEWER_ABI-arm64
+	ddir=$out/kernel/newer/$abi
+	if [[ ! -f $ddir/done ]]; then
+		apt_setup
+		# Since 6.17 Debian ships the device trees in linux-base-<abi> (4.7 MB).
+		image=$(fetch "linux-base-$abi:arm64" "$NEWER_VERSION")
+		t=$ddir.tmp
+		rm -rf "$t"
+		mkdir -p "$t/x"
+		# Only the device trees, from usr/lib/modules/<abi>/dtb.
+		dpkg-deb --fsys-tarfile "$image" | tar -x -C "$t/x" --wildcards "./usr/lib/modules/$abi/dtb/*"
+		mv "$t/x/usr/lib/modules/$abi/dtb" "$t/dtbs"
+		rm -rf "$t/x"
+		echo "$abi" >"$t/abi"
+		echo "$NEWER_VERSION" >"$t/version"
+		log "newer kernel $NEWER_VERSION: $(find "$t/dtbs" -name '*.dtb' | wc -l) device trees"
+		touch "$t/done"
+		rm -rf "$ddir"
+		mv "$t" "$ddir"
+	fi
+	echo "$ddir"
 	exit 0
 fi
 

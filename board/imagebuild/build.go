@@ -74,6 +74,11 @@ func Build(ctx context.Context, s BuildSpec) (*diskimage.Manifest, error) {
 		return nil, fmt.Errorf("imagebuild: %s: the kernel %s has no %s: the board's device tree came with Linux %s",
 			p.Name, s.KernelRelease, p.DTB, p.DTBSince)
 	}
+	if p.Kernels != "" && !p.HoldsFor(s.KernelRelease) {
+		return nil, fmt.Errorf("imagebuild: %s: the profile's facts hold for Linux %s and the kernel is %s: "+
+			"check the profile against this kernel's device tree (board/imagetest) and widen its kernels first",
+			p.Name, p.Kernels, s.KernelRelease)
+	}
 	if len(s.Bootloader) > (diskimage.BootChainEnd-diskimage.BootChainSector)*diskimage.SectorSize {
 		return nil, fmt.Errorf("imagebuild: bootloader is %d bytes; it must fit between sector %d and %d (%d bytes)",
 			len(s.Bootloader), diskimage.BootChainSector, diskimage.BootChainEnd, (diskimage.BootChainEnd-diskimage.BootChainSector)*diskimage.SectorSize)

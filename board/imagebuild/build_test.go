@@ -26,19 +26,23 @@ func spec(t *testing.T, boardName string) BuildSpec {
 }
 
 // TestBuildRefuses checks the builder says what is wrong and writes no
-// image for a bootloader too large for the boot chain area, or a board
-// whose device tree the kernel does not have.
+// image for a bootloader too large for the boot chain area, a board whose
+// device tree the kernel does not have, or a kernel whose trees the profile
+// was not checked against.
 func TestBuildRefuses(t *testing.T) {
 	big := spec(t, "qnap-ts433")
 	big.DTB = big.Kernel
 	big.Bootloader = make([]byte, (diskimage.BootChainEnd-diskimage.BootChainSector)*diskimage.SectorSize+1)
 	ts233 := spec(t, "qnap-ts233")
+	r5s := spec(t, "nanopi-r5s")
+	r5s.DTB, r5s.KernelRelease = r5s.Kernel, "7.3.4+deb13-arm64"
 	for name, tt := range map[string]struct {
 		s    BuildSpec
 		want string
 	}{
 		"a bootloader past 16 MiB":      {big, "must fit between sector 64 and 32768"},
 		"a board newer than the kernel": {ts233, "came with Linux 6.19"},
+		"a kernel outside the profile":  {r5s, "hold for Linux 6.12 and the kernel is 7.3.4+deb13-arm64"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := Build(context.Background(), tt.s)

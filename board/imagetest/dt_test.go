@@ -18,30 +18,67 @@ import (
 )
 
 // TestProfilesAgainstKernelTrees checks every profile against the device
-// tree of the kernel the images ship (Debian trixie's, fetched and cached by
-// scripts/kernel.sh): compatible, the button (gpio-keys line, polarity,
-// key code, or the adc-keys key), the LEDs' class names as that kernel
-// names them, the console and its speed, and the eMMC's alias. A profile
-// can no longer drift from the kernel it boots.
+// trees of the kernels its Kernels range names: the firmware's (Debian
+// trixie's, fetched and cached by scripts/kernel.sh) and a newer Debian
+// kernel's (trixie-backports, scripts/kernel.sh --newer-dtbs), which holds
+// the boards whose trees came later. It checks compatible, the button
+// (gpio-keys line, polarity, pull and key code, or the adc-keys key; no key
+// at all for a profile without one), the LEDs' class names as that kernel
+// names them, the console and its speed, and the eMMC's alias. A profile can
+// no longer drift from the kernels it claims, and both ends of every claim
+// are checked.
 func TestProfilesAgainstKernelTrees(t *testing.T) {
 	root := moduleRoot(t)
-	out, err := exec.Command(filepath.Join(root, "scripts", "kernel.sh")).Output()
-	if err != nil {
-		t.Fatalf("scripts/kernel.sh: %v", err)
+	type kernelTrees struct {
+		dir     string
+		release board.Release
 	}
-	kernel := strings.TrimSpace(string(out))
-	version, _ := os.ReadFile(filepath.Join(kernel, "version"))
-	checked := 0
+	var kernels []kernelTrees
+	for _, args := range [][]string{nil, {"--newer-dtbs"}} {
+		out, err := exec.Command(filepath.Join(root, "scripts", "kernel.sh"), args...).Output()
+		if err != nil {
+			t.Fatalf("scripts/kernel.sh %s: %v", strings.Join(args, " "), err)
+		}
+		dir := strings.TrimSpace(string(out))
+		abi, err := os.ReadFile(filepath.Join(dir, "abi"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := board.ParseRelease(strings.TrimSpace(string(abi)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		kernels = append(kernels, kernelTrees{dir, r})
+	}
+	checks := map[board.Release]int{}
 	for _, p := range board.All() {
-		if p.DTB == "" || p.DTBSince != "" {
+		if p.DTB == "" {
 			continue
 		}
-		t.Run(p.Name, func(t *testing.T) {
-			checkProfileTree(t, p, filepath.Join(kernel, "dtbs", p.DTB))
-		})
-		checked++
+		first, last, err := board.ParseKernels(p.Kernels)
+		if err != nil {
+			t.Errorf("%s: %v", p.Name, err)
+			continue
+		}
+		for _, end := range []board.Release{first, last} {
+			if !slices.ContainsFunc(kernels, func(k kernelTrees) bool { return k.release == end }) {
+				t.Errorf("%s: kernels %q names Linux %s, whose trees are not checked here (%s and %s are)",
+					p.Name, p.Kernels, end, kernels[0].release, kernels[1].release)
+			}
+		}
+		for _, k := range kernels {
+			if !p.HoldsFor(k.release.String()) {
+				continue
+			}
+			t.Run(p.Name+"/"+k.release.String(), func(t *testing.T) {
+				checkProfileTree(t, p, filepath.Join(k.dir, "dtbs", p.DTB))
+			})
+			checks[k.release]++
+		}
 	}
-	fmt.Printf("imagetest: %d profiles checked against the device trees of kernel %s\n", checked, strings.TrimSpace(string(version)))
+	for _, k := range kernels {
+		fmt.Printf("imagetest: %d profiles checked against the device trees of Linux %s (%s)\n", checks[k.release], k.release, filepath.Base(k.dir))
+	}
 }
 
 // tree is a device tree with its phandles and aliases resolved.
@@ -213,6 +250,14 @@ func checkProfileTree(t *testing.T, p board.Profile, dtbPath string) {
 
 	// The button.
 	switch b := p.Button; {
+	case b.Kind == board.ButtonNone:
+		// No key the profile leaves unused: a kernel that gained one is
+		// outside the profile's Kernels.
+		for _, c := range []string{"gpio-keys", "adc-keys"} {
+			if nodes := tr.compatibleNodes(c); len(nodes) > 0 {
+				t.Errorf("the profile has no button, but the tree has %s %q", c, nodes)
+			}
+		}
 	case b.Kind == board.ButtonInput && b.Line != nil:
 		found := false
 		for _, keys := range tr.compatibleNodes("gpio-keys") {

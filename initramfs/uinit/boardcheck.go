@@ -22,9 +22,13 @@ type part struct {
 }
 
 // boardParts lists what the profile says must come up: an Ethernet port,
-// the eMMC when the board has one, and the button.
+// the eMMC when the board has one, and the button; and, for a profile that
+// says which kernels its facts hold for, a kernel among them.
 func boardParts(p board.Profile) []part {
 	parts := []part{{"network", ethernetPorts}}
+	if p.Kernels != "" {
+		parts = append(parts, part{"kernel", func() (string, error) { return kernelFits(p, "/proc/sys/kernel/osrelease") }})
+	}
 	if p.EMMC.Alias >= 0 {
 		parts = append(parts, part{"eMMC", func() (string, error) { return p.EMMC.Locate() }})
 	}
@@ -47,6 +51,20 @@ func boardParts(p board.Profile) []part {
 		}})
 	}
 	return parts
+}
+
+// kernelFits reads the running kernel's release from path and says whether
+// the profile's facts (button, LEDs, eMMC alias) were checked for it.
+func kernelFits(p board.Profile, path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	release := strings.TrimSpace(string(b))
+	if !p.HoldsFor(release) {
+		return "", fmt.Errorf("kernel %s is outside the releases the %s profile was checked against (%s): its button, LEDs or eMMC may be named differently", release, p.Name, p.Kernels)
+	}
+	return "Linux " + release + ", within the profile's " + p.Kernels, nil
 }
 
 // ethernetPorts lists the network interfaces backed by a device (not lo,

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -27,12 +29,13 @@ func TestAuthdArgs(t *testing.T) {
 
 // TestBoardParts checks the boot check looks for what each profile says
 // must come up: always the network, the eMMC where there is one, and the
-// button of the kind the board has.
+// button of the kind the board has, and a kernel the profile holds for.
 func TestBoardParts(t *testing.T) {
 	for name, want := range map[string]string{
-		"qnap-ts433":           "network eMMC button",
-		"hardkernel-odroid-m1": "network eMMC",
-		"qemu-virt":            "network eMMC button",
+		"qnap-ts433":           "network kernel eMMC button",
+		"hardkernel-odroid-m1": "network kernel eMMC",
+		"nanopi-r4s":           "network kernel button",
+		"qemu-virt":            "network kernel eMMC button",
 		"none":                 "network",
 	} {
 		p, err := board.ByName(name)
@@ -45,6 +48,29 @@ func TestBoardParts(t *testing.T) {
 		}
 		if strings.Join(got, " ") != want {
 			t.Errorf("%s: checks %v, want %s", name, got, want)
+		}
+	}
+}
+
+// TestKernelFits checks the boot names a kernel outside the profile's
+// releases and accepts one within them.
+func TestKernelFits(t *testing.T) {
+	p, err := board.ByName("nanopi-r5s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for release, want := range map[string]string{
+		"6.12.117+deb13-arm64": "Linux 6.12.117+deb13-arm64, within the profile's 6.12",
+		"7.3.4+deb13-arm64":    "kernel 7.3.4+deb13-arm64 is outside the releases the nanopi-r5s profile was checked against (6.12)",
+	} {
+		path := filepath.Join(t.TempDir(), "osrelease")
+		os.WriteFile(path, []byte(release+"\n"), 0o644)
+		got, err := kernelFits(p, path)
+		if err != nil {
+			got = err.Error()
+		}
+		if !strings.HasPrefix(got, want) {
+			t.Errorf("%s: %q, want %q", release, got, want)
 		}
 	}
 }

@@ -38,6 +38,7 @@ func TestVMInstall(t *testing.T) {
 	v.env = append(v.env, "RKNAS_VM_EMMC="+emmc)
 	v.boot(ctx)
 	v.waitFrom(ctx, `part=eMMC found=/dev/mmcblk0`)
+	v.waitFrom(ctx, `part=kernel found="Linux 6.12.`)
 	src := diskRE.FindStringSubmatch(v.waitFrom(ctx, "state partition mounted"))
 	admin := newClient(t, v.port, nil)
 	admin.must(200, "POST", "/api/v1/login", login("admin", label.password))

@@ -131,7 +131,7 @@ func runModules(ctx context.Context, args []string, stdout, stderr io.Writer) er
 
 func runBoards(stdout io.Writer) error {
 	w := tabwriter.NewWriter(stdout, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(w, "BOARD\tSOC\tDTB\tBOOTLOADER")
+	fmt.Fprintln(w, "BOARD\tSOC\tKERNELS\tDTB\tBOOTLOADER")
 	for _, p := range board.All() {
 		if p.Name == "none" {
 			continue
@@ -144,7 +144,11 @@ func runBoards(stdout io.Writer) error {
 		if p.Bootloader.Debian != "" {
 			bl += ", Debian " + p.Bootloader.Debian
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", p.Name, p.SoC, dtb, bl)
+		kernels := p.Kernels
+		if kernels == "" {
+			kernels = "-"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", p.Name, p.SoC, kernels, dtb, bl)
 	}
 	return w.Flush()
 }

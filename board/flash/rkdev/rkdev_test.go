@@ -113,7 +113,7 @@ func testImage(t *testing.T, boardName string) *flash.Image {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, "x.img")
-	if _, err := imagebuild.Build(context.Background(), imagebuild.BuildSpec{Profile: p, Kernel: kernel, KernelRelease: "test",
+	if _, err := imagebuild.Build(context.Background(), imagebuild.BuildSpec{Profile: p, Kernel: kernel, KernelRelease: "6.12.0-test",
 		Initramfs: initrd, DTB: kernel, Version: "test", Out: out}); err != nil {
 		t.Fatalf("build (dosfstools, mtools, e2fsprogs: scripts/deps.sh): %v", err)
 	}
