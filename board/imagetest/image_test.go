@@ -276,23 +276,24 @@ func readCPIO(t *testing.T, b []byte) map[string][]byte {
 }
 
 // wantModules is what a board cannot work without, by what its profile
-// says: the storage for its state, the button's driver, the LEDs'.
+// says: the storage for its state, the button's driver, the LEDs', and the
+// hardware watchdog uinit feeds.
 func wantModules(p board.Profile) []string {
 	want := []string{"ext4", "vfat"}
-	switch p.Button.InputName {
-	case "gpio-keys", "keys":
+	switch {
+	case p.Button.Kind == board.ButtonInput && p.Button.Line != nil:
 		want = append(want, "gpio_keys")
-	case "adc-keys", "adc-keys-1":
+	case p.Button.Kind == board.ButtonInput:
 		want = append(want, "adc_keys", "rockchip_saradc")
 	}
 	if p.Name == "qemu-virt" {
-		return append(want, "virtio_blk", "virtio_net", "gpio_sim", "sdhci_pci")
+		return append(want, "virtio_blk", "virtio_net", "gpio_sim", "sdhci_pci", "i6300esb")
 	}
 	switch p.SoC {
-	case "rk3568", "rk3588", "rk3588s":
-		want = append(want, "sdhci_of_dwcmshc", "gpio_rockchip")
+	case "rk3566", "rk3568", "rk3582", "rk3588", "rk3588s":
+		want = append(want, "sdhci_of_dwcmshc", "gpio_rockchip", "dw_wdt")
 	case "rk3399":
-		want = append(want, "gpio_rockchip")
+		want = append(want, "gpio_rockchip", "dw_wdt")
 	}
 	for _, l := range p.LEDs {
 		if l.Class != "" && !strings.Contains(l.Class, "indicator-2") { // pwm-leds on the Orange Pi

@@ -24,10 +24,18 @@ var _ Lines = (*Sim)(nil)
 // MaxHold bounds the "hold" command so a typo cannot wedge the channel.
 const MaxHold = 10 * time.Minute
 
+// Freezer stops a process of the VM by name (SIGSTOP), so the test rig can
+// wedge a service on purpose: the hardware watchdog's test. Lines that are
+// not a Freezer answer freeze with an error.
+type Freezer interface {
+	Freeze(name string) (pids []int, err error)
+}
+
 // Command is one parsed control line.
 type Command struct {
-	Verb string        // ping, press, release, hold, level?, led?
+	Verb string        // ping, press, release, hold, level?, led?, freeze
 	Hold time.Duration // for hold
+	Name string        // for freeze
 }
 
 // ErrBadCommand is wrapped by ParseCommand's errors.
@@ -35,7 +43,7 @@ var ErrBadCommand = errors.New("bad command")
 
 // ParseCommand parses one line of the control protocol:
 //
-//	ping | press | release | hold SECONDS | level? | led?
+//	ping | press | release | hold SECONDS | level? | led? | freeze PROCESS
 func ParseCommand(line string) (Command, error) {
 	f := strings.Fields(line)
 	if len(f) == 0 {
@@ -56,6 +64,11 @@ func ParseCommand(line string) (Command, error) {
 			return Command{}, fmt.Errorf("%w: hold: seconds must be a number in (0, %v]", ErrBadCommand, MaxHold.Seconds())
 		}
 		return Command{Verb: "hold", Hold: time.Duration(s * float64(time.Second))}, nil
+	case "freeze":
+		if len(f) != 2 || len(f[1]) > 15 || strings.IndexFunc(f[1], func(r rune) bool { return (r < 'a' || r > 'z') && r != '-' }) >= 0 {
+			return Command{}, fmt.Errorf("%w: usage: freeze PROCESS (a lower-case name)", ErrBadCommand)
+		}
+		return Command{Verb: "freeze", Name: f[1]}, nil
 	}
 	return Command{}, fmt.Errorf("%w: unknown command %.32q", ErrBadCommand, f[0])
 }
@@ -120,6 +133,16 @@ func (c Command) run(ctx context.Context, l Lines) (string, error) {
 			return "", err
 		}
 		return fmt.Sprintf("led-status %d led-alert %d", st, al), nil
+	case "freeze":
+		fr, ok := l.(Freezer)
+		if !ok {
+			return "", errors.New("this control channel cannot freeze processes")
+		}
+		pids, err := fr.Freeze(c.Name)
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("ok froze %s %v", c.Name, pids), nil
 	}
 	return "", fmt.Errorf("%w: %s", ErrBadCommand, c.Verb)
 }

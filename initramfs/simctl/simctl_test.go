@@ -37,6 +37,14 @@ func (f *fakeLines) Value(off int) (int, error) {
 	return f.val[off], nil
 }
 
+// Freeze stands in for uinit's: authd is pid 42.
+func (f *fakeLines) Freeze(name string) ([]int, error) {
+	if name == "authd" {
+		return []int{42}, nil
+	}
+	return nil, errors.New("no process " + name)
+}
+
 func TestHandle(t *testing.T) {
 	tests := []struct {
 		lines []string
@@ -54,6 +62,10 @@ func TestHandle(t *testing.T) {
 		{[]string{"press now"}, "err bad command: press takes no argument", ""},
 		{[]string{"reboot"}, `err bad command: unknown command "reboot"`, ""},
 		{[]string{""}, "err bad command: empty line", ""},
+		{[]string{"freeze authd"}, "ok froze authd [42]", ""},
+		{[]string{"freeze nothing"}, "err no process nothing", ""},
+		{[]string{"freeze ../x"}, "err bad command: usage: freeze PROCESS (a lower-case name)", ""},
+		{[]string{"freeze"}, "err bad command: usage: freeze PROCESS (a lower-case name)", ""},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.lines, ";"), func(t *testing.T) {
@@ -144,7 +156,7 @@ func must(t *testing.T, err error) {
 }
 
 func FuzzParseCommand(f *testing.F) {
-	for _, s := range []string{"ping", "hold 2.5", "hold 1e308", "hold -0", "level?", "led? x", "\x00"} {
+	for _, s := range []string{"ping", "hold 2.5", "hold 1e308", "hold -0", "level?", "led? x", "\x00", "freeze authd", "freeze a/b"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, line string) {
@@ -154,6 +166,9 @@ func FuzzParseCommand(f *testing.F) {
 		}
 		if c.Verb == "hold" && (c.Hold <= 0 || c.Hold > MaxHold) {
 			t.Fatalf("hold %v out of range accepted from %q", c.Hold, line)
+		}
+		if c.Verb == "freeze" && (c.Name == "" || strings.ContainsAny(c.Name, "/. \x00")) {
+			t.Fatalf("freeze of %q accepted from %q", c.Name, line)
 		}
 	})
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/rknas/firmware/initramfs/hwtest"
 	"github.com/rknas/firmware/initramfs/simctl"
 	"github.com/rknas/firmware/initramfs/supervise"
+	"github.com/rknas/firmware/initramfs/watchdog"
 	"golang.org/x/sys/unix"
 )
 
@@ -164,6 +165,18 @@ func run(ctx context.Context, args []string, console io.Writer) error {
 	}
 	go checkBoard(svcCtx, prof, 10*time.Second)
 
+	// The hardware watchdog resets a board whose authd has gone silent.
+	aw := &authdWatch{resets: readWatchdogResets(watchdogResetsFile)}
+	grace := watchdog.DefaultGrace
+	if v := kernelValue("rknas.watchdog-grace"); v != "" {
+		if n, err := strconv.Atoi(v); err == nil && n > 0 {
+			grace = time.Duration(n) * time.Second
+		} else {
+			log.Warn("rknas.watchdog-grace is not a number of seconds; using the default", "value", v, "default", grace.String())
+		}
+	}
+	goService(func() { runWatchdog(svcCtx, aw, grace, persistent) })
+
 	// Hardware tests run before authd so that they own the GPIO lines; only
 	// in the VM and only when asked for on the kernel command line.
 	if prof.Name == "qemu-virt" && kernelArg("rknas.hwtest") {
@@ -192,8 +205,10 @@ func run(ctx context.Context, args []string, console io.Writer) error {
 		if err := os.MkdirAll(filepath.Join(stateDir, "authd"), 0o700); err != nil {
 			log.Error("create authd state dir", "err", err)
 		}
+		aw.running.Store(true)
 		goService(func() {
 			if err := authd.Run(svcCtx); errors.Is(err, supervise.ErrNoRestart) {
+				aw.running.Store(false)
 				log.Error("FAILED: authd refused its configuration and will not be restarted; see the lines above")
 			}
 		})

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -231,6 +232,36 @@ func watchPowerKey(ctx context.Context, shutdown chan<- int) error {
 	return nil
 }
 
+// vmControl is what the VM's control channel drives: the gpio-sim lines,
+// and processes to freeze for the watchdog's test.
+type vmControl struct{ *simctl.Sim }
+
+// Freeze stops (SIGSTOP) every process whose name is name.
+func (vmControl) Freeze(name string) ([]int, error) {
+	dirs, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, err
+	}
+	var pids []int
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		if b, err := os.ReadFile(filepath.Join("/proc", d.Name(), "comm")); err == nil && strings.TrimSpace(string(b)) == name {
+			if err := unix.Kill(pid, unix.SIGSTOP); err != nil {
+				return pids, fmt.Errorf("freeze %s (pid %d): %w", name, pid, err)
+			}
+			pids = append(pids, pid)
+		}
+	}
+	if len(pids) == 0 {
+		return nil, fmt.Errorf("no process %s", name)
+	}
+	slog.Warn("control channel: froze a process", "name", name, "pids", pids)
+	return pids, nil
+}
+
 // serveControl serves the VM's test control channel on the virtio-serial
 // port named rknas.ctl. The port exists only when QEMU is started with it,
 // and this runs only on the qemu-virt profile: never on a real board.
@@ -257,7 +288,7 @@ func serveControl(ctx context.Context, sim *simctl.Sim) {
 	}
 	defer f.Close()
 	for ctx.Err() == nil {
-		err := simctl.Serve(ctx, f, sim)
+		err := simctl.Serve(ctx, f, vmControl{sim})
 		if !errors.Is(err, io.EOF) {
 			slog.Warn("control channel", "err", err)
 		}
