@@ -57,7 +57,7 @@ func (s *Service) begin(c Client, limits ...limit) (*gate, error) {
 // is kept and announced.
 func (g *gate) fail() {
 	for i, a := range g.attempts {
-		if ban := a.Fail(); ban > 0 && g.limits[i].kept {
+		if ban := a.FailFrom(g.client.Key()); ban > 0 && g.limits[i].kept {
 			g.s.banned(g.limits[i], g.client, ban)
 		}
 	}

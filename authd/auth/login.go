@@ -182,9 +182,12 @@ func (s *Service) finish(u store.User, c Client) (LoginResult, error) {
 	if err != nil {
 		return LoginResult{}, errInternal(err)
 	}
-	// Only the account's failures are forgiven: the client's stay, or one
-	// user could fail without end between logins of their own.
-	s.accounts.Succeed(u.Name)
+	// Only the account's failures made from this client are forgiven: the
+	// ones from elsewhere stay (guessing spread over many addresses gets no
+	// fresh allowance at each of the owner's logins), and so does the
+	// client's own count, or one user could fail without end between
+	// logins of their own.
+	s.accounts.SucceedFrom(u.Name, c.Key())
 	s.audit(store.AuditEntry{Event: "login", User: u.Name, Client: c.String(), Detail: status})
 	return LoginResult{Status: status, SessionToken: token, Session: sess}, nil
 }

@@ -44,10 +44,17 @@ var AccountLimits = Limits{MaxFailures: 10, Window: 15 * time.Minute, BaseBan: 1
 // failures do not count against the account.
 var AllowListLimits = Limits{MaxFailures: 10, Window: 5 * time.Minute, BaseBan: time.Minute, MaxBan: time.Minute, Forget: time.Hour, MaxKeys: 4096}
 
+// failure is one failure of a key and who made it: for an account, the
+// client's key, so a success forgives that client's failures alone.
+type failure struct {
+	at   time.Time
+	from string
+}
+
 type entry struct {
 	key         string
-	failures    []time.Time // within Window, oldest first, at most MaxFailures
-	inFlight    int         // attempts begun and not yet ended
+	failures    []failure // within Window, oldest first, at most MaxFailures
+	inFlight    int       // attempts begun and not yet ended
 	bannedUntil time.Time
 	offences    int
 	last        time.Time
@@ -60,7 +67,8 @@ type entry struct {
 const InFlightWait = time.Second
 
 // Attempt is an attempt in flight for one key, reserved by Begin. End it
-// with Fail or Release; the zero Attempt (a refused one) does nothing.
+// with Fail, FailFrom or Release; the zero Attempt (a refused one) does
+// nothing.
 type Attempt struct {
 	r   *Regulator
 	key string
@@ -89,12 +97,15 @@ func (r *Regulator) Begin(key string) (Attempt, time.Duration) {
 
 // Fail ends the attempt as a failure and returns the ban the key now
 // carries (0 if none).
-func (a Attempt) Fail() time.Duration {
+func (a Attempt) Fail() time.Duration { return a.FailFrom("") }
+
+// FailFrom is Fail for a failure made by from (a client's key).
+func (a Attempt) FailFrom(from string) time.Duration {
 	if a.r == nil {
 		return 0
 	}
 	a.r.end(a.key)
-	return a.r.Fail(a.key)
+	return a.r.FailFrom(a.key, from)
 }
 
 // Release ends the attempt without a verdict: it succeeded, or could not be
@@ -145,7 +156,10 @@ func (r *Regulator) Check(key string) time.Duration {
 
 // Fail records a failure for key and returns the ban it now carries (0 if
 // none).
-func (r *Regulator) Fail(key string) time.Duration {
+func (r *Regulator) Fail(key string) time.Duration { return r.FailFrom(key, "") }
+
+// FailFrom is Fail for a failure made by from (a client's key).
+func (r *Regulator) FailFrom(key, from string) time.Duration {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := r.clock.Now()
@@ -156,7 +170,7 @@ func (r *Regulator) Fail(key string) time.Duration {
 		// make the owner's own wait endless.
 		return e.bannedUntil.Sub(now)
 	}
-	e.failures = append(prune(e.failures, now.Add(-r.limits.Window)), now)
+	e.failures = append(prune(e.failures, now.Add(-r.limits.Window)), failure{at: now, from: from})
 	if len(e.failures) < r.limits.MaxFailures {
 		return 0
 	}
@@ -170,15 +184,24 @@ func (r *Regulator) Fail(key string) time.Duration {
 	return ban
 }
 
-// Succeed forgets key's recent failures after a complete successful login
-// (of the account key: a client's failures stay, or one user with an
-// account could fail without end between logins of their own). Offences,
-// and a running ban, stay.
-func (r *Regulator) Succeed(key string) {
+// SucceedFrom forgets key's recent failures made by from, after a
+// complete successful login by from (of the account key, with the client's
+// key as from: a user's own mistyped passwords are forgiven, while failures
+// from other addresses stay, or an attacker spread over many addresses
+// would get a fresh allowance at each of the owner's logins; a client's own
+// failures stay too, or one user could fail without end between logins of
+// their own). Offences, and a running ban, stay.
+func (r *Regulator) SucceedFrom(key, from string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if e, ok := r.entries[key]; ok {
-		e.failures = e.failures[:0]
+		kept := e.failures[:0]
+		for _, f := range e.failures {
+			if f.from != from {
+				kept = append(kept, f)
+			}
+		}
+		e.failures = kept
 	}
 }
 
@@ -256,12 +279,12 @@ func (r *Regulator) Len() int {
 	return len(r.entries)
 }
 
-func prune(ts []time.Time, cutoff time.Time) []time.Time {
+func prune(fs []failure, cutoff time.Time) []failure {
 	i := 0
-	for i < len(ts) && !ts[i].After(cutoff) {
+	for i < len(fs) && !fs[i].at.After(cutoff) {
 		i++
 	}
-	return append(ts[:0], ts[i:]...)
+	return append(fs[:0], fs[i:]...)
 }
 
 // touch returns key's entry, made if need be, as the most recently active.
@@ -284,7 +307,7 @@ func (r *Regulator) get(key string, now time.Time) *entry {
 	if len(r.entries) >= r.limits.MaxKeys {
 		r.evict(now)
 	}
-	e := &entry{key: key, failures: make([]time.Time, 0, r.limits.MaxFailures)}
+	e := &entry{key: key, failures: make([]failure, 0, r.limits.MaxFailures)}
 	e.elem = r.lru.PushFront(e)
 	r.entries[key] = e
 	return e

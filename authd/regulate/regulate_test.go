@@ -96,13 +96,35 @@ func TestSucceedKeepsBan(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		r.Fail("a")
 	}
-	r.Succeed("a")
+	r.SucceedFrom("a", "")
 	if r.Check("a") == 0 {
-		t.Fatal("Succeed lifted a ban")
+		t.Fatal("SucceedFrom lifted a ban")
 	}
 	r.Reset("a")
 	if r.Check("a") != 0 {
 		t.Fatal("Reset kept the ban")
+	}
+}
+
+// TestSucceedForgivesItsOwnFailures checks that a success forgives the
+// failures its own client made and none of the others'.
+func TestSucceedForgivesItsOwnFailures(t *testing.T) {
+	c := clocktest.New(time.Unix(1e9, 0))
+	r := New(c, AccountLimits)
+	for i := range 9 {
+		from := "owner"
+		if i%3 != 0 {
+			from = fmt.Sprintf("attacker-%d", i)
+		}
+		r.FailFrom("admin", from)
+	}
+	r.SucceedFrom("admin", "owner") // 3 of the 9 were the owner's
+	for i := range 6 {
+		if ban := r.FailFrom("admin", fmt.Sprintf("attacker-more-%d", i)); ban > 0 && i < 3 {
+			t.Fatalf("banned after %d failures in all; the owner's 3 were forgiven", 9-3+i+1)
+		} else if i == 3 && ban == 0 {
+			t.Fatal("not banned at the 10th failure not forgiven: the attackers' were forgiven with the owner's")
+		}
 	}
 }
 
