@@ -291,6 +291,8 @@ var httpStatus = map[string]int{
 	auth.CodeBusy:                   http.StatusServiceUnavailable,
 	auth.CodeMailFailed:             http.StatusBadGateway,
 	auth.CodeInternal:               http.StatusInternalServerError,
+	auth.CodeStorageFull:            http.StatusInsufficientStorage,
+	auth.CodeStorageFailed:          http.StatusServiceUnavailable,
 	auth.CodeWrongHost:              http.StatusMisdirectedRequest,
 }
 

@@ -3,6 +3,7 @@ package auth
 import (
 	"errors"
 	"fmt"
+	"syscall"
 	"time"
 )
 
@@ -28,6 +29,12 @@ const (
 	// CodeWrongHost: the request named a host the device does not answer
 	// to (a DNS-rebinding page, or a stale bookmark).
 	CodeWrongHost = "wrong_host"
+	// CodeStorageFull: the state partition has no space left; nothing was
+	// changed.
+	CodeStorageFull = "storage_full"
+	// CodeStorageFailed: the state partition refused the write (read-only
+	// after a file system error, or an I/O error); nothing was changed.
+	CodeStorageFailed = "storage_failed"
 )
 
 // Error is an error a user sees: a stable code and a fixed, clear message.
@@ -61,7 +68,24 @@ func AsError(err error) *Error {
 	if errors.As(err, &e) {
 		return e
 	}
-	return &Error{Code: CodeInternal, Message: "internal error; see the device log", cause: err}
+	return errInternal(err)
+}
+
+// storageError names a write the state partition refused, or returns nil
+// for any other failure.
+func storageError(cause error) *Error {
+	switch {
+	case errors.Is(cause, syscall.ENOSPC), errors.Is(cause, syscall.EDQUOT):
+		return &Error{Code: CodeStorageFull, cause: cause,
+			Message: "the storage for accounts and settings is full, so nothing was changed; the device log says more"}
+	case errors.Is(cause, syscall.EROFS):
+		return &Error{Code: CodeStorageFailed, cause: cause,
+			Message: "the storage for accounts and settings is read-only after a file system error, so nothing was changed; restart the NAS to mount it again"}
+	case errors.Is(cause, syscall.EIO):
+		return &Error{Code: CodeStorageFailed, cause: cause,
+			Message: "the storage for accounts and settings could not be written (an I/O error), so nothing was changed; restart the NAS, and if it happens again the disk is failing"}
+	}
+	return nil
 }
 
 func errBadRequest(format string, args ...any) *Error {
@@ -124,5 +148,8 @@ func errBusy() *Error {
 }
 
 func errInternal(cause error) *Error {
+	if e := storageError(cause); e != nil {
+		return e
+	}
 	return &Error{Code: CodeInternal, Message: "internal error; see the device log", cause: cause}
 }

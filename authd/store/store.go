@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"runtime/debug"
 	"sort"
 	"time"
 
@@ -94,7 +95,7 @@ func Open(path string) (*Store, error) {
 			}
 		}
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	db, err := openBolt(path)
 	if err != nil {
 		switch {
 		case errors.Is(err, bolterrors.ErrTimeout):
@@ -108,11 +109,36 @@ func Open(path string) (*Store, error) {
 	// Batched audit writes wait at most this long for company.
 	db.MaxBatchDelay = 2 * time.Millisecond
 	s := &Store{db: db, path: path}
-	if err := s.init(fresh); err != nil {
+	if err := s.initChecked(fresh); err != nil {
 		db.Close()
 		return nil, err
 	}
 	return s, nil
+}
+
+// openBolt opens the file with bbolt, turning the panic bbolt raises on
+// some damaged files (a truncated one: "invalid freelist page"), and a
+// fault on a page past the end of the file, into ErrCorrupt.
+func openBolt(path string) (db *bolt.DB, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			db, err = nil, fmt.Errorf("store: open %s: the file is damaged (%v): %w", path, r, ErrCorrupt)
+		}
+	}()
+	return bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+}
+
+// initChecked is init with the same guard as openBolt: the first reads of
+// a damaged file may fault too.
+func (s *Store) initChecked(fresh bool) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("store: open %s: the file is damaged (%v): %w", s.path, r, ErrCorrupt)
+		}
+	}()
+	return s.init(fresh)
 }
 
 func (s *Store) init(fresh bool) error {

@@ -2,8 +2,10 @@ package store
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -69,6 +71,27 @@ func TestOpenRefusesBadFiles(t *testing.T) {
 		{"text", func(p string) error { return os.WriteFile(p, []byte("hello, this is not a database\n"), 0o600) }, ErrCorrupt},
 		{"empty", func(p string) error { return os.WriteFile(p, nil, 0o600) }, ErrCorrupt},
 		{"directory", func(p string) error { return os.Mkdir(p, 0o700) }, ErrForeign},
+		// bbolt panics on this one ("invalid freelist page") instead of
+		// returning an error; a power cut cannot make it, a failing disk can.
+		{"truncated", func(p string) error {
+			s, err := Open(p)
+			if err != nil {
+				return err
+			}
+			for i := range 200 {
+				if err := s.Update(func(tx *Tx) error {
+					return tx.PutUser(User{Name: fmt.Sprintf("user%d", i), Role: RoleUser, PasswordHash: strings.Repeat("h", 200)})
+				}); err != nil {
+					return err
+				}
+			}
+			s.Close()
+			fi, err := os.Stat(p)
+			if err != nil {
+				return err
+			}
+			return os.Truncate(p, fi.Size()/2)
+		}, ErrCorrupt},
 		{"foreign bolt", func(p string) error {
 			db, err := bolt.Open(p, 0o600, nil)
 			if err != nil {

@@ -190,6 +190,10 @@ function sentence(e, ctx) {
       return 'The device cannot be reached. Check the network connection and try again.';
     case 'internal':
       return 'Something went wrong on the device. Its log says more.';
+    case 'storage_full':
+      return 'Nothing was changed: the device\'s storage for accounts and settings is full. Its log says more.';
+    case 'storage_failed':
+      return 'Nothing was changed: the device could not write its storage for accounts and settings. Restart the NAS, then try again.';
   }
   return 'The request failed.';
 }
