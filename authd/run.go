@@ -198,7 +198,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	db, err := store.Open(filepath.Join(o.state, "auth.db"))
 	if err != nil {
-		if errors.Is(err, store.ErrCorrupt) || errors.Is(err, store.ErrForeign) || errors.Is(err, store.ErrTooNew) {
+		if errors.Is(err, store.ErrCorrupt) {
+			return fmt.Errorf("%w: %v (the file was left untouched; the rescue console's set-aside-database keeps it aside so a new one is made)", errConfig, err)
+		}
+		if errors.Is(err, store.ErrForeign) || errors.Is(err, store.ErrTooNew) {
 			return fmt.Errorf("%w: %v (the file was left untouched; move it away to start with a fresh database)", errConfig, err)
 		}
 		return err

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rknas/firmware/authd/store"
 	"github.com/rknas/firmware/authd/tlscert"
 	"github.com/rknas/firmware/rescue/console"
 	"github.com/rknas/firmware/rescue/internal/ptytest"
@@ -166,5 +167,87 @@ func TestConsoleResetsAdminThroughAuthd(t *testing.T) {
 	out, errs, code = attachRun(t, "--port", pc.Path(), "--run", "audit")
 	if code != exitOK || !strings.Contains(out, "console_reset") || !strings.Contains(out, "by=rescue") {
 		t.Fatalf("audit: %d\n%s\n%s", code, out, errs)
+	}
+}
+
+// TestConsoleSetsADamagedDatabaseAside is the way out of a damaged
+// accounts database: authd refuses it and stays down, the console says
+// so, sets it aside (kept, byte for byte) after the typed word, and the
+// next authd starts anew with the device's default password. While authd
+// runs, the action is refused and changes nothing.
+func TestConsoleSetsADamagedDatabaseAside(t *testing.T) {
+	dir := t.TempDir()
+	state, sock := filepath.Join(dir, "state"), filepath.Join(dir, "run", "control.sock")
+	if err := os.MkdirAll(state, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	db := filepath.Join(state, "auth.db")
+	healthy, err := store.Open(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	healthy.Close()
+	pdir := t.TempDir()
+	b, pc := ptytest.NewPort(t, pdir, "ttyS2"), ptytest.NewPort(t, pdir, "ttyUSB0")
+	ptytest.Join(b, pc)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"console", "--port", b.Path(), "--control", sock, "--state", state, "--board", "none"}, nil, io.Discard, io.Discard)
+	}()
+	defer func() { cancel(); <-done }()
+
+	// A healthy database with authd down (stopped for another reason):
+	// refused, nothing changed.
+	out, errs, code := attachRun(t, "--port", pc.Path(), "--run", "set-aside-database", "--yes")
+	if code == exitOK || !strings.Contains(errs+out, "not damaged") {
+		t.Errorf("set-aside-database on a healthy database: %d\n%s\n%s", code, out, errs)
+	}
+	if s, err := store.Open(db); err != nil {
+		t.Fatalf("the healthy database after the refusal: %v", err)
+	} else {
+		s.Close()
+	}
+	damaged := bytes.Repeat([]byte("not a database "), 600)
+	if err := os.WriteFile(db, damaged, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	out, errs, code = attachRun(t, "--port", pc.Path(), "--run", "status")
+	if flat := strings.Join(strings.Fields(out), " "); code != exitOK || !strings.Contains(flat, "auth.db is damaged; set-aside-database (11) starts a new one") {
+		t.Fatalf("status with a damaged database: %d\n%s\n%s", code, out, errs)
+	}
+	out, errs, code = attachRun(t, "--port", pc.Path(), "--run", "set-aside-database", "--yes")
+	if code != exitOK || !strings.Contains(out, "kept as auth.db.damaged-") {
+		t.Fatalf("set-aside-database: %d\n%s\n%s", code, out, errs)
+	}
+	if _, err := os.Stat(db); !os.IsNotExist(err) {
+		t.Fatalf("auth.db is still there: %v", err)
+	}
+	kept, _ := filepath.Glob(db + ".damaged-*")
+	if len(kept) != 1 {
+		t.Fatalf("kept copies: %v", kept)
+	}
+	if b, err := os.ReadFile(kept[0]); err != nil || !bytes.Equal(b, damaged) {
+		t.Fatalf("the damaged database was not kept as it was: %v", err)
+	}
+
+	// The next authd starts anew: the admin with the default password.
+	url := startAuthd(t, state, sock)
+	pw, err := os.ReadFile(filepath.Join(state, "default-password"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	if st, out := post(t, hc, "POST", url+"/api/v1/login", map[string]string{"username": "admin", "password": strings.TrimSpace(string(pw))}); st != 200 || out["status"] != "password_change_required" {
+		t.Fatalf("login on the new database: %d %v", st, out)
+	}
+	// Now the database is healthy and in use: refused, nothing changed.
+	out, errs, code = attachRun(t, "--port", pc.Path(), "--run", "set-aside-database", "--yes")
+	if code == exitOK || !strings.Contains(errs+out, "not damaged") {
+		t.Errorf("set-aside-database on a healthy database in use: %d\n%s\n%s", code, out, errs)
+	}
+	if _, err := os.Stat(db); err != nil {
+		t.Errorf("the healthy database was touched: %v", err)
 	}
 }

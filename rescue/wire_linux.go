@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -60,7 +61,7 @@ var wire = func(log *slog.Logger, o wireOptions) (console.Actions, console.Butto
 		prof = p
 	}
 	a := &authdActions{System: sysactions.System{Version: version, InitPID: initPID}, client: control.NewClient(o.ControlSocket),
-		log: log, profile: prof, stateMount: o.StateMount}
+		log: log, profile: prof, stateMount: o.StateMount, stateDir: o.StateDir}
 	if o.Direct {
 		a.direct = &direct{opts: o, log: log}
 	}
@@ -80,6 +81,56 @@ type authdActions struct {
 	log        *slog.Logger
 	profile    board.Profile
 	stateMount string
+	stateDir   string
+}
+
+// databaseDamage returns why authd's database does not open (an error
+// wrapping store.ErrCorrupt for a damaged one), or nil when it opens or
+// there is none yet. Ask only while authd is not running: the open would
+// wait for authd's lock, and a healthy database is upgraded by it.
+func (a *authdActions) databaseDamage() error {
+	path := filepath.Join(a.stateDir, "auth.db")
+	if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	s, err := store.Open(path)
+	if err != nil {
+		return err
+	}
+	s.Close()
+	return nil
+}
+
+// SetAsideDatabase renames a damaged auth.db to auth.db.damaged-TIME,
+// durably, so authd starts with a new database at its next start. It
+// refuses while authd answers or runs, and for a database that opens.
+func (a *authdActions) SetAsideDatabase(ctx context.Context) (string, error) {
+	if _, err := a.client.Status(ctx); err == nil {
+		return "", fmt.Errorf("the login service is running, so its database is not damaged: %w", console.ErrNotAvailable)
+	}
+	if processRunning("authd") {
+		return "", fmt.Errorf("the login service is starting: wait for it, then look at the status again: %w", console.ErrNotAvailable)
+	}
+	damage := a.databaseDamage()
+	switch {
+	case damage == nil:
+		return "", fmt.Errorf("the accounts database opens, so it is not damaged: %w", console.ErrNotAvailable)
+	case !errors.Is(damage, store.ErrCorrupt):
+		return "", fmt.Errorf("only a damaged database is set aside, and this one is not (%v); nothing was changed", damage)
+	}
+	path := filepath.Join(a.stateDir, "auth.db")
+	aside := path + ".damaged-" + time.Now().UTC().Format("20060102T150405Z")
+	if err := os.Rename(path, aside); err != nil {
+		return "", fmt.Errorf("set auth.db aside: %w", err)
+	}
+	if err := atomicfile.SyncDir(a.stateDir); err != nil {
+		return "", fmt.Errorf("set auth.db aside: %w", err)
+	}
+	a.log.Warn("rescue: damaged database set aside", "kept_as", aside, "damage", damage.Error())
+	return fmt.Sprintf("The damaged auth.db is kept as %s.\n"+
+		"The login service starts with a new database at its next start: reboot the NAS now (reboot, 7).\n"+
+		"Then sign in as admin with the device's default password (on the flasher's label, and in "+
+		"rknas/default-password on the boot partition).\n", filepath.Base(aside)), nil
 }
 
 // InstallEMMC copies the running medium to the board's eMMC with the
@@ -150,6 +201,9 @@ func (a *authdActions) Status(ctx context.Context) (console.Status, error) {
 		st.Authd = "running, not answering yet"
 	default:
 		st.Authd = "not answering"
+		if damage := a.databaseDamage(); errors.Is(damage, store.ErrCorrupt) {
+			st.Authd = "stopped: its accounts database auth.db is damaged; set-aside-database (11) starts a new one"
+		}
 	}
 	return st, err
 }
@@ -371,6 +425,7 @@ func (a *authdActions) Unavailable(ctx context.Context) map[string]string {
 	cs, err := a.client.Status(ctx)
 	switch {
 	case err == nil:
+		off[console.ActionSetAsideDatabase] = "the login service is running, so its database is not damaged"
 		if !cs.NetworkManaged {
 			off[console.ActionResetNetwork] = console.NetworkUnmanaged
 		}
@@ -379,7 +434,13 @@ func (a *authdActions) Unavailable(ctx context.Context) map[string]string {
 		}
 	case a.direct != nil:
 		// Failsafe mode: the state partition is changed directly.
+		if a.databaseDamage() == nil {
+			off[console.ActionSetAsideDatabase] = "the accounts database is not damaged"
+		}
 	default:
+		if processRunning("authd") || a.databaseDamage() == nil {
+			off[console.ActionSetAsideDatabase] = "the accounts database is not damaged"
+		}
 		for _, name := range []string{console.ActionResetAdmin, console.ActionResetNetwork, console.ActionAudit, console.ActionNewCertificate} {
 			off[name] = failsafeHint
 			if a.profile.Button.Kind == board.ButtonNone {

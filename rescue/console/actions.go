@@ -57,6 +57,11 @@ type Actions interface {
 	// The returned text tells the operator what was done and what to do
 	// next (power off, take the card out).
 	InstallEMMC(ctx context.Context) (string, error)
+	// SetAsideDatabase renames a damaged accounts database (one the login
+	// service refuses to open) so the service starts with a new one. It
+	// must refuse, changing nothing, while the database opens or is in
+	// use. The returned text says where the old one is and what to do next.
+	SetAsideDatabase(ctx context.Context) (string, error)
 }
 
 // Availability is what an Actions may also implement: which actions cannot

@@ -75,6 +75,9 @@ const (
 	ActionInstallEMMC  = "install-emmc"
 	// ActionNewCertificate makes a new HTTPS device certificate.
 	ActionNewCertificate = "new-certificate"
+	// ActionSetAsideDatabase renames a damaged accounts database so the
+	// login service starts anew.
+	ActionSetAsideDatabase = "set-aside-database"
 )
 
 // Defaults of Config.
@@ -231,6 +234,11 @@ func New(cfg Config) (*Console, error) {
 			tells: "everything on the board's eMMC is erased; this firmware, its accounts and settings are copied there."},
 		{key: "10", name: ActionNewCertificate, help: "a new HTTPS certificate (browsers warn)", confirm: true, word: "CERT", run: c.doNewCertificate,
 			tells: "the login pages get a new certificate; every browser that accepted the old one warns again."},
+		{key: "11", name: ActionSetAsideDatabase, help: "set a damaged accounts database aside", confirm: true, word: "DATABASE",
+			run: c.doSetAsideDatabase,
+			tells: "the damaged accounts database (auth.db) is renamed and kept beside the new one the login service makes " +
+				"at the next start: every account, password, 2FA and login setting starts anew, and the admin gets the " +
+				"device's default password. The data on the disks is kept."},
 	}
 	return c, nil
 }
@@ -238,7 +246,7 @@ func New(cfg Config) (*Console, error) {
 // ActionNames lists the menu's action names in menu order.
 func ActionNames() []string {
 	return []string{ActionStatus, ActionResetAdmin, ActionResetNetwork, ActionAudit, ActionClock,
-		ActionSetClock, ActionReboot, ActionPowerOff, ActionInstallEMMC, ActionNewCertificate}
+		ActionSetClock, ActionReboot, ActionPowerOff, ActionInstallEMMC, ActionNewCertificate, ActionSetAsideDatabase}
 }
 
 // session is one connection of the line: it lives until the line fails.
@@ -838,6 +846,17 @@ func (c *Console) doNewCertificate(ctx context.Context, s *session, _ any) error
 	}
 	if err != nil {
 		return fmt.Errorf("new-certificate: %w", err)
+	}
+	return nil
+}
+
+func (c *Console) doSetAsideDatabase(ctx context.Context, s *session, _ any) error {
+	msg, err := c.cfg.Actions.SetAsideDatabase(ctx)
+	if msg != "" {
+		s.out.text(msg)
+	}
+	if err != nil {
+		return fmt.Errorf("set-aside-database: %w", err)
 	}
 	return nil
 }

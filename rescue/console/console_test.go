@@ -248,7 +248,7 @@ func TestNoShell(t *testing.T) {
 	p := start(t, console.Config{Actions: a})
 	openMenu(t, p)
 	inputs := []string{"sh", "/bin/sh", "!sh", "bash -i", "exec /bin/sh", "shell", "; sh", "$(reboot)", "`id`",
-		"status; sh", "1 && sh", "reset-admin sh", "0", "99", "11", "-1", "..", "\x04", "~.", "busybox", "su", "root"}
+		"status; sh", "1 && sh", "reset-admin sh", "0", "99", "12", "-1", "..", "\x04", "~.", "busybox", "su", "root"}
 	for _, in := range inputs {
 		out := run(t, p, in+"\r")
 		// Ctrl-D is dropped like any control byte: an empty line, which
@@ -297,7 +297,7 @@ func TestRefusedWithoutButtonPress(t *testing.T) {
 	b := consoletest.NewButton()
 	p := start(t, console.Config{Actions: a, Button: b, ConfirmTimeout: 100 * time.Millisecond})
 	openMenu(t, p)
-	for _, action := range []string{"reset-admin", "reset-network", "reboot", "poweroff"} {
+	for _, action := range []string{"reset-admin", "reset-network", "reboot", "poweroff", "set-aside-database"} {
 		out := run(t, p, action+"\r")
 		if !strings.Contains(out, "no button press within 100ms\r\n"+console.FailedPrefix+console.ErrNotConfirmed.Error()+" ==") {
 			t.Errorf("%s without a press:\n%s", action, out)
@@ -318,7 +318,7 @@ func TestRefusedWithoutButtonPress(t *testing.T) {
 		!strings.Contains(out, console.FailedPrefix+"not confirmed") {
 		t.Errorf("broken button:\n%s", out)
 	}
-	for _, name := range []string{"reset-admin", "reset-network", "reboot", "poweroff"} {
+	for _, name := range []string{"reset-admin", "reset-network", "reboot", "poweroff", "set-aside-database"} {
 		if n := a.Called(name); n != 0 {
 			t.Errorf("%s ran %d times without confirmation", name, n)
 		}

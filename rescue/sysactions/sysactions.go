@@ -149,6 +149,11 @@ func (System) Audit(context.Context, int) ([]string, error) {
 	return nil, console.ErrNotAvailable
 }
 
+// SetAsideDatabase is not available without authd's state.
+func (System) SetAsideDatabase(context.Context) (string, error) {
+	return "", console.ErrNotAvailable
+}
+
 // InstallEMMC is not available without the board's layout.
 func (System) InstallEMMC(context.Context) (string, error) {
 	return "", console.ErrNotAvailable

@@ -31,6 +31,9 @@ type Actions struct {
 	// InstallMsg and InstallErr are what InstallEMMC returns.
 	InstallMsg string
 	InstallErr error
+	// SetAsideMsg and SetAsideErr are what SetAsideDatabase returns.
+	SetAsideMsg string
+	SetAsideErr error
 	// AuditEntries is the whole audit log; Audit returns its tail.
 	AuditEntries []string
 	AuditErr     error
@@ -116,6 +119,12 @@ func (a *Actions) ResetNetwork(context.Context) (string, error) {
 func (a *Actions) NewCertificate(context.Context) (string, error) {
 	a.record(console.ActionNewCertificate)
 	return a.CertificateMsg, a.CertificateErr
+}
+
+// SetAsideDatabase returns SetAsideMsg, SetAsideErr.
+func (a *Actions) SetAsideDatabase(context.Context) (string, error) {
+	a.record(console.ActionSetAsideDatabase)
+	return a.SetAsideMsg, a.SetAsideErr
 }
 
 // InstallEMMC returns InstallMsg, InstallErr.
