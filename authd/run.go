@@ -189,6 +189,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("%w: %v", errConfig, err)
 	}
+	hasher.OnIdle(returnMemoryWhenIdle(ctx, 500*time.Millisecond))
 	// A soft memory limit makes the garbage collector hand argon2's
 	// buffers back before the heap grows past what the cap allows.
 	if os.Getenv("GOMEMLIMIT") == "" {
@@ -456,4 +457,33 @@ func defaultPassword(o *options, console io.Writer) (string, string, error) {
 	// is how the owner learns it when no password was provisioned.
 	fmt.Fprintf(console, "authd: default admin password: %s (generated on first start, stored in %s)\n", p, path)
 	return p, path + " (generated now)", nil
+}
+
+// returnMemoryWhenIdle returns a hook for the hasher's idle moments: once
+// no hash has run for quiet, it gives the freed argon2 buffers back to the
+// system (debug.FreeOSMemory), so an idle authd keeps only what it uses.
+// The wait keeps a burst of logins from paying a collection after each.
+func returnMemoryWhenIdle(ctx context.Context, quiet time.Duration) func() {
+	kick := make(chan struct{}, 1)
+	go func() {
+		t := time.NewTimer(quiet)
+		t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-kick:
+				t.Reset(quiet)
+			case <-t.C:
+				debug.FreeOSMemory()
+			}
+		}
+	}()
+	return func() {
+		select {
+		case kick <- struct{}{}:
+		default:
+		}
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -209,5 +210,36 @@ func TestReadPasswordFile(t *testing.T) {
 	}
 	if _, err := ReadPasswordFile(filepath.Join(dir, "missing")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing file: %v", err)
+	}
+}
+
+// TestOnIdleWhenTheLastHashEnds checks the idle hook runs when the last
+// hash in progress ends, and not while another still runs.
+func TestOnIdleWhenTheLastHashEnds(t *testing.T) {
+	h, err := NewHasher(fast, 2, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var idle atomic.Int32
+	h.OnIdle(func() { idle.Add(1) })
+	if _, err := h.Hash(context.Background(), "password1"); err != nil {
+		t.Fatal(err)
+	}
+	if idle.Load() != 1 {
+		t.Fatalf("idle after one hash: %d calls, want 1", idle.Load())
+	}
+	// One hash holds a slot: another ending is not the last.
+	if err := h.acquire(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Verify(context.Background(), "password1", ""); err != nil {
+		t.Fatal(err)
+	}
+	if idle.Load() != 1 {
+		t.Fatalf("idle while a hash was still running: %d calls", idle.Load())
+	}
+	h.release()
+	if idle.Load() != 2 {
+		t.Fatalf("idle after the last hash: %d calls, want 2", idle.Load())
 	}
 }

@@ -33,7 +33,14 @@ type Hasher struct {
 	dummyReady chan phc
 	// runs counts the argon2 computations done for callers.
 	runs atomic.Uint64
+	// idle, when set, is called each time the last hash in progress ends.
+	idle atomic.Pointer[func()]
 }
+
+// OnIdle sets f to be called each time the last hash in progress ends (in
+// the goroutine that ran it): authd gives argon2's memory back to the
+// system then, instead of keeping it until the runtime's scavenger does.
+func (h *Hasher) OnIdle(f func()) { h.idle.Store(&f) }
 
 // NewHasher returns a Hasher with the given parameters and cap; a request
 // waits at most wait for a slot.
@@ -83,7 +90,12 @@ func (h *Hasher) acquire(ctx context.Context) error {
 	}
 }
 
-func (h *Hasher) release() { <-h.slots }
+func (h *Hasher) release() {
+	<-h.slots
+	if f := h.idle.Load(); f != nil && len(h.slots) == 0 {
+		(*f)()
+	}
+}
 
 // Hash returns the PHC string of password.
 func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
