@@ -12,7 +12,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.7.0
 
 BOARD     ?= qemu-virt
 
-.PHONY: help build run dev test test-host test-images test-vm screenshots mutate bench bench-vm lint fuzz deps image images flash flash-emmc vm-start vm-stop clean
+.PHONY: help build run dev test test-host test-timing test-images test-vm soak screenshots mutate bench bench-vm lint fuzz deps image images flash flash-emmc vm-start vm-stop clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
@@ -38,10 +38,21 @@ dev: ## run authd on this host instead: state in ./var, API on http://127.0.0.1:
 deps: ## install the Debian packages the tests need (QEMU, chronyd, oathtool, ...)
 	scripts/deps.sh
 
-test: deps lint test-host mutate test-images test-vm ## everything CI runs: lint, unit, integration, mutation, image and VM tests
+test: deps lint test-host test-timing mutate test-images test-vm ## everything CI runs: lint, unit, integration, timing under load, mutation, image and VM tests
 
 test-host: ## the Go test suite, under the race detector
 	$(GO) test -race -count=1 -timeout 20m ./...
+
+# The packages whose tests wait on timers and fake clocks, 20 times each with
+# a CPU hog on every core: a test that only passes on an idle machine fails.
+TIMING_PKGS := ./rescue/console ./authd/button ./initramfs/watchdog ./initramfs/supervise ./authd/regulate \
+	./authd/session ./authd/portconf ./authd/mail ./authd/netconf
+
+test-timing: ## the timer-driven packages 20 times each beside a CPU hog on every core
+	scripts/under-load.sh $(GO) test -count=20 -timeout 20m $(TIMING_PKGS)
+
+soak: deps ## the fault and load campaign: SIGKILLs, guessing, load, full and broken storage, serial noise (about 15 min; SOAK=quick about 3)
+	$(GO) test -tags soak -count=1 -v -timeout 60m ./soak
 
 screenshots: deps ## run the browser journeys and save the pages they check into docs/screenshots (shown in docs/pages.md)
 	@mkdir -p docs/screenshots
@@ -89,9 +100,12 @@ lint: ## gofmt, go vet, staticcheck and shellcheck
 	@fmt=$$(gofmt -l $$(git ls-files '*.go')); if [[ -n "$$fmt" ]]; then echo "gofmt needed:"; echo "$$fmt"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags vmtest ./initramfs/vmtest
+	$(GO) vet -tags vmtest,soak ./initramfs/vmtest
+	$(GO) vet -tags soak ./soak
 	$(GO) vet -tags imagetest ./board/imagetest
 	$(GO) vet -tags hwtest ./authd/button ./authd/timesync ./board/flash
 	$(GO) run $(STATICCHECK) ./...
+	$(GO) run $(STATICCHECK) -tags soak ./soak
 	shellcheck scripts/*.sh scripts/vm .ci/run
 
 fuzz: ## run every fuzz target for FUZZTIME each (default 20s)
