@@ -31,7 +31,8 @@ func freshCode(t *testing.T, secret string, last *int64) string {
 }
 
 // TestGuessing sends wrong passwords, and wrong codes after the right
-// (stolen) password, to the admin account from many addresses in
+// (stolen) password, at a steady rate over the campaign's attack time, to
+// the admin account from many addresses in
 // 127.0.0.0/8, 16 at a time, while the owner signs in five times a second from a
 // trusted device. No guess may succeed, the account may have no more
 // guesses checked than its documented cap (10 failures, then a ban of 15
@@ -57,19 +58,26 @@ func TestGuessing(t *testing.T) {
 
 	rssBefore := procStatus(d.cmd.Process.Pid, "VmRSS")
 	var checked, checkedCodes, refused, successes, other atomic.Int64
-	var next atomic.Int64
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	begin := time.Now()
+	// The guesses come at a steady rate over the attack's time, as from a
+	// botnet, not all at once: the owner signs in all along.
+	next := make(chan int64)
+	go func() {
+		defer close(next)
+		tick := time.NewTicker(sc.guessFor / time.Duration(sc.guesses))
+		defer tick.Stop()
+		for g := int64(1); g <= int64(sc.guesses); g++ {
+			<-tick.C
+			next <- g
+		}
+	}()
 	for range 16 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for {
-				g := next.Add(1)
-				if g > int64(sc.guesses) {
-					return
-				}
+			for g := range next {
 				a := int(g) % sc.addresses
 				c := newClient(d.url(), fmt.Sprintf("127.1.%d.%d", a/250, 1+a%250))
 				var code int
@@ -134,6 +142,10 @@ func TestGuessing(t *testing.T) {
 	took := time.Since(begin)
 	cancel()
 	<-ownerDone
+	// The hashes' buffers go back to the system half a second after the
+	// last hash; what stays is the counters' memory. A reading, not a
+	// synchronisation.
+	time.Sleep(2 * time.Second)
 	rssAfter := procStatus(d.cmd.Process.Pid, "VmRSS")
 	growth := float64(rssAfter-rssBefore) / 1024
 
@@ -148,14 +160,15 @@ func TestGuessing(t *testing.T) {
 		t.Errorf("%d guesses were checked against the account; the cap is %d", checked.Load(), capChecked)
 		lost++
 	}
-	if growth > 32 {
-		t.Errorf("authd's memory grew by %.1f MiB during the attack", growth)
+	if growth > 8 {
+		t.Errorf("authd's memory grew by %.1f MiB over the attack", growth)
+		lost++
 	}
 	record(row{
 		what: "password and code guessing",
-		did: fmt.Sprintf("%d wrong passwords and codes (after the stolen password) from %d addresses in 127.0.0.0/8, 16 at a time, in %.0f s",
+		did: fmt.Sprintf("%d wrong passwords and codes (after the stolen password) from %d addresses in 127.0.0.0/8, at a steady rate over %.0f s",
 			sc.guesses, sc.addresses, took.Seconds()),
-		found: fmt.Sprintf("%d successes; %d checked against the account (%d of them codes; cap %d), %d refused; the owner signed in from a trusted device %d of %d times; RSS %+.1f MiB",
+		found: fmt.Sprintf("%d successes; %d checked against the account (%d of them codes; cap %d), %d refused; the owner signed in from a trusted device %d of %d times; RSS once idle again %+.1f MiB (bound +8 MiB)",
 			successes.Load(), checked.Load(), checkedCodes.Load(), capChecked, refused.Load(), ownerOK, ownerOK+ownerKept, growth),
 		lost: lost,
 	})

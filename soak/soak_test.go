@@ -29,6 +29,7 @@ type scale struct {
 	crashKills   int           // SIGKILLs of authd while it writes
 	guesses      int           // wrong passwords and codes
 	addresses    int           // source addresses they come from
+	guessFor     time.Duration // over this time
 	loadFor      time.Duration // 200 clients at once
 	serialFor    time.Duration // noise on the rescue console's line
 	storageLoops int           // fill and free the state file system
@@ -37,9 +38,9 @@ type scale struct {
 
 func campaign() (string, scale) {
 	if os.Getenv("SOAK") == "quick" {
-		return "quick", scale{crashKills: 120, guesses: 2000, addresses: 1000, loadFor: 15 * time.Second, serialFor: 20 * time.Second, storageLoops: 2, powerCuts: 3}
+		return "quick", scale{crashKills: 120, guesses: 2000, addresses: 1000, guessFor: 15 * time.Second, loadFor: 15 * time.Second, serialFor: 20 * time.Second, storageLoops: 2, powerCuts: 3}
 	}
-	return "full", scale{crashKills: 1000, guesses: 10000, addresses: 1000, loadFor: 60 * time.Second, serialFor: 2 * time.Minute, storageLoops: 5, powerCuts: 20}
+	return "full", scale{crashKills: 1000, guesses: 10000, addresses: 1000, guessFor: time.Minute, loadFor: 60 * time.Second, serialFor: 2 * time.Minute, storageLoops: 5, powerCuts: 20}
 }
 
 // row is one line of the campaign's table.
