@@ -34,13 +34,14 @@ type scale struct {
 	serialFor    time.Duration // noise on the rescue console's line
 	storageLoops int           // fill and free the state file system
 	powerCuts    int           // QEMU killed around a RESET's recovery
+	clockSyncs   int           // synchronisations among lying time servers (one code window each)
 }
 
 func campaign() (string, scale) {
 	if os.Getenv("SOAK") == "quick" {
-		return "quick", scale{crashKills: 120, guesses: 2000, addresses: 1000, guessFor: 15 * time.Second, loadFor: 15 * time.Second, serialFor: 20 * time.Second, storageLoops: 2, powerCuts: 3}
+		return "quick", scale{crashKills: 120, guesses: 2000, addresses: 1000, guessFor: 15 * time.Second, loadFor: 15 * time.Second, serialFor: 20 * time.Second, storageLoops: 2, powerCuts: 3, clockSyncs: 2}
 	}
-	return "full", scale{crashKills: 1000, guesses: 10000, addresses: 1000, guessFor: time.Minute, loadFor: 60 * time.Second, serialFor: 2 * time.Minute, storageLoops: 5, powerCuts: 20}
+	return "full", scale{crashKills: 1000, guesses: 10000, addresses: 1000, guessFor: time.Minute, loadFor: 60 * time.Second, serialFor: 2 * time.Minute, storageLoops: 5, powerCuts: 20, clockSyncs: 6}
 }
 
 // row is one line of the campaign's table.
