@@ -44,12 +44,12 @@ func rescueBin(t *testing.T) string {
 	return bin
 }
 
-// attachConfirmed runs `rescue attach --run action --yes` on the VM's UART
+// attachConfirmed runs `rescue attach --run action --yes args...` on the VM's UART
 // and, when the console asks for the button, presses RESET briefly through
 // gpio-sim. It returns the client's output.
-func attachConfirmed(ctx context.Context, t *testing.T, v *vm, bin, port, action string) string {
+func attachConfirmed(ctx context.Context, t *testing.T, v *vm, bin, port, action string, args ...string) string {
 	v.console.Mark()
-	cmd := exec.CommandContext(ctx, bin, "attach", "--port", port, "--baud", "115200", "--run", action, "--yes", "--timeout", "90s")
+	cmd := exec.CommandContext(ctx, bin, append([]string{"attach", "--port", port, "--baud", "115200", "--run", action, "--yes", "--timeout", "90s"}, args...)...)
 	out := make(chan []byte, 1)
 	errc := make(chan error, 1)
 	go func() {
