@@ -43,8 +43,7 @@ func TestLyingTimeServers(t *testing.T) {
 	const password = "owner passphrase 1"
 	owner := ownerSetup(t, d, password)
 	var step int64
-	secret, _ := owner.must(t, 200, "POST", "/api/v1/me/2fa/enroll", map[string]string{"password": password})["secret"].(string)
-	owner.must(t, 200, "POST", "/api/v1/me/2fa/verify", map[string]string{"code": freshCode(t, secret, &step)})
+	secret := enrollTOTP(t, owner, password, &step)
 
 	var syncs, followed, codesOK, aheadRefused int
 	lost := 0

@@ -30,6 +30,15 @@ func freshCode(t *testing.T, secret string, last *int64) string {
 	return code
 }
 
+// enrollTOTP turns on 2FA for c's account (its password is password) and
+// returns the secret; step records the code window taken.
+func enrollTOTP(t *testing.T, c *client, password string, step *int64) string {
+	t.Helper()
+	secret, _ := c.must(t, 200, "POST", "/api/v1/me/2fa/enroll", map[string]string{"password": password})["secret"].(string)
+	c.must(t, 200, "POST", "/api/v1/me/2fa/verify", map[string]string{"code": freshCode(t, secret, step)})
+	return secret
+}
+
 // TestGuessing sends wrong passwords, and wrong codes after the right
 // (stolen) password, at a steady rate over the campaign's attack time, to
 // the admin account from many addresses in
@@ -48,8 +57,7 @@ func TestGuessing(t *testing.T) {
 	const password = "owner passphrase 1"
 	owner := ownerSetup(t, d, password)
 	var step int64
-	secret, _ := owner.must(t, 200, "POST", "/api/v1/me/2fa/enroll", map[string]string{"password": password})["secret"].(string)
-	owner.must(t, 200, "POST", "/api/v1/me/2fa/verify", map[string]string{"code": freshCode(t, secret, &step)})
+	secret := enrollTOTP(t, owner, password, &step)
 	// The owner's browser becomes a trusted device.
 	browser := newClient(d.url(), "127.0.0.1")
 	ch := browser.must(t, 200, "POST", "/api/v1/login", login("admin", password))

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -71,7 +72,7 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	name, _ := campaign()
 	var b strings.Builder
-	fmt.Fprintf(&b, "`make soak` (%s campaign), %s, %d cores, %.1f min:\n\n", name, time.Now().UTC().Format("2006-01-02"), numCPU(), time.Since(start).Minutes())
+	fmt.Fprintf(&b, "`make soak` (%s campaign), %s, %d cores, %.1f min:\n\n", name, time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), time.Since(start).Minutes())
 	b.WriteString("| fault or load | what it did | what was checked | lost |\n|---|---|---|---|\n")
 	rowsMu.Lock()
 	for _, r := range rows {
@@ -89,11 +90,6 @@ func TestMain(m *testing.M) {
 		}
 	}
 	os.Exit(code)
-}
-
-func numCPU() int {
-	b, _ := os.ReadFile("/proc/cpuinfo")
-	return strings.Count(string(b), "\nprocessor") + 1
 }
 
 func moduleRoot() (string, error) {

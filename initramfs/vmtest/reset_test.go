@@ -12,11 +12,8 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"os"
-	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -242,16 +239,7 @@ func TestVMReset(t *testing.T) {
 	v.console.Mark()
 	v.ctl(ctx, "hold 5")
 	v.wait(ctx, "recovery started")
-	pid, err := os.ReadFile(filepath.Join(v.run, "qemu.pid"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, _ := strconv.Atoi(strings.TrimSpace(string(pid)))
-	syscall.Kill(p, syscall.SIGKILL)
-	for syscall.Kill(p, 0) == nil {
-		time.Sleep(100 * time.Millisecond)
-	}
-	os.Remove(filepath.Join(v.run, "qemu.pid"))
+	cutPower(t, v)
 	// The cut can land after the network step too; then there is nothing
 	// left to finish, and the console says so.
 	log1, _ := os.ReadFile(v.console.Path)

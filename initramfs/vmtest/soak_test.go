@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -158,21 +157,6 @@ func TestSoakPowerCuts(t *testing.T) {
 	}
 	b, _ := json.Marshal(row)
 	fmt.Printf("soak-row: %s\n", b)
-}
-
-// cutPower kills QEMU: the power cut.
-func cutPower(t *testing.T, v *vm) {
-	t.Helper()
-	pid, err := os.ReadFile(filepath.Join(v.run, "qemu.pid"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, _ := strconv.Atoi(strings.TrimSpace(string(pid)))
-	syscall.Kill(p, syscall.SIGKILL)
-	for syscall.Kill(p, 0) == nil {
-		time.Sleep(50 * time.Millisecond)
-	}
-	os.Remove(filepath.Join(v.run, "qemu.pid"))
 }
 
 // fsckState checks the disk's state partition (its second) read-only.

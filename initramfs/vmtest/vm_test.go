@@ -14,7 +14,9 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -434,4 +436,19 @@ func freePort(t *testing.T) int {
 func isDir(p string) bool {
 	fi, err := os.Stat(p)
 	return err == nil && fi.IsDir()
+}
+
+// cutPower kills QEMU: the power cut.
+func cutPower(t *testing.T, v *vm) {
+	t.Helper()
+	pid, err := os.ReadFile(filepath.Join(v.run, "qemu.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := strconv.Atoi(strings.TrimSpace(string(pid)))
+	syscall.Kill(p, syscall.SIGKILL)
+	for syscall.Kill(p, 0) == nil {
+		time.Sleep(50 * time.Millisecond)
+	}
+	os.Remove(filepath.Join(v.run, "qemu.pid"))
 }
