@@ -2,22 +2,23 @@
 # Builds the firmware's base u-root initramfs for arm64 and prints its size.
 # It holds no kernel modules: rknas-image adds each board's (scripts/image.sh).
 #
-#   scripts/build-image.sh           the firmware image: our u-root command set, uinit, authd,
-#                                    rescue                                -> out/image/rknas.cpio.xz
-#   scripts/build-image.sh --core    the same with u-root's whole core set (to measure its cost)
-#   scripts/build-image.sh --bare    u-root's core set alone, no firmware    -> out/image/bare.cpio.xz
+#   scripts/build-image.sh           the firmware image: one u-root busybox binary holding our
+#                                    u-root command set, uinit, authd and rescue
+#                                                                          -> out/image/rknas.cpio.xz
+#   scripts/build-image.sh --bare    u-root's core set alone, no firmware (the baseline the
+#                                    firmware's size is measured against) -> out/image/bare.cpio.xz
 #
-# RKNAS_AUTHD=stub puts initramfs/authdstub in place of authd (automatic while
-# authd has no package main). Output (stdout): the image path. Cached: the
-# image is rebuilt only when its inputs (Go sources, go.mod/go.sum, this
-# script) change.
+# authd and rescue are commands of the busybox (/bbin/authd, /bbin/rescue) rather than
+# binaries of their own, so the Go runtime and the libraries they share are in the image once.
+# Output (stdout): the image path. Cached: the image is rebuilt only when its inputs (Go
+# sources, go.mod/go.sum, this script) change.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 outdir=${RKNAS_OUT:-$root/out}
 variant=${1:---rknas}
 variant=${variant#--}
-case $variant in rknas | core | bare) ;; *) echo "usage: $0 [--core|--bare]" >&2; exit 2 ;; esac
+case $variant in rknas | bare) ;; *) echo "usage: $0 [--bare]" >&2; exit 2 ;; esac
 log() { echo "build-image: $*" >&2; }
 cd "$root"
 
@@ -28,6 +29,7 @@ ours=(init gosh dhclient ls cat cp mv rm mkdir ln mount umount dmesg ps kill ip 
 cmds=()
 if [[ $variant == rknas ]]; then
 	for c in "${ours[@]}"; do cmds+=("github.com/u-root/u-root/cmds/core/$c"); done
+	cmds+=(github.com/rknas/firmware/initramfs/uinit github.com/rknas/firmware/authd github.com/rknas/firmware/rescue)
 else
 	modroot=$(go list -m -f '{{.Dir}}' github.com/u-root/u-root)
 	for d in "$modroot"/cmds/core/*/; do
@@ -43,16 +45,10 @@ if [[ ! -x $uroot ]]; then
 	GOBIN=$outdir/bin go install github.com/u-root/u-root@v0.16.0
 fi
 
-authd_src=./authd
-if [[ ${RKNAS_AUTHD:-} == stub || $(go list -f '{{.Name}}' ./authd 2>/dev/null) != main ]]; then
-	log "authd has no package main yet (or RKNAS_AUTHD=stub): using the placeholder initramfs/authdstub"
-	authd_src=./initramfs/authdstub
-fi
-
 work=$outdir/image/$variant
 img=$outdir/image/$variant.cpio.xz
 sum=$( (
-	echo "$variant $authd_src ${cmds[*]}"
+	echo "$variant ${cmds[*]}"
 	if [[ $variant != bare ]]; then
 		find authd board rescue initramfs -type f -name '*.go' ! -name '*_test.go' -print0 | sort -z | xargs -0 sha256sum
 	fi
@@ -66,27 +62,42 @@ fi
 
 start=$SECONDS
 rm -rf "$work"
-mkdir -p "$work/stage/bin" "$work/_tmp"
+mkdir -p "$work/_tmp"
 export GOARCH=arm64 CGO_ENABLED=0
 files=()
 uinit=()
 if [[ $variant == bare ]]; then
 	uinit=(-uinitcmd "echo rknas-bare-ready")
+	# u-root's whole core set needs modules the firmware does not use, so it is
+	# built inside u-root's own module, whose go.mod has them all.
+	buildin=$modroot
+	export GOFLAGS=-mod=mod
 else
-	go build -trimpath -ldflags='-s -w' -o "$work/stage/bin/authd" "$authd_src"
-	log "authd ($authd_src): $(stat -c %s "$work/stage/bin/authd") bytes static arm64, stripped"
-	files+=(-files "$work/stage/bin/authd:bin/authd")
-	go build -trimpath -ldflags='-s -w' -o "$work/stage/bin/rescue" ./rescue
-	files+=(-files "$work/stage/bin/rescue:bin/rescue")
 	# Root certificates, so SMTP over TLS (Gmail, Outlook) verifies servers.
 	files+=(-files "/etc/ssl/certs/ca-certificates.crt:etc/ssl/certs/ca-certificates.crt")
-	cmds+=(github.com/rknas/firmware/initramfs/uinit)
 	uinit=(-uinitcmd uinit)
+	buildin=$root
+	# u-root builds the busybox in GOPATH mode, where Go takes the defaults of
+	# Go 1.20 for every GODEBUG setting: TLS 1.0 and RSA key exchange on, the
+	# old ServeMux patterns, no parsed leaf in tls.X509KeyPair. authd and
+	# rescue get the defaults of this module's Go version (what
+	# `go list -f '{{.DefaultGODEBUG}}'` prints for them), set the way the go
+	# command sets them, by the linker.
+	godebug=$(go list -f '{{.DefaultGODEBUG}}' ./authd)
+	if [[ $(go list -f '{{.DefaultGODEBUG}}' ./rescue ./initramfs/uinit | sort -u) != "$godebug" ]]; then
+		echo "build-image: authd, rescue and uinit have different GODEBUG defaults" >&2
+		exit 1
+	fi
+	# u-root also turns inlining off everywhere, for size (inlining everywhere
+	# costs 0.7 MB of xz). The cryptography keeps it: the TLS handshake's
+	# field arithmetic and ML-KEM are made of small functions.
+	files+=(-go-extra-args "-ldflags=-s -w -buildid= -X=runtime.godebugDefault=$godebug"
+		-go-extra-args "-gcflags=crypto/...=" -go-extra-args "-gcflags=golang.org/x/crypto/...=")
 fi
 # The build's temporary Go tree goes where the go tool does not look ("_"),
 # so `go vet ./...` beside a running build does not trip over it.
-"$uroot" -o "$work/initramfs.cpio" -tmp-dir "$work/_tmp" -go-build-tags goshsmall \
-	-defaultsh gosh "${uinit[@]}" "${files[@]}" "${cmds[@]}" >&2
+(cd "$buildin" && "$uroot" -o "$work/initramfs.cpio" -tmp-dir "$work/_tmp" -go-build-tags goshsmall \
+	-defaultsh gosh "${uinit[@]}" "${files[@]}" "${cmds[@]}" >&2)
 xz --check=crc32 -T2 -9 -c "$work/initramfs.cpio" >"$img.tmp"
 mv "$img.tmp" "$img"
 echo "$sum" >"$work/inputs.sha256"

@@ -224,7 +224,7 @@ func (s *Store) Import(chainPEM, keyPEM []byte) (Info, error) {
 	if len(chainPEM) > MaxImport || len(keyPEM) > MaxImport {
 		return Info{}, fmt.Errorf("%w: the chain and the key are limited to %d KiB each", ErrInvalid, MaxImport>>10)
 	}
-	pair, err := tls.X509KeyPair(chainPEM, keyPEM)
+	pair, err := keyPair(chainPEM, keyPEM)
 	if err != nil {
 		return Info{}, fmt.Errorf("%w: %s", ErrInvalid, plainPairError(err))
 	}
@@ -333,11 +333,22 @@ func loadFile(path, source string) (served, error) {
 }
 
 func parsePair(raw []byte, source string) (served, error) {
-	pair, err := tls.X509KeyPair(raw, raw)
+	pair, err := keyPair(raw, raw)
 	if err != nil {
 		return served{}, fmt.Errorf("tlscert: %s", plainPairError(err))
 	}
 	return served{cert: &pair, info: describe(pair.Leaf, source)}, nil
+}
+
+// keyPair is tls.X509KeyPair with the leaf always parsed: it is left nil
+// where GODEBUG x509keypairleaf=0 (the default of a GOPATH-mode build).
+func keyPair(chainPEM, keyPEM []byte) (tls.Certificate, error) {
+	pair, err := tls.X509KeyPair(chainPEM, keyPEM)
+	if err != nil || pair.Leaf != nil {
+		return pair, err
+	}
+	pair.Leaf, err = x509.ParseCertificate(pair.Certificate[0])
+	return pair, err
 }
 
 // Inspect describes the certificate stored at path (authd cert).

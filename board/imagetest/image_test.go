@@ -204,7 +204,7 @@ func checkImage(t *testing.T, p board.Profile, img string) {
 	}
 	sort.Strings(names)
 	list := strings.Join(names, "\n") + "\n"
-	for _, f := range []string{"bin/authd", "bin/rescue", "bbin/uinit"} {
+	for _, f := range []string{"bbin/bb", "bbin/authd", "bbin/rescue", "bbin/uinit"} {
 		if !strings.Contains(list, f+"\n") {
 			t.Errorf("the initramfs lacks %s", f)
 		}

@@ -25,10 +25,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Paths inside the image; the build script puts the binaries there.
+// Paths inside the image: authd and rescue are commands of its u-root
+// busybox, which tells them apart by the name they are run as.
 const (
-	authdPath  = "/bin/authd"
-	rescuePath = "/bin/rescue"
+	authdPath  = "/bbin/authd"
+	rescuePath = "/bbin/rescue"
 	// factoryPasswordFile is where a factory-built initramfs may carry the
 	// per-device default password; the flasher's is on the boot partition.
 	// Without either, authd generates one.

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"os"
@@ -112,6 +113,36 @@ var latencyRE = regexp.MustCompile(`recovery action done.*latency=(\S+)`)
 // reset is finished at the next boot; and everything persists across a
 // reboot. The button is pressed through gpio-sim, so the events reach authd
 // through the kernel's GPIO character device exactly as on a board.
+// assertModernTLS checks that the firmware's authd refuses TLS 1.1 and RSA
+// key exchange: the image's busybox is built in GOPATH mode, whose GODEBUG
+// defaults (Go 1.20's) would allow both.
+func assertModernTLS(t *testing.T, port int) {
+	t.Helper()
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	for _, tc := range []struct {
+		name string
+		cfg  *tls.Config
+	}{
+		{"TLS 1.1", &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11}},
+		{"RSA key exchange", &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS12,
+			CipherSuites: []uint16{tls.TLS_RSA_WITH_AES_128_GCM_SHA256, tls.TLS_RSA_WITH_AES_256_GCM_SHA384}}},
+	} {
+		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", addr, tc.cfg)
+		if err == nil {
+			conn.Close()
+			t.Errorf("authd accepted a %s handshake", tc.name)
+		}
+	}
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", addr, &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatalf("a TLS 1.3 handshake: %v", err)
+	}
+	if v := conn.ConnectionState().Version; v != tls.VersionTLS13 {
+		t.Errorf("authd negotiated TLS version %x, want 1.3", v)
+	}
+	conn.Close()
+}
+
 func TestVMReset(t *testing.T) {
 	t.Parallel() // two VMs at a time: one per core, each with one vCPU
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
@@ -124,6 +155,7 @@ func TestVMReset(t *testing.T) {
 	fmt.Printf("vmtest: reset scenario, boot to 'authd ready': %.1f s\n", took.Seconds())
 	// The device's own default password, provisioned by the flasher.
 	def := label.password
+	assertModernTLS(t, v.port)
 	jar, _ := cookiejar.New(nil)
 	admin := newClient(t, v.port, jar)
 	var adminStep, bobStep int64
