@@ -108,7 +108,7 @@ func (a *authdActions) SetAsideDatabase(ctx context.Context) (string, error) {
 	if _, err := a.client.Status(ctx); err == nil {
 		return "", fmt.Errorf("the login service is running, so its database is not damaged: %w", console.ErrNotAvailable)
 	}
-	if processRunning("authd") {
+	if processRunning("authd", a.stateDir) {
 		return "", fmt.Errorf("the login service is starting: wait for it, then look at the status again: %w", console.ErrNotAvailable)
 	}
 	damage := a.databaseDamage()
@@ -196,7 +196,7 @@ func (a *authdActions) Status(ctx context.Context) (console.Status, error) {
 	case a.direct != nil:
 		st.AuthdStopped = true
 		st.Authd = "changes go straight to the state partition"
-	case processRunning("authd"):
+	case processRunning("authd", a.stateDir):
 		st.AuthdStarting = true
 		st.Authd = "running, not answering yet"
 	default:
@@ -399,14 +399,48 @@ func (d *direct) audit(n int) ([]string, error) {
 	return lines, err
 }
 
-// processRunning tells whether a process whose command name is comm runs.
-func processRunning(comm string) bool {
+// processRunning tells whether a process whose command name is comm runs
+// and, when stateDir is not empty, was given stateDir as its -state: an
+// authd working on another state directory (another instance, a test) is
+// not the one whose database the console looks after. A process whose
+// command line cannot be read counts as running.
+func processRunning(comm, stateDir string) bool {
 	dirs, _ := os.ReadDir("/proc")
 	for _, d := range dirs {
 		if d.Name()[0] < '0' || d.Name()[0] > '9' {
 			continue
 		}
-		if b, err := os.ReadFile(filepath.Join("/proc", d.Name(), "comm")); err == nil && strings.TrimSpace(string(b)) == comm {
+		b, err := os.ReadFile(filepath.Join("/proc", d.Name(), "comm"))
+		if err != nil || strings.TrimSpace(string(b)) != comm {
+			continue
+		}
+		if stateDir == "" {
+			return true
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", d.Name(), "cmdline"))
+		if err != nil || usesStateDir(strings.Split(string(cmdline), "\x00"), stateDir) {
+			return true
+		}
+	}
+	return false
+}
+
+// usesStateDir tells whether the arguments give dir as -state (or
+// --state), in either of the flag package's forms.
+func usesStateDir(args []string, dir string) bool {
+	want := filepath.Clean(dir)
+	for i, a := range args {
+		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !strings.HasPrefix(a, "-") || name != "state" {
+			continue
+		}
+		if !hasValue {
+			if i+1 >= len(args) {
+				continue
+			}
+			value = args[i+1]
+		}
+		if filepath.Clean(value) == want {
 			return true
 		}
 	}
@@ -438,7 +472,7 @@ func (a *authdActions) Unavailable(ctx context.Context) map[string]string {
 			off[console.ActionSetAsideDatabase] = "the accounts database is not damaged"
 		}
 	default:
-		if processRunning("authd") || a.databaseDamage() == nil {
+		if processRunning("authd", a.stateDir) || a.databaseDamage() == nil {
 			off[console.ActionSetAsideDatabase] = "the accounts database is not damaged"
 		}
 		for _, name := range []string{console.ActionResetAdmin, console.ActionResetNetwork, console.ActionAudit, console.ActionNewCertificate} {
