@@ -157,7 +157,8 @@ func startSystem(ctx context.Context, o *options, svc *auth.Service, hasher *acc
 	}
 
 	rdeps := recovery.Deps{Store: svc.Store(), Hasher: hasher, DefaultPassword: defaultPass, Network: network, Live: svc,
-		DefaultHash: precomputeHash(ctx, hasher, defaultPass), Clock: clock.System{}, Log: log.With("component", "recovery")}
+		DefaultHash: precomputeHash(ctx, hasher, defaultPass), Clock: clock.System{}, Log: log.With("component", "recovery"),
+		Durable: button.Durable}
 	if resumed, err := recovery.Resume(ctx, rdeps); err != nil {
 		log.Error("interrupted recovery could not be finished; it is retried at the next start or press", "err", err)
 	} else if resumed {

@@ -30,6 +30,8 @@ type rig struct {
 	done      chan error
 	cancel    context.CancelFunc
 	seen      []string
+	// during, if set, runs inside the recovery action.
+	during func(ctx context.Context)
 }
 
 func newRig(t *testing.T, src *buttontest.Source, recoverErr error) *rig {
@@ -44,6 +46,9 @@ func newRig(t *testing.T, src *buttontest.Source, recoverErr error) *rig {
 			p, ok := button.PressFrom(ctx)
 			if !ok {
 				t.Error("recovery context carries no Press")
+			}
+			if r.during != nil {
+				r.during(ctx)
 			}
 			r.recovered <- p
 			return recoverErr
@@ -99,6 +104,36 @@ func (r *rig) noRecovery() {
 	}
 	if n := r.w.Status().Actions; n != 0 {
 		r.t.Fatalf("status counts %d actions", n)
+	}
+}
+
+// The action says when its effect is on disk; the watcher keeps that
+// latency apart from the action's end, once per press, and Durable does
+// nothing outside a press.
+func TestWatcherDurableLatency(t *testing.T) {
+	button.Durable(context.Background())
+	r := newRig(t, buttontest.NewSource(), nil)
+	r.during = func(ctx context.Context) {
+		r.clk.Set(r.clk.Now() + 12*ms)
+		button.Durable(ctx)
+		r.clk.Set(r.clk.Now() + 5*ms)
+		button.Durable(ctx) // a second call changes nothing
+		r.clk.Set(r.clk.Now() + 20*ms)
+	}
+	r.src.Press(0)
+	r.clk.Set(4000 * ms)
+	r.waitFor(button.EffectArmed)
+	r.src.Release(4100 * ms)
+	r.clk.Set(4130 * ms)
+	r.waitFor(button.EffectRecover)
+	waittest.Recv(t, r.recovered, "the recovery")
+	s := r.w.Status()
+	if s.LastDurableLatency != 42*ms || s.LastActionLatency != 67*ms {
+		t.Errorf("durable after %s, action done after %s: want 42ms and 67ms", s.LastDurableLatency, s.LastActionLatency)
+	}
+	raw, err := json.Marshal(s)
+	if err != nil || !strings.Contains(string(raw), `"last_durable_latency":"42ms"`) {
+		t.Errorf("status JSON %s (%v) lacks the durable latency", raw, err)
 	}
 }
 

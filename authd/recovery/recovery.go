@@ -66,6 +66,10 @@ type Deps struct {
 	Live        Live
 	Clock       clock.Clock
 	Log         *slog.Logger
+	// Durable, if set, is called with the recovery's context once the
+	// journal and the admin step are on disk: from then on a power cut
+	// still ends in a full reset, finished at the next start.
+	Durable func(ctx context.Context)
 }
 
 // Run performs a recovery triggered by source ("button", "rescue"). If an
@@ -152,6 +156,9 @@ func finish(ctx context.Context, d Deps, j Journal, fresh bool) error {
 	if !j.AdminDone {
 		if err := resetAdmin(ctx, d, &j, fresh); err != nil {
 			return err
+		}
+		if d.Durable != nil {
+			d.Durable(ctx)
 		}
 	}
 	// The in-memory part is repeated on every run: it is idempotent and

@@ -203,6 +203,35 @@ func TestNetworkFailureIsFinishedLater(t *testing.T) {
 	}
 }
 
+// Durable is called once per recovery, when the admin step is on disk
+// (before the network step, which may fail), and not again when a later
+// run finishes the network.
+func TestDurableOnceTheAdminStepIsOnDisk(t *testing.T) {
+	dir, s := seededStore(t)
+	net := &fileNetwork{path: filepath.Join(dir, "network.json"), fails: 1}
+	d := deps(t, s, net, nil)
+	calls := 0
+	d.Durable = func(context.Context) {
+		calls++
+		checkAdminReset(t, s, d.Hasher)
+		if _, err := os.Stat(net.path); err == nil {
+			t.Error("durable called after the network step, not before")
+		}
+	}
+	if err := Run(context.Background(), d, "button"); err == nil {
+		t.Fatal("Run succeeded with the network failing")
+	}
+	if calls != 1 {
+		t.Fatalf("durable called %d times by the first run, want 1", calls)
+	}
+	if err := Run(context.Background(), d, "button"); err != nil {
+		t.Fatal(err)
+	}
+	if calls != 1 {
+		t.Fatalf("durable called again when the network step was finished (%d calls)", calls)
+	}
+}
+
 // TestResumeFinishesAPendingJournal is what authd does at start after a
 // recovery stopped half way: Resume finishes it, records it as the last
 // recovery, and has nothing to do the second time.

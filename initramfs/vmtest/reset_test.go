@@ -103,7 +103,7 @@ func freshCode(t *testing.T, secret string, last *int64) string {
 
 func login(u, p string) map[string]string { return map[string]string{"username": u, "password": p} }
 
-var latencyRE = regexp.MustCompile(`recovery action done.*latency=(\S+)`)
+var latencyRE = regexp.MustCompile(`button: recovery durable.*latency=(\S+)`)
 
 // TestVMReset is the owner's story on the firmware in QEMU: an admin with
 // 2FA and a second user with 2FA; the network moved to a static address
@@ -217,12 +217,20 @@ func TestVMReset(t *testing.T) {
 	v.console.Mark()
 	resetFrom := &vmrig.Console{Path: v.console.Path}
 	resetFrom.Mark()
+	durableFrom := &vmrig.Console{Path: v.console.Path}
+	durableFrom.Mark()
 	v.ctl(ctx, "hold 5")
 	v.wait(ctx, "recovery finished")
-	done := v.wait(ctx, "recovery action done")
-	if m := latencyRE.FindStringSubmatch(done); m != nil {
-		fmt.Printf("vmtest: release edge (kernel timestamp) to recovery durable: %s\n", m[1])
+	v.wait(ctx, "recovery action done")
+	durable, err := durableFrom.Wait(ctx, "button: recovery durable")
+	if err != nil {
+		t.Fatal(err)
 	}
+	m := latencyRE.FindStringSubmatch(durable)
+	if m == nil {
+		t.Fatalf("no latency in %q", durable)
+	}
+	fmt.Printf("vmtest: release edge (kernel timestamp) to recovery durable: %s\n", m[1])
 	if !admin.reachable(60 * time.Second) {
 		t.Fatal("the API did not come back over DHCP after the reset")
 	}
