@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -341,10 +342,34 @@ func writeError(w http.ResponseWriter, err error) {
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	buf := jsonBuffers.Get().(*bytes.Buffer)
+	defer func() {
+		if buf.Cap() <= 64<<10 {
+			buf.Reset()
+			jsonBuffers.Put(buf)
+		}
+	}()
+	enc := json.NewEncoder(buf)
+	if err := enc.Encode(v); err != nil {
+		// Only a value that cannot be encoded gets here: a bug, answered
+		// as one rather than as half a document.
+		buf.Reset()
+		status = http.StatusInternalServerError
+		buf.WriteString(`{"error":{"code":"internal","message":"internal error; see the device log"}}` + "\n")
+	}
+	hdr := w.Header()
+	hdr["Content-Type"] = jsonContentType
+	hdr["Content-Length"] = []string{strconv.Itoa(buf.Len())}
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	_, _ = w.Write(buf.Bytes())
 }
+
+// jsonBuffers keeps answer buffers between requests; jsonContentType is
+// shared by every answer (net/http only reads it).
+var (
+	jsonBuffers     = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+	jsonContentType = []string{"application/json; charset=utf-8"}
+)
 
 // OK writes v as a 200 JSON answer.
 func OK(w http.ResponseWriter, v any) error {

@@ -188,7 +188,7 @@ func (s *Service) finish(u store.User, c Client) (LoginResult, error) {
 	// client's own count, or one user could fail without end between
 	// logins of their own.
 	s.accounts.SucceedFrom(u.Name, c.Key())
-	s.audit(store.AuditEntry{Event: "login", User: u.Name, Client: c.String(), Detail: status})
+	s.auditNow(store.AuditEntry{Event: "login", User: u.Name, Client: c.String(), Detail: status})
 	return LoginResult{Status: status, SessionToken: token, Session: sess}, nil
 }
 

@@ -116,15 +116,7 @@ func (s *Service) restriction(u store.User) (session.Kind, string, error) {
 }
 
 // policy reads the mandatory-2FA policy.
-func (s *Service) policy() (store.Policy, error) {
-	var p store.Policy
-	err := s.store.View(func(tx *store.Tx) error {
-		var err error
-		p, err = tx.Policy()
-		return err
-	})
-	return p, err
-}
+func (s *Service) policy() (store.Policy, error) { return s.store.Policy() }
 
 // Enroll starts an enrolment: a new key, pending until a code confirms it.
 // From a full session it needs the password: turning 2FA on ends the

@@ -212,6 +212,17 @@ func (s *Service) audit(e store.AuditEntry) {
 	}
 }
 
+// auditNow is audit for an event that came after an argon2 check (a
+// login): such events are at most the hashing cap at once, so there is
+// nothing to gather into a batch, and waiting for one (the store's batch
+// delay) would add to every login.
+func (s *Service) auditNow(e store.AuditEntry) {
+	e.Time = s.clock.Now()
+	if err := s.store.Update(func(tx *store.Tx) error { return tx.AppendAudit(e) }); err != nil {
+		s.log.Error("audit write failed", "event", e.Event, "err", err)
+	}
+}
+
 func (s *Service) notify(u store.User, event string, details map[string]string) {
 	if s.notifier != nil && u.SecurityEmailVerified {
 		s.notifier.Notify(u, event, details)
@@ -248,15 +259,7 @@ func (s *Service) ClockTrusted() bool {
 }
 
 // user reads one account.
-func (s *Service) user(name string) (store.User, error) {
-	var u store.User
-	err := s.store.View(func(tx *store.Tx) error {
-		var err error
-		u, err = tx.User(name)
-		return err
-	})
-	return u, err
-}
+func (s *Service) user(name string) (store.User, error) { return s.store.User(name) }
 
 // User returns the account called name.
 func (s *Service) User(name string) (store.User, error) {

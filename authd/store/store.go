@@ -69,8 +69,9 @@ var migrations = []func(tx *bolt.Tx) error{migrateAuditRings}
 
 // Store is an open database.
 type Store struct {
-	db   *bolt.DB
-	path string
+	db    *bolt.DB
+	path  string
+	cache readCache
 }
 
 // Open opens or creates the database at path with mode 0600.
@@ -202,6 +203,8 @@ func (s *Store) Close() error { return s.db.Close() }
 // Update runs fn in a read-write transaction. The changes are durable when
 // Update returns nil; if fn returns an error nothing is changed.
 func (s *Store) Update(fn func(tx *Tx) error) error {
+	s.cache.beginWrite()
+	defer s.cache.endWrite()
 	return s.db.Update(func(btx *bolt.Tx) error { return fn(&Tx{tx: btx}) })
 }
 
@@ -209,17 +212,56 @@ func (s *Store) Update(fn func(tx *Tx) error) error {
 // concurrent Batch calls, so many small writes (audit entries) cost one
 // fsync. fn may run more than once and must only write through tx.
 func (s *Store) Batch(fn func(tx *Tx) error) error {
+	s.cache.beginWrite()
+	defer s.cache.endWrite()
 	return s.db.Batch(func(btx *bolt.Tx) error { return fn(&Tx{tx: btx}) })
 }
 
-// View runs fn in a read-only transaction.
+// View runs fn in a read-only transaction. Its reads of accounts and of
+// the policy may come from the store's cache of decoded records.
 func (s *Store) View(fn func(tx *Tx) error) error {
-	return s.db.View(func(btx *bolt.Tx) error { return fn(&Tx{tx: btx}) })
+	gen, cacheable := s.cache.generation()
+	return s.db.View(func(btx *bolt.Tx) error {
+		tx := &Tx{tx: btx}
+		if cacheable {
+			tx.cache, tx.gen = &s.cache, gen
+		}
+		return fn(tx)
+	})
+}
+
+// User reads one account, from the cache without a transaction when it
+// holds it (a session-checked request's case), else in a read-only one.
+func (s *Store) User(name string) (User, error) {
+	if gen, ok := s.cache.generation(); ok {
+		if u, hit := s.cache.user(gen, name); hit {
+			return u, nil
+		}
+	}
+	var u User
+	err := s.View(func(tx *Tx) (err error) { u, err = tx.User(name); return })
+	return u, err
+}
+
+// Policy reads the 2FA policy as User reads an account.
+func (s *Store) Policy() (Policy, error) {
+	if gen, ok := s.cache.generation(); ok {
+		if p, hit := s.cache.getPolicy(gen); hit {
+			return p, nil
+		}
+	}
+	var p Policy
+	err := s.View(func(tx *Tx) (err error) { p, err = tx.Policy(); return })
+	return p, err
 }
 
 // Tx is a transaction with typed accessors.
 type Tx struct {
 	tx *bolt.Tx
+	// cache, in a read-only transaction begun with no write in progress,
+	// holds decoded records of generation gen.
+	cache *readCache
+	gen   uint64
 }
 
 func u64(v uint64) []byte {
@@ -262,8 +304,16 @@ func forEach[T any](t *Tx, bucket []byte, fn func(T) error) error {
 
 // User returns the account called name.
 func (t *Tx) User(name string) (User, error) {
+	if t.cache != nil {
+		if u, ok := t.cache.user(t.gen, name); ok {
+			return u, nil
+		}
+	}
 	var u User
 	err := t.get(bucketUsers, []byte(name), &u)
+	if err == nil && t.cache != nil {
+		t.cache.putUser(t.gen, name, u)
+	}
 	return u, err
 }
 
@@ -420,13 +470,20 @@ func (t *Tx) DeleteAppPasswords(user string) (int, error) {
 
 // Policy returns the 2FA policy (scope none when never set).
 func (t *Tx) Policy() (Policy, error) {
+	if t.cache != nil {
+		if p, ok := t.cache.getPolicy(t.gen); ok {
+			return p, nil
+		}
+	}
 	var p Policy
 	raw := t.tx.Bucket(bucketMeta).Get(keyPolicy)
 	if raw == nil {
-		return Policy{Scope: ScopeNone}, nil
-	}
-	if err := json.Unmarshal(raw, &p); err != nil {
+		p = Policy{Scope: ScopeNone}
+	} else if err := json.Unmarshal(raw, &p); err != nil {
 		return p, fmt.Errorf("store: decode policy: %w", err)
+	}
+	if t.cache != nil {
+		t.cache.putPolicy(t.gen, p)
 	}
 	return p, nil
 }
