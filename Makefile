@@ -89,11 +89,16 @@ vm-start: ## boot the VM in the background (scripts/vm press-reset N holds RESET
 vm-stop: ## power the background VM off cleanly
 	scripts/vm stop
 
-bench: ## benchmarks that print figures (ratios measured in one run); the flasher's needs root
-	$(GO) test -run '^$$' -bench . -benchtime 3s -timeout 30m ./authd/...
-	$(GO) test -run '^$$' -bench . -benchtime 3x -timeout 30m ./board/flash
+bench: ## benchmarks that print figures (ratios measured in one run), then one table of the goals: out/bench/host.md; the flasher's needs root
+	@mkdir -p $(OUT)/bench
+	{ $(GO) test -run '^$$' -bench 'PasswordStepRatio|TLSLoginRatio' -benchtime 20x -count 5 -timeout 30m ./authd/api && \
+	  $(GO) test -run '^$$' -bench 'SessionGetRatio' -benchtime 60x -count 5 -timeout 30m ./authd/api && \
+	  $(GO) test -run '^$$' -bench 'DaemonMemory' -benchtime 1x -count 3 -timeout 30m ./authd && \
+	  $(GO) test -run '^$$' -bench . -benchtime 3s -timeout 30m $$($(GO) list ./authd/... | grep -v -e '/authd$$' -e '/authd/api$$') && \
+	  $(GO) test -run '^$$' -bench . -benchtime 3x -timeout 30m ./board/flash; } 2>&1 | \
+	  $(GO) run ./scripts/benchtable -set host -o $(OUT)/bench/host.md
 
-bench-vm: deps ## each board's initramfs size against a bare u-root image; boot through U-Boot against -kernel
+bench-vm: deps ## the VM's figures against their floors (initramfs size, boot, U-Boot, RESET to durable), then one table: out/bench/vm.md
 	scripts/vm-measure.sh
 
 lint: ## gofmt, go vet, staticcheck and shellcheck

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"runtime"
+	"sort"
 	"sync"
 	"testing"
 	"time"
@@ -22,7 +23,7 @@ import (
 // BenchmarkPasswordStepRatio measures the whole password step (lookup,
 // throttling, argon2id with the default parameters, session, audit write)
 // against raw argon2id hashes with the same parameters and parallelism, in
-// one run. Goal: ratio >= 0.9.
+// one run. Goal: ratio >= 0.95 (make bench prints the table).
 func BenchmarkPasswordStepRatio(b *testing.B) {
 	p := account.DefaultParams
 	par := runtime.NumCPU()
@@ -43,9 +44,7 @@ func BenchmarkPasswordStepRatio(b *testing.B) {
 	}
 	salt := make([]byte, 16)
 	const batch = 8
-	var raw, step time.Duration
-	parallel := func(fn func(i int)) time.Duration {
-		start := time.Now()
+	parallel := func(fn func(i int)) {
 		var wg sync.WaitGroup
 		next := make(chan int, batch)
 		for i := 0; i < batch; i++ {
@@ -62,27 +61,62 @@ func BenchmarkPasswordStepRatio(b *testing.B) {
 			}()
 		}
 		wg.Wait()
-		return time.Since(start)
 	}
+	round := 0
+	interleave(b, batch, "raw_hashes/s", "logins/s",
+		func() {
+			parallel(func(int) { argon2.IDKey([]byte(testDefaultPassword), salt, p.Time, p.MemKiB, p.Threads, p.KeyLen) })
+		},
+		func() {
+			round++
+			parallel(func(i int) {
+				c := auth.Client{Addr: netip.AddrFrom4([4]byte{10, byte(round >> 8), byte(round), byte(i)})}
+				if _, err := svc.Login(context.Background(), "admin", testDefaultPassword, c, ""); err != nil {
+					b.Error(err)
+				}
+			})
+		})
+}
+
+// interleave measures floor and subject (each doing ops operations per
+// call) in b.N short alternating rounds, which side goes first alternating
+// too, so that load changing on the machine lands on both. It reports both
+// rates, the ratio floor time / subject time as the median of the rounds'
+// ratios, and their spread: the interquartile range over the median, in
+// percent.
+func interleave(b *testing.B, ops int, floorUnit, subjectUnit string, floor, subject func()) {
+	timed := func(fn func()) time.Duration {
+		s := time.Now()
+		fn()
+		return time.Since(s)
+	}
+	var tFloor, tSubject time.Duration
+	ratios := make([]float64, 0, b.N)
 	b.ResetTimer()
 	for n := 0; n < b.N; n++ {
-		raw += parallel(func(int) { argon2.IDKey([]byte(testDefaultPassword), salt, p.Time, p.MemKiB, p.Threads, p.KeyLen) })
-		step += parallel(func(i int) {
-			c := auth.Client{Addr: netip.AddrFrom4([4]byte{10, 0, byte(n), byte(i)})}
-			if _, err := svc.Login(context.Background(), "admin", testDefaultPassword, c, ""); err != nil {
-				b.Error(err)
-			}
-		})
+		var f, s time.Duration
+		if n%2 == 0 {
+			f, s = timed(floor), timed(subject)
+		} else {
+			s, f = timed(subject), timed(floor)
+		}
+		tFloor += f
+		tSubject += s
+		ratios = append(ratios, f.Seconds()/s.Seconds())
 	}
-	ops := float64(b.N * batch)
-	b.ReportMetric(ops/raw.Seconds(), "raw_hashes/s")
-	b.ReportMetric(ops/step.Seconds(), "logins/s")
-	b.ReportMetric(raw.Seconds()/step.Seconds(), "ratio")
+	b.StopTimer()
+	sort.Float64s(ratios)
+	q := func(p float64) float64 { return ratios[int(p*float64(len(ratios)-1)+0.5)] }
+	total := float64(b.N * ops)
+	b.ReportMetric(total/tFloor.Seconds(), floorUnit)
+	b.ReportMetric(total/tSubject.Seconds(), subjectUnit)
+	b.ReportMetric(q(0.5), "ratio")
+	b.ReportMetric(100*(q(0.75)-q(0.25))/q(0.5), "spread_%")
 }
 
 // BenchmarkSessionGetRatio measures session-checked GET /api/v1/me over
 // loopback HTTP against a bare net/http handler answering a small JSON
-// object, in one run. Goal: ratio >= 0.5.
+// object, in one run. Goal: ratio >= 0.85.
 func BenchmarkSessionGetRatio(b *testing.B) {
 	e := newEnv(b, clock.System{})
 	br := e.browser()
@@ -95,8 +129,8 @@ func BenchmarkSessionGetRatio(b *testing.B) {
 	compareGets(b, br.hc, bare.URL, e.url+"/api/v1/me", "bare_req/s", "me_req/s")
 }
 
-// compareGets measures GETs of floor and subject (each must answer 200) in
-// alternating batches through hc, and reports both rates and their ratio.
+// compareGets measures GETs of floor and subject (each must answer 200)
+// through hc in interleaved rounds, and reports both rates and their ratio.
 func compareGets(b *testing.B, hc *http.Client, floor, subject, floorUnit, subjectUnit string) {
 	get := func(url string) {
 		resp, err := hc.Get(url)
@@ -109,23 +143,16 @@ func compareGets(b *testing.B, hc *http.Client, floor, subject, floorUnit, subje
 			b.Fatalf("GET %s: %d", url, resp.StatusCode)
 		}
 	}
-	const batch = 200
-	var tFloor, tSubject time.Duration
-	b.ResetTimer()
-	for n := 0; n < b.N; n++ {
-		s := time.Now()
-		for range batch {
-			get(floor)
-		}
-		tFloor += time.Since(s)
-		s = time.Now()
-		for range batch {
-			get(subject)
-		}
-		tSubject += time.Since(s)
-	}
-	ops := float64(b.N * batch)
-	b.ReportMetric(ops/tFloor.Seconds(), floorUnit)
-	b.ReportMetric(ops/tSubject.Seconds(), subjectUnit)
-	b.ReportMetric(tFloor.Seconds()/tSubject.Seconds(), "ratio")
+	const batch = 1000
+	interleave(b, batch, floorUnit, subjectUnit,
+		func() {
+			for range batch {
+				get(floor)
+			}
+		},
+		func() {
+			for range batch {
+				get(subject)
+			}
+		})
 }

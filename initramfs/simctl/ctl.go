@@ -31,9 +31,16 @@ type Freezer interface {
 	Freeze(name string) (pids []int, err error)
 }
 
+// Syncer writes and fsyncs one small block on the VM's state partition and
+// says how long the fsync took: the floor the RESET's time to durable is
+// measured against. Lines that are not a Syncer answer fsync with an error.
+type Syncer interface {
+	SyncProbe() (time.Duration, error)
+}
+
 // Command is one parsed control line.
 type Command struct {
-	Verb string        // ping, press, release, hold, level?, led?, freeze
+	Verb string        // ping, press, release, hold, level?, led?, freeze, fsync
 	Hold time.Duration // for hold
 	Name string        // for freeze
 }
@@ -43,14 +50,14 @@ var ErrBadCommand = errors.New("bad command")
 
 // ParseCommand parses one line of the control protocol:
 //
-//	ping | press | release | hold SECONDS | level? | led? | freeze PROCESS
+//	ping | press | release | hold SECONDS | level? | led? | freeze PROCESS | fsync
 func ParseCommand(line string) (Command, error) {
 	f := strings.Fields(line)
 	if len(f) == 0 {
 		return Command{}, fmt.Errorf("%w: empty line", ErrBadCommand)
 	}
 	switch f[0] {
-	case "ping", "press", "release", "level?", "led?":
+	case "ping", "press", "release", "level?", "led?", "fsync":
 		if len(f) != 1 {
 			return Command{}, fmt.Errorf("%w: %s takes no argument", ErrBadCommand, f[0])
 		}
@@ -74,7 +81,7 @@ func ParseCommand(line string) (Command, error) {
 }
 
 // Handle executes one line and returns the reply line (without newline).
-// Replies start with "ok", "pong", "level", "led-status" or "err".
+// Replies start with "ok", "pong", "level", "led-status", "fsync" or "err".
 func Handle(ctx context.Context, l Lines, line string) string {
 	c, err := ParseCommand(line)
 	if err != nil {
@@ -143,6 +150,16 @@ func (c Command) run(ctx context.Context, l Lines) (string, error) {
 			return "", err
 		}
 		return fmt.Sprintf("ok froze %s %v", c.Name, pids), nil
+	case "fsync":
+		sy, ok := l.(Syncer)
+		if !ok {
+			return "", errors.New("this control channel cannot probe the disk")
+		}
+		d, err := sy.SyncProbe()
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("fsync %d µs", d.Microseconds()), nil
 	}
 	return "", fmt.Errorf("%w: %s", ErrBadCommand, c.Verb)
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // fakeLines records pulls; Value follows the pull for the reset line, as
@@ -45,6 +46,9 @@ func (f *fakeLines) Freeze(name string) ([]int, error) {
 	return nil, errors.New("no process " + name)
 }
 
+// SyncProbe stands in for uinit's.
+func (f *fakeLines) SyncProbe() (time.Duration, error) { return 1234 * time.Microsecond, nil }
+
 func TestHandle(t *testing.T) {
 	tests := []struct {
 		lines []string
@@ -66,6 +70,8 @@ func TestHandle(t *testing.T) {
 		{[]string{"freeze nothing"}, "err no process nothing", ""},
 		{[]string{"freeze ../x"}, "err bad command: usage: freeze PROCESS (a lower-case name)", ""},
 		{[]string{"freeze"}, "err bad command: usage: freeze PROCESS (a lower-case name)", ""},
+		{[]string{"fsync"}, "fsync 1234 µs", ""},
+		{[]string{"fsync now"}, "err bad command: fsync takes no argument", ""},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.lines, ";"), func(t *testing.T) {

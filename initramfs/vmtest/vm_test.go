@@ -28,7 +28,7 @@ import (
 // vm is one VM instance driven through scripts/vm, with its own run
 // directory, state disk and API port.
 type vm struct {
-	t       *testing.T
+	t       testing.TB
 	root    string // module root
 	env     []string
 	run     string
@@ -40,7 +40,7 @@ type vm struct {
 // newVM prepares a VM on disk (from vmDisk), booted through U-Boot, or
 // with QEMU's -kernel and the extra kernel arguments kernelArgs when
 // kernelArgs is not empty (U-Boot reads its command line from the disk).
-func newVM(t *testing.T, name, disk string, kernelArgs string) *vm {
+func newVM(t testing.TB, name, disk string, kernelArgs string) *vm {
 	root := moduleRoot(t)
 	// Kept after the test (out/ is ignored by git) so a failure can be read.
 	run := filepath.Join(root, "out", "vm", "vmtest", name)
@@ -266,7 +266,7 @@ var labelRE = regexp.MustCompile(`(?m)^\s*(hostname|default password):\s*(\S+)`)
 // flasher provisioned. With stateDir, the state partition gets a 480 MiB
 // file system holding those files (hardware test binaries), still smaller
 // than the partition, so the first boot grows it as it grows a fresh one.
-func vmDisk(t *testing.T, stateDir string) (string, flashed) {
+func vmDisk(t testing.TB, stateDir string) (string, flashed) {
 	dir := t.TempDir()
 	disk, labelPath := filepath.Join(dir, "disk.img"), filepath.Join(dir, "label.txt")
 	cmd := exec.Command("go", "run", "./board/cmd/rknas-flash", "--yes", "--size", "1G", "--label", labelPath, image(t), disk)
@@ -400,7 +400,7 @@ func testNames(t *testing.T, files []string) string {
 }
 
 // image builds (or reuses) the qemu-virt disk image once per test run.
-func image(t *testing.T) string {
+func image(t testing.TB) string {
 	if p := os.Getenv("RKNAS_VM_IMAGE"); p != "" {
 		return p
 	}
@@ -416,7 +416,7 @@ func image(t *testing.T) string {
 	return imagePath
 }
 
-func moduleRoot(t *testing.T) string {
+func moduleRoot(t testing.TB) string {
 	out, err := exec.Command("go", "env", "GOMOD").Output()
 	if err != nil {
 		t.Fatalf("go env GOMOD: %v", err)
@@ -424,7 +424,7 @@ func moduleRoot(t *testing.T) string {
 	return filepath.Dir(strings.TrimSpace(string(out)))
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,220 @@
+// Command benchtable reads benchmark output (`go test -bench` lines, from
+// `make bench` or `make bench-vm`) on stdin, passes it through, and ends
+// with one table of the figures the firmware is held to: figure, floor, the
+// value measured now (the median of the runs, with their spread), the goal,
+// and pass or short.
+//
+// A figure no benchmark reported is "missing" and makes the exit status 1,
+// so a renamed benchmark or metric cannot quietly drop a row; a figure
+// short of its goal is reported, not an error: the table is a measurement.
+package main
+
+import (
+	"bufio"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// figure is one row: the metric a benchmark reports and the goal it is held to.
+type figure struct {
+	set    string // "host" (make bench) or "vm" (make bench-vm)
+	name   string
+	floor  string
+	bench  string // benchmark name without the -N GOMAXPROCS suffix
+	metric string // unit of the b.ReportMetric value
+	op     string // ">=", "<=" or ">"
+	goal   float64
+	unit   string // printed after values
+}
+
+// figures are the firmware's performance goals (issue: performance).
+var figures = []figure{
+	{"host", "password step logins/s ÷ raw argon2id hashes/s", "raw argon2id, same parameters and parallelism, interleaved rounds",
+		"BenchmarkPasswordStepRatio", "ratio", ">=", 0.95, ""},
+	{"host", "session-checked GET /api/v1/me req/s ÷ bare net/http req/s", "bare net/http handler, interleaved rounds",
+		"BenchmarkSessionGetRatio", "ratio", ">=", 0.85, ""},
+	{"host", "HTTPS login (new connection) ÷ plain HTTP login", "the same login over HTTP, interleaved rounds",
+		"BenchmarkTLSLoginRatio", "ratio", ">=", 0.8, ""},
+	{"host", "HTTPS session-checked GET ÷ bare TLS handler", "bare net/http over TLS, same certificate, interleaved rounds",
+		"BenchmarkTLSSessionGetRatio", "ratio", ">=", 0.85, ""},
+	{"host", "authd idle RSS after start (start-up hashes done)", "-",
+		"BenchmarkDaemonMemory", "idle_MiB", "<=", 20, " MiB"},
+	{"host", "authd idle RSS again after 20 hashes", "-",
+		"BenchmarkDaemonMemory", "idle_after_20_hashes_MiB", "<=", 20, " MiB"},
+	{"host", "peak RSS under 200 concurrent logins ÷ (4 hash slots × 32 MiB + 16 MiB)", "the hashing memory the cap allows",
+		"BenchmarkDaemonMemory", "peak/goal", "<=", 1.0, ""},
+	{"host", "of those 200 logins, served within the 3 s slot wait", "53 (before this goal)",
+		"BenchmarkDaemonMemory", "logins_ok", ">", 53, ""},
+	{"host", "flasher write MiB/s ÷ dd bs=4M oflag=direct", "dd to the same loop device, alternating",
+		"BenchmarkFlashVsDD", "flash/dd", ">=", 0.9, ""},
+
+	{"vm", "firmware initramfs xz ÷ bare u-root core xz", "u-root's core commands alone",
+		"BenchmarkInitramfsSize", "ratio", "<=", 1.4, ""},
+	{"vm", "boot to \"authd ready\" ÷ bare u-root core boot to its uinit", "bare u-root core, same QEMU flags (-kernel), interleaved",
+		"BenchmarkBootRatio", "ratio", "<=", 1.3, ""},
+	{"vm", "qemu-virt disk boot through U-Boot ÷ -kernel boot of the same initramfs", "-kernel boot, same disk and flags, interleaved",
+		"BenchmarkUBootRatio", "ratio", "<=", 1.3, ""},
+	{"vm", "RESET release (kernel timestamp) to recovery durable", "one fsync of 4 KiB on the same disk",
+		"BenchmarkResetDurable", "ms", "<=", 60, " ms"},
+}
+
+// benchLine matches "BenchmarkName-2   	  5	  1234 ns/op	  0.97 ratio".
+var benchLine = regexp.MustCompile(`^(Benchmark[^\s/-]+(?:/[^\s]+?)?)(?:-\d+)?\s+\d+\s+(.*)$`)
+
+// parse collects every value reported per benchmark and metric, in order.
+func parse(r io.Reader, echo io.Writer) (map[string][]float64, error) {
+	got := map[string][]float64{}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if echo != nil {
+			fmt.Fprintln(echo, line)
+		}
+		m := benchLine.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		f := strings.Fields(m[2])
+		for i := 0; i+1 < len(f); i += 2 {
+			v, err := strconv.ParseFloat(f[i], 64)
+			if err != nil {
+				continue
+			}
+			key := m[1] + " " + f[i+1]
+			got[key] = append(got[key], v)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("benchtable: read benchmark output: %w", err)
+	}
+	return got, nil
+}
+
+// row is a figure as measured.
+type row struct {
+	figure
+	runs   int
+	now    float64 // median of the runs
+	spread float64 // (max - min) / median, in percent
+	result string  // "pass", "short" or "missing"
+}
+
+func judge(f figure, vals []float64) row {
+	r := row{figure: f, runs: len(vals)}
+	if len(vals) == 0 {
+		r.result = "missing"
+		return r
+	}
+	s := slices.Clone(vals)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		r.now = s[len(s)/2]
+	} else {
+		r.now = (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
+	if r.now != 0 {
+		r.spread = 100 * (s[len(s)-1] - s[0]) / math.Abs(r.now)
+	}
+	ok := false
+	switch f.op {
+	case ">=":
+		ok = r.now >= f.goal
+	case "<=":
+		ok = r.now <= f.goal
+	case ">":
+		ok = r.now > f.goal
+	}
+	r.result = "short"
+	if ok {
+		r.result = "pass"
+	}
+	return r
+}
+
+func number(v float64) string {
+	switch {
+	case v == math.Trunc(v) && math.Abs(v) >= 10:
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	case math.Abs(v) >= 10:
+		return strconv.FormatFloat(v, 'f', 1, 64)
+	default:
+		return strconv.FormatFloat(v, 'f', 3, 64)
+	}
+}
+
+// table renders rows as Markdown.
+func table(rows []row) string {
+	var b strings.Builder
+	b.WriteString("| figure | floor | now | goal | result |\n|---|---|---|---|---|\n")
+	for _, r := range rows {
+		now := "not measured"
+		if r.runs > 0 {
+			now = number(r.now) + r.unit
+			if r.runs > 1 {
+				now += fmt.Sprintf(" (%d runs, spread %.1f %%)", r.runs, r.spread)
+			}
+		}
+		goal := strings.Replace(strings.Replace(r.op, ">=", "≥", 1), "<=", "≤", 1) + " " + number(r.goal) + r.unit
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", r.name, r.floor, now, goal, r.result)
+	}
+	return b.String()
+}
+
+func run(args []string, stdin io.Reader, stdout io.Writer) error {
+	fs := flag.NewFlagSet("benchtable", flag.ContinueOnError)
+	set := fs.String("set", "host", `which figures: "host" (make bench) or "vm" (make bench-vm)`)
+	out := fs.String("o", "", "also write the table to this file")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var rows []row
+	got, err := parse(stdin, stdout)
+	if err != nil {
+		return err
+	}
+	var missing []string
+	for _, f := range figures {
+		if f.set != *set {
+			continue
+		}
+		r := judge(f, got[f.bench+" "+f.metric])
+		if r.result == "missing" {
+			missing = append(missing, f.bench+" "+f.metric)
+		}
+		rows = append(rows, r)
+	}
+	if len(rows) == 0 {
+		return fmt.Errorf("benchtable: -set %q: no such set of figures (host, vm)", *set)
+	}
+	t := table(rows)
+	fmt.Fprintf(stdout, "\n%s", t)
+	if *out != "" {
+		if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
+			return fmt.Errorf("benchtable: %w", err)
+		}
+		if err := os.WriteFile(*out, []byte(t), 0o644); err != nil {
+			return fmt.Errorf("benchtable: write the table: %w", err)
+		}
+	}
+	if len(missing) > 0 {
+		return errors.New("benchtable: no benchmark reported " + strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+func main() {
+	if err := run(os.Args[1:], os.Stdin, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}

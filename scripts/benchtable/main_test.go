@@ -1,0 +1,107 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestJudge(t *testing.T) {
+	atLeast := figure{op: ">=", goal: 0.95}
+	atMost := figure{op: "<=", goal: 20}
+	above := figure{op: ">", goal: 53}
+	for _, tc := range []struct {
+		name   string
+		f      figure
+		vals   []float64
+		now    float64
+		spread float64
+		result string
+	}{
+		{"one run above", atLeast, []float64{0.97}, 0.97, 0, "pass"},
+		{"exactly the goal", atLeast, []float64{0.95}, 0.95, 0, "pass"},
+		{"median of five, short", atLeast, []float64{0.99, 0.90, 0.93, 0.94, 0.96}, 0.94, 100 * 0.09 / 0.94, "short"},
+		{"median of an even count", atMost, []float64{18, 22}, 20, 20, "pass"},
+		{"above the most", atMost, []float64{20.5}, 20.5, 0, "short"},
+		{"strictly more: equal is short", above, []float64{53}, 53, 0, "short"},
+		{"strictly more", above, []float64{54}, 54, 0, "pass"},
+		{"nothing reported", atLeast, nil, 0, 0, "missing"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := judge(tc.f, tc.vals)
+			if r.result != tc.result || abs(r.now-tc.now) > 1e-9 || abs(r.spread-tc.spread) > 1e-6 {
+				t.Errorf("got now %v spread %v %s, want now %v spread %v %s", r.now, r.spread, r.result, tc.now, tc.spread, tc.result)
+			}
+		})
+	}
+}
+
+func abs(v float64) float64 {
+	if v < 0 {
+		return -v
+	}
+	return v
+}
+
+func TestParse(t *testing.T) {
+	in := `goos: linux
+BenchmarkPasswordStepRatio-2   	       3	 1234 ns/op	        15.1 logins/s	         0.97 ratio	 1.2 spread_%
+BenchmarkPasswordStepRatio-2   	       3	 1234 ns/op	        15.0 logins/s	         0.99 ratio
+BenchmarkReleaseToRecovery/gpio-sim-2 	 10	 55 µs/release-to-recovery
+BenchmarkResetDurable 1 41.5 ms 9.0 fsync_ms
+--- FAIL: BenchmarkOther
+ok  	github.com/rknas/firmware/authd/api	12.3s
+`
+	var echo bytes.Buffer
+	got, err := parse(strings.NewReader(in), &echo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if echo.String() != in {
+		t.Errorf("the input is not passed through:\n%s", echo.String())
+	}
+	want := map[string][]float64{
+		"BenchmarkPasswordStepRatio ns/op":                           {1234, 1234},
+		"BenchmarkPasswordStepRatio logins/s":                        {15.1, 15.0},
+		"BenchmarkPasswordStepRatio ratio":                           {0.97, 0.99},
+		"BenchmarkPasswordStepRatio spread_%":                        {1.2},
+		"BenchmarkReleaseToRecovery/gpio-sim µs/release-to-recovery": {55},
+		"BenchmarkResetDurable ms":                                   {41.5},
+		"BenchmarkResetDurable fsync_ms":                             {9},
+	}
+	if len(got) != len(want) {
+		t.Errorf("got %d figures, want %d: %v", len(got), len(want), got)
+	}
+	for k, w := range want {
+		if g := got[k]; len(g) != len(w) || (len(g) > 0 && g[0] != w[0]) {
+			t.Errorf("%s: got %v, want %v", k, g, w)
+		}
+	}
+}
+
+func TestRunNamesMissingFigures(t *testing.T) {
+	in := "BenchmarkPasswordStepRatio-2 3 1 ns/op 0.97 ratio\n"
+	var out bytes.Buffer
+	file := filepath.Join(t.TempDir(), "bench", "table.md")
+	err := run([]string{"-set", "host", "-o", file}, strings.NewReader(in), &out)
+	if err == nil || !strings.Contains(err.Error(), "BenchmarkSessionGetRatio ratio") {
+		t.Fatalf("want an error naming the missing figure, got %v", err)
+	}
+	if strings.Contains(err.Error(), "BenchmarkPasswordStepRatio") {
+		t.Errorf("a reported figure is named missing: %v", err)
+	}
+	table, rerr := os.ReadFile(file)
+	if rerr != nil {
+		t.Fatal(rerr)
+	}
+	for _, want := range []string{"| password step logins/s ÷ raw argon2id hashes/s | raw argon2id", "| 0.970 | ≥ 0.950 | pass |", "| not measured |", "| missing |"} {
+		if !strings.Contains(string(table), want) {
+			t.Errorf("the table lacks %q:\n%s", want, table)
+		}
+	}
+	if err := run([]string{"-set", "nope"}, strings.NewReader(""), &out); err == nil || !strings.Contains(err.Error(), `"nope"`) {
+		t.Errorf("an unknown set: %v", err)
+	}
+}
