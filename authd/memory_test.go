@@ -114,8 +114,9 @@ func fromAddress(ip string) *http.Client {
 // flight are capped, so one address or one account would measure the caps)
 // and reads its peak RSS (VmHWM). It also reads the RSS once idle again
 // after setting up 20 accounts (20 hashes). Goals: idle <= 20 MiB; peak <= cap x
-// argon2 memory + 32 MiB, with cap = -hash-concurrency (4 here, as on a
-// 4-core board).
+// argon2 memory + 16 MiB, with cap = -hash-concurrency (4 here, as on a
+// 4-core board); and more than 53 of the 200 served within the 3 s slot
+// wait (make bench prints the table).
 func BenchmarkDaemonMemory(b *testing.B) {
 	const hashCap, accounts, clients = 4, 20, 200
 	for n := 0; n < b.N; n++ {
@@ -164,7 +165,7 @@ func BenchmarkDaemonMemory(b *testing.B) {
 		}
 		wg.Wait()
 		peak := procKiB(b, cmd.Process.Pid, "VmHWM") / 1024
-		goal := float64(hashCap*32 + 32)
+		goal := float64(hashCap*32 + 16)
 		b.ReportMetric(idle, "idle_MiB")
 		b.ReportMetric(afterWork, "idle_after_20_hashes_MiB")
 		b.ReportMetric(peak, "peak_MiB")
