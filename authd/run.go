@@ -267,10 +267,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}()
 	defer func() { stopMail(); <-mailDone }()
-	// Start-up hashed the default password: give those argon2 buffers back
-	// to the system now rather than when the scavenger gets to them, so an
-	// idle authd stays small.
-	debug.FreeOSMemory()
 	return serve(ctx, o, srv.Handler(), certs, sys.api, log)
 }
 
@@ -358,6 +354,7 @@ func serve(ctx context.Context, o *options, h http.Handler, certs *tlscert.Store
 		attrs = append(attrs, "certificate_sha256", certs.Info().Fingerprint)
 	}
 	log.Info("authd ready", attrs...)
+	returnStartMemory()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)
@@ -366,6 +363,12 @@ func serve(ctx context.Context, o *options, h http.Handler, certs *tlscert.Store
 	log.Info("shutting down")
 	return nil
 }
+
+// returnStartMemory gives the start's garbage (the default password's
+// argon2 buffers among it) back to the system, so an idle authd stays
+// small. It runs once authd is ready: a full collection is a noticeable
+// part of a start on a slow board, and the first login need not wait.
+func returnStartMemory() { debug.FreeOSMemory() }
 
 // servePlain serves plain HTTP on -listen: development only.
 func servePlain(ctx context.Context, o *options, h http.Handler, log *slog.Logger) error {
@@ -377,6 +380,7 @@ func servePlain(ctx context.Context, o *options, h http.Handler, log *slog.Logge
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	log.Info("authd ready", "url", "http://"+ln.Addr().String(), "version", version)
+	returnStartMemory()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)

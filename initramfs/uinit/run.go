@@ -128,18 +128,11 @@ func run(ctx context.Context, args []string, console io.Writer) error {
 
 	// Failsafe (OpenWrt's model): RESET held while the board starts. authd
 	// is not started, the network comes up with the default configuration
-	// and the rescue menu opens on the UART at once.
-	failsafe := holdAtBoot(svcCtx, prof)
-	if failsafe {
-		fmt.Fprintln(console, "uinit: RESET held at power-on: FAILSAFE mode: authd is not started, network on DHCP, rescue menu on the serial console")
-	}
-
-	// authd owns the network (-manage-network); without authd, or in
-	// failsafe mode, a one-shot DHCP keeps the board reachable.
-	_, authdErr := os.Stat(authdPath)
-	if !cfg.noNet && (authdErr != nil || failsafe) {
-		go bringUpNetwork(svcCtx)
-	}
+	// and the rescue menu opens on the UART at once. The window runs beside
+	// the state partition's mounting and the steps after it, which do not
+	// depend on it; nothing that acts on the choice starts before it ends.
+	failsafeDone := make(chan bool, 1)
+	go func() { failsafeDone <- holdAtBoot(svcCtx, prof) }()
 
 	med, persistent := mountMedium(cfg.stateWait)
 	if persistent {
@@ -177,6 +170,17 @@ func run(ctx context.Context, args []string, console io.Writer) error {
 		}
 	}
 	goService(func() { runWatchdog(svcCtx, aw, grace, persistent) })
+
+	failsafe := <-failsafeDone
+	if failsafe {
+		fmt.Fprintln(console, "uinit: RESET held at power-on: FAILSAFE mode: authd is not started, network on DHCP, rescue menu on the serial console")
+	}
+	// authd owns the network (-manage-network); without authd, or in
+	// failsafe mode, a one-shot DHCP keeps the board reachable.
+	_, authdErr := os.Stat(authdPath)
+	if !cfg.noNet && (authdErr != nil || failsafe) {
+		go bringUpNetwork(svcCtx)
+	}
 
 	// Hardware tests run before authd so that they own the GPIO lines; only
 	// in the VM and only when asked for on the kernel command line.

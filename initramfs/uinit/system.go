@@ -81,10 +81,20 @@ func mounted(target string) bool {
 	return false
 }
 
+// lateModules are drivers no service needs while the board starts: USB
+// and SATA disks, and loop devices. They load in the background once the
+// rest is in; a state partition on a USB disk is still found, since the
+// medium's search waits for its disk.
+var lateModules = map[string]bool{
+	"usb_storage": true, "uas": true, "sd_mod": true, "loop": true,
+	"xhci_pci": true, "xhci_plat_hcd": true, "ahci": true, "ahci_platform": true,
+}
+
 // loadModules loads the kernel modules the image carries for this board,
 // listed in /lib/modules/<release>/rknas.load, each with its dependencies
-// (u-root's kmodule reads modules.dep). A module that fails is logged by
-// name and loading goes on: a missing NIC driver must not stop the console.
+// (u-root's kmodule reads modules.dep): the late ones (lateModules) in the
+// background after the others. A module that fails is logged by name and
+// loading goes on: a missing NIC driver must not stop the console.
 func loadModules() {
 	var u unix.Utsname
 	if err := unix.Uname(&u); err != nil {
@@ -102,6 +112,24 @@ func loadModules() {
 		slog.Error("FAILED: kernel modules: read modules.dep", "dir", dir, "err", err)
 		return
 	}
+	var now, late []string
+	for _, name := range strings.Fields(string(b)) {
+		if lateModules[name] {
+			late = append(late, name)
+		} else {
+			now = append(now, name)
+		}
+	}
+	probeAll(prober, now, "kernel modules loaded")
+	if len(late) > 0 {
+		go probeAll(prober, late, "kernel modules loaded in the background")
+	}
+}
+
+// probeAll loads names in order and logs msg with the count, the failures,
+// the time taken and the three slowest (with what they pulled in), which
+// say where the boot's time goes.
+func probeAll(prober *kmodule.Prober, names []string, msg string) {
 	start := time.Now()
 	var failed []string
 	type took struct {
@@ -109,8 +137,7 @@ func loadModules() {
 		d    time.Duration
 	}
 	var times []took
-	n := 0
-	for _, name := range strings.Fields(string(b)) {
+	for _, name := range names {
 		t0 := time.Now()
 		if err := prober.Probe(name, ""); err != nil {
 			failed = append(failed, name)
@@ -118,16 +145,13 @@ func loadModules() {
 			continue
 		}
 		times = append(times, took{name, time.Since(t0)})
-		n++
 	}
-	// The slowest three (with what they pulled in) say where the boot's
-	// time goes.
 	sort.Slice(times, func(i, j int) bool { return times[i].d > times[j].d })
 	var slowest []string
 	for _, t := range times[:min(3, len(times))] {
 		slowest = append(slowest, fmt.Sprintf("%s %s", t.name, t.d.Round(time.Millisecond)))
 	}
-	slog.Info("kernel modules loaded", "count", n, "failed", strings.Join(failed, " "), "took", time.Since(start).Round(time.Millisecond),
+	slog.Info(msg, "count", len(times), "failed", strings.Join(failed, " "), "took", time.Since(start).Round(time.Millisecond),
 		"slowest", strings.Join(slowest, ", "))
 }
 
