@@ -68,11 +68,18 @@ var figures = []figure{
 }
 
 // benchLine matches "BenchmarkName-2   	  5	  1234 ns/op	  0.97 ratio".
-var benchLine = regexp.MustCompile(`^(Benchmark[^\s/-]+(?:/[^\s]+?)?)(?:-\d+)?\s+\d+\s+(.*)$`)
+// A benchmark that prints while it runs splits its line: the name comes
+// first (benchName), the count and figures on a later line (benchRest).
+var (
+	benchLine = regexp.MustCompile(`^(Benchmark[^\s/-]+(?:/[^\s]+?)?)(?:-\d+)?\s+\d+\s+(.*)$`)
+	benchName = regexp.MustCompile(`^(Benchmark[^\s/-]+(?:/[^\s]+?)?)(?:-\d+)?\s`)
+	benchRest = regexp.MustCompile(`^\s+\d+\s+(.*\d.*)$`)
+)
 
 // parse collects every value reported per benchmark and metric, in order.
 func parse(r io.Reader, echo io.Writer) (map[string][]float64, error) {
 	got := map[string][]float64{}
+	pending := "" // a benchmark whose figures have not come yet
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
@@ -80,17 +87,24 @@ func parse(r io.Reader, echo io.Writer) (map[string][]float64, error) {
 		if echo != nil {
 			fmt.Fprintln(echo, line)
 		}
-		m := benchLine.FindStringSubmatch(line)
-		if m == nil {
+		var name, figures string
+		if m := benchLine.FindStringSubmatch(line); m != nil {
+			name, figures, pending = m[1], m[2], ""
+		} else if m := benchName.FindStringSubmatch(line); m != nil {
+			pending = m[1]
+			continue
+		} else if m := benchRest.FindStringSubmatch(line); m != nil && pending != "" {
+			name, figures, pending = pending, m[1], ""
+		} else {
 			continue
 		}
-		f := strings.Fields(m[2])
+		f := strings.Fields(figures)
 		for i := 0; i+1 < len(f); i += 2 {
 			v, err := strconv.ParseFloat(f[i], 64)
 			if err != nil {
 				continue
 			}
-			key := m[1] + " " + f[i+1]
+			key := name + " " + f[i+1]
 			got[key] = append(got[key], v)
 		}
 	}

@@ -51,6 +51,8 @@ BenchmarkPasswordStepRatio-2   	       3	 1234 ns/op	        15.1 logins/s	     
 BenchmarkPasswordStepRatio-2   	       3	 1234 ns/op	        15.0 logins/s	         0.99 ratio
 BenchmarkReleaseToRecovery/gpio-sim-2 	 10	 55 µs/release-to-recovery
 BenchmarkResetDurable 1 41.5 ms 9.0 fsync_ms
+BenchmarkFlashVsDD-2   	flash: write 513.8 MiB/s, dd 678.5 MiB/s: ratio 0.76 (goal >= 0.9)
+       3	1084132291 ns/op	         0.7572 flash/dd
 --- FAIL: BenchmarkOther
 ok  	github.com/rknas/firmware/authd/api	12.3s
 `
@@ -70,6 +72,8 @@ ok  	github.com/rknas/firmware/authd/api	12.3s
 		"BenchmarkReleaseToRecovery/gpio-sim µs/release-to-recovery": {55},
 		"BenchmarkResetDurable ms":                                   {41.5},
 		"BenchmarkResetDurable fsync_ms":                             {9},
+		"BenchmarkFlashVsDD ns/op":                                   {1084132291},
+		"BenchmarkFlashVsDD flash/dd":                                {0.7572},
 	}
 	if len(got) != len(want) {
 		t.Errorf("got %d figures, want %d: %v", len(got), len(want), got)
