@@ -17,15 +17,22 @@ import (
 	"time"
 )
 
+// buildAuthd builds authd into a temporary directory and returns its path.
+func buildAuthd(tb testing.TB) string {
+	tb.Helper()
+	bin := filepath.Join(tb.TempDir(), "authd")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		tb.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
+}
+
 // startDaemon builds authd, starts it on a free loopback port with fresh
 // state and returns its URL, process and default password.
 func startDaemon(tb testing.TB, args ...string) (string, *exec.Cmd, string) {
 	tb.Helper()
 	dir := tb.TempDir()
-	bin := filepath.Join(dir, "authd")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		tb.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildAuthd(tb)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)

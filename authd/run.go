@@ -65,6 +65,7 @@ type options struct {
 	manageNetwork   bool
 	confirmTimeout  time.Duration
 	controlSocket   string
+	startGate       int
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -103,6 +104,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.manageNetwork, "manage-network", false, "own the network configuration: apply it at start, serve /api/v1/settings/network, reset it to DHCP on a physical reset")
 	fs.StringVar(&o.controlSocket, "control-socket", control.DefaultPath, "Unix socket (root only) through which the serial rescue console reaches authd; empty: none")
 	fs.DurationVar(&o.confirmTimeout, "network-confirm-timeout", 120*time.Second, "a network change not confirmed within this time is rolled back")
+	fs.IntVar(&o.startGate, "start-gate-fd", 0, "open the database, then wait until this inherited file descriptor reads \"go\" before "+
+		"starting anything else (uinit starts authd during the boot's failsafe window); closed without it: end")
 	if err := fs.Parse(args); err != nil {
 		return nil, fmt.Errorf("%w: %v", errConfig, err)
 	}
@@ -225,6 +228,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	srv := api.New(svc, log, cfg.TrustedDeviceTTL)
 	web.Attach(srv)
+	if o.startGate > 0 {
+		if err := waitStartGate(ctx, os.NewFile(uintptr(o.startGate), "start-gate"), log); err != nil {
+			return err
+		}
+	}
 	sys, err := startSystem(ctx, o, svc, hasher, defaultPass, log)
 	if err != nil {
 		return err
@@ -362,6 +370,32 @@ func serve(ctx context.Context, o *options, h http.Handler, certs *tlscert.Store
 	}
 	log.Info("shutting down")
 	return nil
+}
+
+// errGateClosed: the start gate closed without "go" (the board starts in
+// failsafe mode, without authd).
+var errGateClosed = fmt.Errorf("%w: the boot did not let authd start (failsafe mode): nothing was started", errConfig)
+
+// waitStartGate reads the gate to its end: "go" lets the start go on, as
+// the network, the reset button, the recovery journal and the listeners
+// come after it; anything else, or ctx ending, stops it.
+func waitStartGate(ctx context.Context, gate *os.File, log *slog.Logger) error {
+	defer gate.Close()
+	log.Info("waiting for the boot's failsafe window before starting")
+	read := make(chan string, 1)
+	go func() {
+		b, _ := io.ReadAll(io.LimitReader(gate, 64))
+		read <- strings.TrimSpace(string(b))
+	}()
+	select {
+	case got := <-read:
+		if got != "go" {
+			return errGateClosed
+		}
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // returnStartMemory gives the start's garbage (the default password's

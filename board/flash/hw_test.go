@@ -34,10 +34,29 @@ type vmDisks struct {
 
 func findDisks(t *testing.T) vmDisks {
 	t.Helper()
+	// USB disks come up asynchronously, after their driver loaded (in the
+	// background at boot) and the bus was scanned: wait for them.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		d, err := scanDisks(t)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.system != "" && d.fixed != "" && d.target != "" && d.small != "" && d.mountable != "" {
+			return d
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the VM does not have the disks this test needs after 60 s: %+v (TestVMFlash attaches them)", d)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+func scanDisks(t *testing.T) (vmDisks, error) {
 	var d vmDisks
 	ents, err := os.ReadDir("/sys/block")
 	if err != nil {
-		t.Fatal(err)
+		return d, err
 	}
 	for _, e := range ents {
 		n := e.Name()
@@ -48,6 +67,8 @@ func findDisks(t *testing.T) vmDisks {
 			d.system = "/dev/vda"
 		case strings.HasPrefix(n, "vd") && !removable:
 			d.fixed = "/dev/" + n
+		case strings.HasPrefix(n, "sd") && size == 0:
+			// Its capacity is not read yet.
 		case strings.HasPrefix(n, "sd") && removable && size >= 1<<30:
 			d.target = "/dev/" + n
 		case strings.HasPrefix(n, "sd") && removable && size < 200<<20:
@@ -56,10 +77,7 @@ func findDisks(t *testing.T) vmDisks {
 			d.mountable = "/dev/" + n
 		}
 	}
-	if d.system == "" || d.fixed == "" || d.target == "" || d.small == "" || d.mountable == "" {
-		t.Fatalf("the VM does not have the disks this test needs: %+v (TestVMFlash attaches them)", d)
-	}
-	return d
+	return d, nil
 }
 
 func sysInt(t *testing.T, dev, attr string) int64 {

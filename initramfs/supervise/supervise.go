@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"os/exec"
+	"slices"
 	"syscall"
 	"time"
 )
@@ -39,6 +41,12 @@ type Service struct {
 	// Started, when set, is called with the pid each time the daemon starts.
 	Started func(pid int)
 	Log     *slog.Logger
+	// Gate, when set, goes to the first start only, as file descriptor 3,
+	// with GateArgs after Args (authd's -start-gate-fd 3): a daemon started
+	// before the boot has decided everything waits on it. The supervisor
+	// closes its copy once that start began; later starts have no gate.
+	Gate     *os.File
+	GateArgs []string
 }
 
 func (s *Service) defaults() {
@@ -98,7 +106,15 @@ func (s *Service) Run(ctx context.Context) error {
 
 // once runs the daemon a single time and returns how it ended.
 func (s *Service) once(ctx context.Context) error {
-	cmd := exec.CommandContext(ctx, s.Path, s.Args...)
+	args := s.Args
+	gate := s.Gate
+	if gate != nil {
+		args = append(slices.Clone(args), s.GateArgs...)
+	}
+	cmd := exec.CommandContext(ctx, s.Path, args...)
+	if gate != nil {
+		cmd.ExtraFiles = []*os.File{gate}
+	}
 	cmd.Env = s.Env
 	cmd.Stdout = s.Output
 	cmd.Stderr = s.Output
@@ -106,6 +122,12 @@ func (s *Service) once(ctx context.Context) error {
 	cmd.WaitDelay = s.StopTimeout
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("supervise: start %s: %w", s.Path, err)
+	}
+	if gate != nil {
+		// The daemon has its own copy now; a start that failed keeps the
+		// gate for the next try.
+		gate.Close()
+		s.Gate = nil
 	}
 	s.Log.Info("daemon started", "service", s.Name, "pid", cmd.Process.Pid)
 	if s.Started != nil {

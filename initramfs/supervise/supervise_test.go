@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -25,6 +26,16 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	case "exit3":
 		os.Exit(ExitNoRestart)
+	case "gate":
+		// Says what it was given: its last argument, and what fd 3 holds.
+		f := os.NewFile(3, "gate")
+		if fi, err := f.Stat(); err != nil || fi.Mode()&os.ModeNamedPipe == 0 {
+			os.Stdout.WriteString("args " + os.Args[len(os.Args)-1] + ", no gate\n")
+		} else {
+			b, _ := io.ReadAll(f)
+			os.Stdout.WriteString("args " + os.Args[len(os.Args)-1] + ", gate " + strings.TrimSpace(string(b)) + "\n")
+		}
+		os.Exit(1)
 	case "serve":
 		// Runs until SIGTERM, which ends the process with the default action.
 		os.Stdout.WriteString("helper ready\n")
@@ -104,6 +115,31 @@ func TestRun(t *testing.T) {
 		}
 		if len(started) != 0 {
 			t.Fatalf("daemon restarted after cancel")
+		}
+	})
+	t.Run("the gate goes to the first start only", func(t *testing.T) {
+		var out lockedBuffer
+		started := make(chan int, 100)
+		s := helper("gate", &out, started)
+		s.Args = []string{"plain"}
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Gate, s.GateArgs = r, []string{"gated"}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- s.Run(ctx) }()
+		waittest.Recv(t, started, "the first start")
+		w.WriteString("go\n")
+		w.Close() // the supervisor's copy of r is closed, so the daemon sees EOF
+		waittest.Recv(t, started, "the second start")
+		waittest.Recv(t, started, "the third start")
+		cancel()
+		waittest.Recv(t, done, "Run to return after cancel")
+		lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+		if len(lines) < 2 || lines[0] != "args gated, gate go" || lines[1] != "args plain, no gate" {
+			t.Fatalf("the daemon's starts said:\n%s", out.String())
 		}
 	})
 	t.Run("missing binary is retried, not fatal", func(t *testing.T) {

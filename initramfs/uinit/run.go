@@ -171,27 +171,6 @@ func run(ctx context.Context, args []string, console io.Writer) error {
 	}
 	goService(func() { runWatchdog(svcCtx, aw, grace, persistent) })
 
-	failsafe := <-failsafeDone
-	if failsafe {
-		fmt.Fprintln(console, "uinit: RESET held at power-on: FAILSAFE mode: authd is not started, network on DHCP, rescue menu on the serial console")
-	}
-	// authd owns the network (-manage-network); without authd, or in
-	// failsafe mode, a one-shot DHCP keeps the board reachable.
-	_, authdErr := os.Stat(authdPath)
-	if !cfg.noNet && (authdErr != nil || failsafe) {
-		go bringUpNetwork(svcCtx)
-	}
-
-	// Hardware tests run before authd so that they own the GPIO lines; only
-	// in the VM and only when asked for on the kernel command line.
-	if prof.Name == "qemu-virt" && kernelArg("rknas.hwtest") {
-		dir := filepath.Join(stateDir, "hwtest")
-		log.Info("running hardware tests", "dir", dir)
-		if _, err := hwtest.RunDir(svcCtx, dir, console); err != nil {
-			fmt.Fprintf(console, "%s %s (%v)\n%s pass=0 fail=1\n", hwtest.MarkerFail, dir, err, hwtest.MarkerDone)
-		}
-	}
-
 	logOut := supervise.Tee{console}
 	var logFile *supervise.RotatingFile
 	if persistent {
@@ -200,23 +179,86 @@ func run(ctx context.Context, args []string, console io.Writer) error {
 			logOut = append(logOut, logFile)
 		}
 	}
-	if authdErr != nil {
-		log.Error("FAILED: authd is missing from the image; the login API will not start", "err", authdErr)
-	} else if !failsafe {
+
+	// authd starts now, beside the failsafe window: it opens its database
+	// and waits at its start gate (a pipe) until the window has ended and
+	// the hardware tests, if any, are done. In failsafe mode it is stopped
+	// at the gate, having started nothing.
+	_, authdErr := os.Stat(authdPath)
+	authdCtx, stopAuthd := context.WithCancel(svcCtx)
+	defer stopAuthd()
+	authdDone := make(chan struct{})
+	var gate *os.File
+	startAuthd := func(gateRead *os.File) {
 		authd := &supervise.Service{
 			Name: "authd", Path: authdPath, Output: logOut, Log: log,
 			Args: authdArgs(prof.Name, prov),
+		}
+		if gateRead != nil {
+			authd.Gate, authd.GateArgs = gateRead, []string{"-start-gate-fd", "3"}
 		}
 		if err := os.MkdirAll(filepath.Join(stateDir, "authd"), 0o700); err != nil {
 			log.Error("create authd state dir", "err", err)
 		}
 		aw.running.Store(true)
 		goService(func() {
-			if err := authd.Run(svcCtx); errors.Is(err, supervise.ErrNoRestart) {
+			defer close(authdDone)
+			if err := authd.Run(authdCtx); errors.Is(err, supervise.ErrNoRestart) {
 				aw.running.Store(false)
 				log.Error("FAILED: authd refused its configuration and will not be restarted; see the lines above")
 			}
 		})
+	}
+	if authdErr == nil {
+		r, w, err := os.Pipe()
+		if err != nil {
+			log.Warn("authd's start gate; authd starts after the failsafe window", "err", err)
+		} else {
+			gate = w
+			startAuthd(r)
+		}
+	}
+
+	failsafe := <-failsafeDone
+	if failsafe {
+		fmt.Fprintln(console, "uinit: RESET held at power-on: FAILSAFE mode: authd is not started, network on DHCP, rescue menu on the serial console")
+		if gate != nil {
+			// Stopped before the gate closes, so it ends at the gate, and
+			// gone before the console opens the database itself.
+			stopAuthd()
+			<-authdDone
+			aw.running.Store(false)
+			gate.Close()
+		}
+	}
+	// authd owns the network (-manage-network); without authd, or in
+	// failsafe mode, a one-shot DHCP keeps the board reachable.
+	if !cfg.noNet && (authdErr != nil || failsafe) {
+		go bringUpNetwork(svcCtx)
+	}
+
+	// Hardware tests run before authd starts its services, so that they own
+	// the GPIO lines; only in the VM and only when asked for on the kernel
+	// command line.
+	if prof.Name == "qemu-virt" && kernelArg("rknas.hwtest") {
+		dir := filepath.Join(stateDir, "hwtest")
+		log.Info("running hardware tests", "dir", dir)
+		if _, err := hwtest.RunDir(svcCtx, dir, console); err != nil {
+			fmt.Fprintf(console, "%s %s (%v)\n%s pass=0 fail=1\n", hwtest.MarkerFail, dir, err, hwtest.MarkerDone)
+		}
+	}
+
+	switch {
+	case authdErr != nil:
+		log.Error("FAILED: authd is missing from the image; the login API will not start", "err", authdErr)
+	case failsafe:
+	case gate != nil:
+		if _, err := gate.WriteString("go\n"); err != nil {
+			log.Error("authd's start gate", "err", err)
+		}
+		gate.Close()
+	default:
+		startAuthd(nil)
 	}
 	if _, err := os.Stat(rescuePath); err == nil && prof.UART.Device != "" {
 		args := []string{"console", "--port", "/dev/" + prof.UART.Device, "--baud", strconv.Itoa(prof.UART.Baud),
