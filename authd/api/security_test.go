@@ -315,3 +315,37 @@ func mustURL(t *testing.T, s string) *url.URL {
 	}
 	return u
 }
+
+// TestAPIAnswersCarryTheSecurityHeaders checks that every API answer,
+// refusals included, tells the browser not to sniff, frame, refer or store
+// it: an account's details must not stay behind in a shared browser's cache.
+func TestAPIAnswersCarryTheSecurityHeaders(t *testing.T) {
+	e := newEnv(t, start())
+	br := e.browser()
+	br.setUpAdmin("correct horse")
+	want := map[string]string{
+		"X-Content-Type-Options": "nosniff",
+		"X-Frame-Options":        "DENY",
+		"Referrer-Policy":        "no-referrer",
+		"Cache-Control":          "no-store",
+	}
+	for _, tc := range []struct {
+		name string
+		b    *browser
+		path string
+		code int
+	}{
+		{"signed in", br, "/api/v1/me", http.StatusOK},
+		{"signed out", e.browser(), "/api/v1/me", http.StatusUnauthorized},
+	} {
+		code, _, hdr := tc.b.call("GET", tc.path, nil)
+		if code != tc.code {
+			t.Fatalf("%s: GET %s = %d, want %d", tc.name, tc.path, code, tc.code)
+		}
+		for k, v := range want {
+			if got := hdr.Values(k); len(got) != 1 || got[0] != v {
+				t.Errorf("%s: GET %s: %s = %q, want exactly %q", tc.name, tc.path, k, got, v)
+			}
+		}
+	}
+}

@@ -143,16 +143,26 @@ func (s *Server) hostGuard(h http.Handler) http.Handler {
 
 func securityHeaders(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The keys are canonical and the values shared: net/http only
+		// reads them, and a handler that sets its own replaces the slice.
 		hdr := w.Header()
-		hdr.Set("X-Content-Type-Options", "nosniff")
-		hdr.Set("X-Frame-Options", "DENY")
-		hdr.Set("Referrer-Policy", "no-referrer")
+		hdr["X-Content-Type-Options"] = headerNosniff
+		hdr["X-Frame-Options"] = headerDeny
+		hdr["Referrer-Policy"] = headerNoReferrer
 		if strings.HasPrefix(r.URL.Path, "/api/") {
-			hdr.Set("Cache-Control", "no-store")
+			hdr["Cache-Control"] = headerNoStore
 		}
 		h.ServeHTTP(w, r)
 	})
 }
+
+// The security headers' values, one allocation for every answer.
+var (
+	headerNosniff    = []string{"nosniff"}
+	headerDeny       = []string{"DENY"}
+	headerNoReferrer = []string{"no-referrer"}
+	headerNoStore    = []string{"no-store"}
+)
 
 // Handle registers h for pattern (e.g. "GET /api/v1/time/status") with the
 // given access.
