@@ -275,7 +275,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}()
 	defer func() { stopMail(); <-mailDone }()
-	return serve(ctx, o, srv.Handler(), certs, sys.api, log)
+	return serve(ctx, o, srv.Handler(), certs, sys, log)
 }
 
 // hostNames are the names the device answers to besides its addresses:
@@ -292,7 +292,7 @@ func hostNames(certs *tlscert.Store) []string {
 	return names
 }
 
-func serve(ctx context.Context, o *options, h http.Handler, certs *tlscert.Store, sys *api.System, log *slog.Logger) error {
+func serve(ctx context.Context, o *options, h http.Handler, certs *tlscert.Store, sys *system, log *slog.Logger) error {
 	var tc *tls.Config
 	switch {
 	case certs != nil:
@@ -305,7 +305,7 @@ func serve(ctx context.Context, o *options, h http.Handler, certs *tlscert.Store
 		tc = tlsConfig(func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &pair, nil })
 	}
 	if tc == nil {
-		return servePlain(ctx, o, h, log)
+		return servePlain(ctx, o, h, sys, log)
 	}
 	// HTTPS: the ports are the owner's to change (portconf), starting from
 	// -listen and -http-redirect.
@@ -350,7 +350,7 @@ func serve(ctx context.Context, o *options, h http.Handler, certs *tlscert.Store
 		return fmt.Errorf("listen: %w", err)
 	}
 	ports.Store(m)
-	sys.Ports = m
+	sys.api.Ports = m
 	defer m.Close()
 	cur, _ := m.Current()
 	shown := host
@@ -362,7 +362,7 @@ func serve(ctx context.Context, o *options, h http.Handler, certs *tlscert.Store
 		attrs = append(attrs, "certificate_sha256", certs.Info().Fingerprint)
 	}
 	log.Info("authd ready", attrs...)
-	returnStartMemory()
+	sys.started()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)
@@ -398,14 +398,19 @@ func waitStartGate(ctx context.Context, gate *os.File, log *slog.Logger) error {
 	}
 }
 
-// returnStartMemory gives the start's garbage (the default password's
-// argon2 buffers among it) back to the system, so an idle authd stays
-// small. It runs once authd is ready: a full collection is a noticeable
-// part of a start on a slow board, and the first login need not wait.
-func returnStartMemory() { debug.FreeOSMemory() }
+// started runs once authd answers: it gives the start's garbage back to
+// the system, so an idle authd stays small (a full collection is a
+// noticeable part of a start on a slow board, and the first login need not
+// wait for it), then starts the work that was left for after the start.
+func (s *system) started() {
+	debug.FreeOSMemory()
+	for _, f := range s.ready {
+		f()
+	}
+}
 
 // servePlain serves plain HTTP on -listen: development only.
-func servePlain(ctx context.Context, o *options, h http.Handler, log *slog.Logger) error {
+func servePlain(ctx context.Context, o *options, h http.Handler, sys *system, log *slog.Logger) error {
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", o.listen, err)
@@ -414,7 +419,7 @@ func servePlain(ctx context.Context, o *options, h http.Handler, log *slog.Logge
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	log.Info("authd ready", "url", "http://"+ln.Addr().String(), "version", version)
-	returnStartMemory()
+	sys.started()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)

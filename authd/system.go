@@ -92,7 +92,9 @@ func (r reportOnlySetter) Slew(d time.Duration) error {
 type system struct {
 	api     *api.System
 	closers []func()
-	wg      sync.WaitGroup
+	// ready run once authd answers: work that need not delay its start.
+	ready []func()
+	wg    sync.WaitGroup
 }
 
 func (s *system) close() {
@@ -156,8 +158,10 @@ func startSystem(ctx context.Context, o *options, svc *auth.Service, hasher *acc
 		}
 	}
 
+	defaultHash, startHash := precomputeHash(ctx, hasher, defaultPass)
+	s.ready = append(s.ready, startHash)
 	rdeps := recovery.Deps{Store: svc.Store(), Hasher: hasher, DefaultPassword: defaultPass, Network: network, Live: svc,
-		DefaultHash: precomputeHash(ctx, hasher, defaultPass), Clock: clock.System{}, Log: log.With("component", "recovery"),
+		DefaultHash: defaultHash, Clock: clock.System{}, Log: log.With("component", "recovery"),
 		Durable: button.Durable}
 	if resumed, err := recovery.Resume(ctx, rdeps); err != nil {
 		log.Error("interrupted recovery could not be finished; it is retried at the next start or press", "err", err)
@@ -242,31 +246,37 @@ func startNetwork(ctx context.Context, o *options, log *slog.Logger) (*netconf.M
 	return m, nil
 }
 
-// precomputeHash hashes the default password in the background at start,
-// so the physical reset costs only a database write when the button is
-// released.
-func precomputeHash(ctx context.Context, h *account.Hasher, password string) func(context.Context) (string, error) {
+// precomputeHash hashes the default password in the background, so the
+// physical reset costs only a database write when the button is released.
+// The hash starts when start is called (once authd is ready: on a slow
+// board it would otherwise take the CPU from the start itself) or when the
+// hash is first asked for, whichever comes first.
+func precomputeHash(ctx context.Context, h *account.Hasher, password string) (get func(context.Context) (string, error), start func()) {
 	type result struct {
 		hash string
 		err  error
 	}
 	done := make(chan result, 1)
-	go func() {
-		hash, err := h.Hash(ctx, password)
-		done <- result{hash, err}
-	}()
+	start = sync.OnceFunc(func() {
+		go func() {
+			hash, err := h.Hash(ctx, password)
+			done <- result{hash, err}
+		}()
+	})
 	var mu sync.Mutex
 	var cached string
-	return func(ctx context.Context) (string, error) {
+	pending := true
+	get = func(ctx context.Context) (string, error) {
+		start()
 		mu.Lock()
 		defer mu.Unlock()
 		if cached != "" {
 			return cached, nil
 		}
-		if done != nil {
+		if pending {
 			select {
 			case r := <-done:
-				done = nil
+				pending = false
 				if r.err == nil {
 					cached = r.hash
 					return cached, nil
@@ -281,6 +291,7 @@ func precomputeHash(ctx context.Context, h *account.Hasher, password string) fun
 		}
 		return hash, err
 	}
+	return get, start
 }
 
 // controlBackend serves the rescue console through the control socket.

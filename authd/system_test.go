@@ -63,3 +63,54 @@ func TestStartFinishesAnInterruptedReset(t *testing.T) {
 		t.Fatalf("after start the interrupted reset is not finished: %+v ok=%v err=%v", last, ok, err)
 	}
 }
+
+// TestPrecomputeHashWaitsForTheStart: the default password's hash is not
+// computed while authd starts (it would take the CPU from the start on a
+// slow board), but as soon as start is called, or at once when the reset
+// asks for it first; either way it is computed once and matches.
+func TestPrecomputeHashWaitsForTheStart(t *testing.T) {
+	params := account.Params{Time: 1, MemKiB: 8 * 1024, Threads: 1, KeyLen: 32, SaltLen: 16}
+	for _, tc := range []struct {
+		name       string
+		startFirst bool
+	}{
+		{"started once ready", true},
+		{"asked for before the start", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			hasher, err := account.NewHasher(params, 2, time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			get, start := precomputeHash(ctx, hasher, "default pass")
+			time.Sleep(20 * time.Millisecond) // a hash started anyway would be counted by now or below
+			if n := hasher.Runs(); n != 0 {
+				t.Fatalf("%d hashes before the start", n)
+			}
+			if tc.startFirst {
+				start()
+				deadline := time.Now().Add(30 * time.Second)
+				for hasher.Runs() == 0 && time.Now().Before(deadline) {
+					time.Sleep(time.Millisecond)
+				}
+				if hasher.Runs() != 1 {
+					t.Fatalf("start: %d hashes, want 1", hasher.Runs())
+				}
+			}
+			for range 2 {
+				hash, err := get(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if ok, err := hasher.Verify(ctx, "default pass", hash); err != nil || !ok {
+					t.Fatalf("the precomputed hash does not match the password: %v, %v", ok, err)
+				}
+			}
+			start()
+			if n := hasher.Runs(); n != 3 { // one hash and the two checks above
+				t.Fatalf("%d argon2 runs, want 3", n)
+			}
+		})
+	}
+}
