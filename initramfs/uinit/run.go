@@ -101,7 +101,7 @@ func run(ctx context.Context, args []string, console io.Writer) error {
 	if err := mountBase(); err != nil {
 		return essential("mount file systems", err)
 	}
-	loadModules()
+	modulesLoaded := loadModules()
 	if err := mountConfigfs(); err != nil {
 		log.Warn("configfs", "err", err)
 	}
@@ -129,11 +129,13 @@ func run(ctx context.Context, args []string, console io.Writer) error {
 	// Failsafe (OpenWrt's model): RESET held while the board starts. authd
 	// is not started, the network comes up with the default configuration
 	// and the rescue menu opens on the UART at once. The window runs beside
-	// the state partition's mounting and the steps after it, which do not
-	// depend on it; nothing that acts on the choice starts before it ends.
+	// the loading of the other modules, the state partition's mounting and
+	// the steps after it, which do not depend on it; nothing that acts on
+	// the choice starts before it ends.
 	failsafeDone := make(chan bool, 1)
 	go func() { failsafeDone <- holdAtBoot(svcCtx, prof) }()
 
+	modulesLoaded()
 	med, persistent := mountMedium(cfg.stateWait)
 	if persistent {
 		countBoot()

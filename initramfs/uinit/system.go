@@ -81,6 +81,15 @@ func mounted(target string) bool {
 	return false
 }
 
+// buttonModules are the drivers the RESET button needs: Rockchip's GPIO
+// banks, gpio-keys and adc-keys with the SARADC they read, evdev, and the
+// VM's gpio-sim with configfs. They load first, so that the failsafe window
+// opens while the others load.
+var buttonModules = map[string]bool{
+	"gpio_rockchip": true, "gpio_keys": true, "adc_keys": true, "rockchip_saradc": true, "evdev": true,
+	"configfs": true, "gpio_sim": true,
+}
+
 // lateModules are drivers no service needs while the board starts: USB
 // and SATA disks, and loop devices. They load in the background once the
 // rest is in; a state partition on a USB disk is still found, since the
@@ -90,40 +99,60 @@ var lateModules = map[string]bool{
 	"xhci_pci": true, "xhci_plat_hcd": true, "ahci": true, "ahci_platform": true,
 }
 
+// moduleOrder splits the image's module list into the button's drivers,
+// the others and the late ones, each in the list's order.
+func moduleOrder(list []string) (button, now, late []string) {
+	for _, name := range list {
+		switch {
+		case buttonModules[name]:
+			button = append(button, name)
+		case lateModules[name]:
+			late = append(late, name)
+		default:
+			now = append(now, name)
+		}
+	}
+	return button, now, late
+}
+
 // loadModules loads the kernel modules the image carries for this board,
 // listed in /lib/modules/<release>/rknas.load, each with its dependencies
-// (u-root's kmodule reads modules.dep): the late ones (lateModules) in the
-// background after the others. A module that fails is logged by name and
-// loading goes on: a missing NIC driver must not stop the console.
-func loadModules() {
+// (u-root's kmodule reads modules.dep). The button's drivers load before
+// it returns; the others load in the background, then the late ones
+// (lateModules), and the returned function waits for all but the late ones.
+// A module that fails is logged by name and loading goes on: a missing NIC
+// driver must not stop the console.
+func loadModules() (wait func()) {
+	none := func() {}
 	var u unix.Utsname
 	if err := unix.Uname(&u); err != nil {
 		slog.Warn("kernel modules: uname", "err", err)
-		return
+		return none
 	}
 	dir := filepath.Join("/lib/modules", unix.ByteSliceToString(u.Release[:]))
 	b, err := os.ReadFile(filepath.Join(dir, modules.LoadList))
 	if err != nil {
 		slog.Warn("kernel modules: no module list in the image", "err", err)
-		return
+		return none
 	}
 	prober, err := kmodule.NewProber(kmodule.ProbeOpts{})
 	if err != nil {
 		slog.Error("FAILED: kernel modules: read modules.dep", "dir", dir, "err", err)
-		return
+		return none
 	}
-	var now, late []string
-	for _, name := range strings.Fields(string(b)) {
-		if lateModules[name] {
-			late = append(late, name)
-		} else {
-			now = append(now, name)
+	button, now, late := moduleOrder(strings.Fields(string(b)))
+	if len(button) > 0 {
+		probeAll(prober, button, "kernel modules for the button loaded")
+	}
+	done := make(chan struct{})
+	go func() {
+		probeAll(prober, now, "kernel modules loaded")
+		close(done)
+		if len(late) > 0 {
+			probeAll(prober, late, "kernel modules loaded in the background")
 		}
-	}
-	probeAll(prober, now, "kernel modules loaded")
-	if len(late) > 0 {
-		go probeAll(prober, late, "kernel modules loaded in the background")
-	}
+	}()
+	return func() { <-done }
 }
 
 // probeAll loads names in order and logs msg with the count, the failures,

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -71,6 +72,26 @@ func TestKernelFits(t *testing.T) {
 		}
 		if !strings.HasPrefix(got, want) {
 			t.Errorf("%s: %q, want %q", release, got, want)
+		}
+	}
+}
+
+// TestModuleOrder: the button's drivers load first (the failsafe window
+// waits for them and nothing else), disks and loop last, the rest between,
+// each group in the image's order and no module lost or doubled.
+func TestModuleOrder(t *testing.T) {
+	list := []string{"crc32c_generic", "ext4", "usb_storage", "evdev", "gpio_rockchip", "r8169", "gpio_keys", "loop", "dw_mmc_rockchip"}
+	button, now, late := moduleOrder(list)
+	for _, tc := range []struct {
+		name      string
+		got, want []string
+	}{
+		{"button", button, []string{"evdev", "gpio_rockchip", "gpio_keys"}},
+		{"now", now, []string{"crc32c_generic", "ext4", "r8169", "dw_mmc_rockchip"}},
+		{"late", late, []string{"usb_storage", "loop"}},
+	} {
+		if !slices.Equal(tc.got, tc.want) {
+			t.Errorf("%s: %q, want %q", tc.name, tc.got, tc.want)
 		}
 	}
 }
