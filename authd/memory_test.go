@@ -17,11 +17,14 @@ import (
 	"time"
 )
 
-// buildAuthd builds authd into a temporary directory and returns its path.
+// buildAuthd builds authd as it ships (static, no cgo, stripped: the
+// Makefile's flags) into a temporary directory and returns its path.
 func buildAuthd(tb testing.TB) string {
 	tb.Helper()
 	bin := filepath.Join(tb.TempDir(), "authd")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", bin, ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
 		tb.Fatalf("build: %v\n%s", err, out)
 	}
 	return bin
