@@ -101,7 +101,7 @@ func run(ctx context.Context, args []string, console io.Writer) error {
 	if err := mountBase(); err != nil {
 		return essential("mount file systems", err)
 	}
-	modulesLoaded := loadModules()
+	modulesLoaded, hurryModules := loadModules()
 	if err := mountConfigfs(); err != nil {
 		log.Warn("configfs", "err", err)
 	}
@@ -173,7 +173,9 @@ func run(ctx context.Context, args []string, console io.Writer) error {
 	}
 	goService(func() { runWatchdog(svcCtx, aw, grace, persistent) })
 
-	logOut := supervise.Tee{console}
+	// authdReady is closed at authd's first "authd ready" line.
+	authdReady := &lineWatch{marker: []byte(`msg="authd ready"`), seen: make(chan struct{})}
+	logOut := supervise.Tee{console, authdReady}
 	var logFile *supervise.RotatingFile
 	if persistent {
 		if err := os.MkdirAll(filepath.Join(stateDir, "log"), 0o750); err == nil {
@@ -233,6 +235,19 @@ func run(ctx context.Context, args []string, console io.Writer) error {
 			gate.Close()
 		}
 	}
+	// What waits for authd's start waits for nothing in failsafe mode or
+	// without authd: the late modules' normal priority and the rescue
+	// console.
+	authdStarted := authdReady.seen
+	if failsafe || authdErr != nil {
+		authdStarted = closed
+	}
+	go func() {
+		if afterAuthd(svcCtx, authdStarted, authdDone, rescueWait) {
+			hurryModules()
+		}
+	}()
+
 	// authd owns the network (-manage-network); without authd, or in
 	// failsafe mode, a one-shot DHCP keeps the board reachable.
 	if !cfg.noNet && (authdErr != nil || failsafe) {
@@ -245,6 +260,7 @@ func run(ctx context.Context, args []string, console io.Writer) error {
 	if prof.Name == "qemu-virt" && kernelArg("rknas.hwtest") {
 		dir := filepath.Join(stateDir, "hwtest")
 		log.Info("running hardware tests", "dir", dir)
+		hurryModules() // the flasher's tests wait for their USB disks
 		if _, err := hwtest.RunDir(svcCtx, dir, console); err != nil {
 			fmt.Fprintf(console, "%s %s (%v)\n%s pass=0 fail=1\n", hwtest.MarkerFail, dir, err, hwtest.MarkerDone)
 		}
@@ -262,6 +278,10 @@ func run(ctx context.Context, args []string, console io.Writer) error {
 	default:
 		startAuthd(nil)
 	}
+	// The rescue console starts once authd answers (in failsafe mode or
+	// without authd, at once): on a one-core board its start would take
+	// half the CPU from authd's. It does not wait for an authd that exits
+	// or takes longer than rescueWait.
 	if _, err := os.Stat(rescuePath); err == nil && prof.UART.Device != "" {
 		args := []string{"console", "--port", "/dev/" + prof.UART.Device, "--baud", strconv.Itoa(prof.UART.Baud),
 			"--state", filepath.Join(stateDir, "authd"), "--board", prof.Name}
@@ -277,7 +297,11 @@ func run(ctx context.Context, args []string, console io.Writer) error {
 			rescueLog = logFile
 		}
 		rescue := &supervise.Service{Name: "rescue", Path: rescuePath, Output: rescueLog, Log: log, Args: args}
-		goService(func() { _ = rescue.Run(svcCtx) })
+		goService(func() {
+			if afterAuthd(svcCtx, authdStarted, authdDone, rescueWait) {
+				_ = rescue.Run(svcCtx)
+			}
+		})
 	}
 	log.Info("uinit ready", "boot_seconds", fmt.Sprintf("%.2f", time.Since(start).Seconds()))
 

@@ -10,9 +10,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rknas/firmware/board/diskimage"
@@ -119,40 +121,91 @@ func moduleOrder(list []string) (button, now, late []string) {
 // listed in /lib/modules/<release>/rknas.load, each with its dependencies
 // (u-root's kmodule reads modules.dep). The button's drivers load before
 // it returns; the others load in the background, then the late ones
-// (lateModules), and the returned function waits for all but the late ones.
-// A module that fails is logged by name and loading goes on: a missing NIC
-// driver must not stop the console.
-func loadModules() (wait func()) {
+// (lateModules) at the lowest CPU priority until hurry is called. wait
+// waits for all but the late ones. A module that fails is logged by name
+// and loading goes on: a missing NIC driver must not stop the console.
+func loadModules() (wait, hurry func()) {
 	none := func() {}
 	var u unix.Utsname
 	if err := unix.Uname(&u); err != nil {
 		slog.Warn("kernel modules: uname", "err", err)
-		return none
+		return none, none
 	}
 	dir := filepath.Join("/lib/modules", unix.ByteSliceToString(u.Release[:]))
 	b, err := os.ReadFile(filepath.Join(dir, modules.LoadList))
 	if err != nil {
 		slog.Warn("kernel modules: no module list in the image", "err", err)
-		return none
+		return none, none
 	}
 	prober, err := kmodule.NewProber(kmodule.ProbeOpts{})
 	if err != nil {
 		slog.Error("FAILED: kernel modules: read modules.dep", "dir", dir, "err", err)
-		return none
+		return none, none
 	}
 	button, now, late := moduleOrder(strings.Fields(string(b)))
 	if len(button) > 0 {
 		probeAll(prober, button, "kernel modules for the button loaded")
 	}
 	done := make(chan struct{})
+	bg := &backgroundPriority{}
 	go func() {
 		probeAll(prober, now, "kernel modules loaded")
 		close(done)
 		if len(late) > 0 {
+			// Loading a module is the kernel's work on the calling thread:
+			// at normal priority it would take half the CPU from authd's
+			// start on a one-core VM. The thread is locked and never
+			// unlocked, so it ends with this goroutine.
+			runtime.LockOSThread()
+			bg.lower()
 			probeAll(prober, late, "kernel modules loaded in the background")
+			bg.finish()
 		}
 	}()
-	return func() { <-done }
+	return func() { <-done }, bg.restore
+}
+
+// backgroundPriority lowers one thread's CPU priority until restore.
+type backgroundPriority struct {
+	mu       sync.Mutex
+	tid      int // 0: not lowered, or finished
+	restored bool
+}
+
+// lower sets the calling (locked) thread to the lowest priority, unless
+// restore came first.
+func (p *backgroundPriority) lower() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.restored {
+		return
+	}
+	tid := unix.Gettid()
+	if err := unix.Setpriority(unix.PRIO_PROCESS, tid, 19); err != nil {
+		slog.Warn("kernel modules: lower the background loading's priority", "err", err)
+		return
+	}
+	p.tid = tid
+}
+
+// finish is called by the thread before it ends: its id may be reused.
+func (p *backgroundPriority) finish() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.tid = 0
+}
+
+// restore puts the thread back to normal priority, now and for good.
+func (p *backgroundPriority) restore() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.restored = true
+	if p.tid != 0 {
+		if err := unix.Setpriority(unix.PRIO_PROCESS, p.tid, 0); err != nil {
+			slog.Warn("kernel modules: restore the background loading's priority", "err", err)
+		}
+		p.tid = 0
+	}
 }
 
 // probeAll loads names in order and logs msg with the count, the failures,
