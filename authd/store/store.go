@@ -142,7 +142,34 @@ func (s *Store) initChecked(fresh bool) (err error) {
 	return s.init(fresh)
 }
 
+// buckets are the buckets every database has once opened.
+var buckets = [][]byte{bucketUsers, bucketGroups, bucketDevices, bucketAppPasswords, bucketAudit, bucketAuditFailures, bucketKV, bucketBans}
+
+// init checks the database's format and schema, and migrates, upgrades or
+// fills it in a write only when it needs it: a start writes nothing to a
+// database that is up to date (an eMMC's wear, a slow board's start).
 func (s *Store) init(fresh bool) error {
+	if !fresh {
+		current := false
+		err := s.db.View(func(tx *bolt.Tx) error {
+			meta := tx.Bucket(bucketMeta)
+			if meta == nil {
+				return nil // the write below says what is wrong
+			}
+			version, err := s.schema(meta)
+			if err != nil {
+				return err
+			}
+			current = version == SchemaVersion
+			for _, b := range buckets {
+				current = current && tx.Bucket(b) != nil
+			}
+			return nil
+		})
+		if err != nil || current {
+			return err
+		}
+	}
 	return s.db.Update(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		if meta == nil {
@@ -160,16 +187,9 @@ func (s *Store) init(fresh bool) error {
 				return err
 			}
 		}
-		if f := meta.Get(keyFormat); !bytes.Equal(f, []byte(Format)) {
-			return fmt.Errorf("store: open %s: format %q: %w", s.path, f, ErrForeign)
-		}
-		raw := meta.Get(keySchema)
-		if len(raw) != 8 {
-			return fmt.Errorf("store: open %s: schema version unreadable: %w", s.path, ErrCorrupt)
-		}
-		version := binary.BigEndian.Uint64(raw)
-		if version > SchemaVersion {
-			return fmt.Errorf("store: open %s: schema %d, this authd reads up to %d: %w", s.path, version, SchemaVersion, ErrTooNew)
+		version, err := s.schema(meta)
+		if err != nil {
+			return err
 		}
 		for ; version < SchemaVersion; version++ {
 			if err := migrations[version-1](tx); err != nil {
@@ -179,13 +199,30 @@ func (s *Store) init(fresh bool) error {
 		if err := meta.Put(keySchema, u64(SchemaVersion)); err != nil {
 			return err
 		}
-		for _, b := range [][]byte{bucketUsers, bucketGroups, bucketDevices, bucketAppPasswords, bucketAudit, bucketAuditFailures, bucketKV, bucketBans} {
+		for _, b := range buckets {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return fmt.Errorf("store: create bucket %s: %w", b, err)
 			}
 		}
 		return nil
 	})
+}
+
+// schema checks the meta bucket's format and returns its schema version,
+// refusing a file of another format or of a newer schema.
+func (s *Store) schema(meta *bolt.Bucket) (uint64, error) {
+	if f := meta.Get(keyFormat); !bytes.Equal(f, []byte(Format)) {
+		return 0, fmt.Errorf("store: open %s: format %q: %w", s.path, f, ErrForeign)
+	}
+	raw := meta.Get(keySchema)
+	if len(raw) != 8 {
+		return 0, fmt.Errorf("store: open %s: schema version unreadable: %w", s.path, ErrCorrupt)
+	}
+	version := binary.BigEndian.Uint64(raw)
+	if version > SchemaVersion {
+		return 0, fmt.Errorf("store: open %s: schema %d, this authd reads up to %d: %w", s.path, version, SchemaVersion, ErrTooNew)
+	}
+	return version, nil
 }
 
 func hasBuckets(tx *bolt.Tx) bool {

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -227,5 +228,52 @@ func TestPolicyRequires(t *testing.T) {
 		if got := tc.p.Requires(tc.u); got != tc.want {
 			t.Errorf("%+v.Requires(%s) = %v, want %v", tc.p, tc.u.Name, got, tc.want)
 		}
+	}
+}
+
+// TestOpenWritesOnlyWhatNeedsIt: opening a database that is up to date
+// writes nothing (every boot would otherwise wear the eMMC and wait for
+// two fsyncs), and one that lacks a bucket gets it.
+func TestOpenWritesOnlyWhatNeedsIt(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "auth.db")
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	before, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err = Open(path); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	after, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(before, after) {
+		t.Error("opening an up-to-date database changed the file")
+	}
+
+	if s, err = Open(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.db.Update(func(tx *bolt.Tx) error { return tx.DeleteBucket(bucketBans) }); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if s, err = Open(path); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketBans) == nil {
+			t.Error("a missing bucket was not made at open")
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 }
