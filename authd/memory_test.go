@@ -131,7 +131,7 @@ func BenchmarkDaemonMemory(b *testing.B) {
 	const hashCap, accounts, clients = 4, 20, 200
 	for n := 0; n < b.N; n++ {
 		url, cmd, pw := startDaemon(b, "-hash-concurrency", strconv.Itoa(hashCap))
-		// Start-up's hashes (the default password's, the unknown-user dummy)
+		// The start's hash (the default password's, for the physical reset)
 		// done: a reading, not a synchronisation.
 		time.Sleep(2 * time.Second)
 		idle := procKiB(b, cmd.Process.Pid, "VmRSS") / 1024

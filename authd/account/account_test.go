@@ -1,6 +1,7 @@
 package account
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -241,5 +242,35 @@ func TestOnIdleWhenTheLastHashEnds(t *testing.T) {
 	h.release()
 	if idle.Load() != 2 {
 		t.Fatalf("idle after the last hash: %d calls, want 2", idle.Load())
+	}
+}
+
+// TestUnknownAccountCheckCostsWhatARealOneDoes: the hash an unknown
+// account is checked against has the hasher's own parameters (so the
+// check takes as long as a real account's), a salt and key of full length,
+// is different in every hasher, and matches no password.
+func TestUnknownAccountCheckCostsWhatARealOneDoes(t *testing.T) {
+	p := Params{Time: 1, MemKiB: 8 * 1024, Threads: 1, KeyLen: 32, SaltLen: 16}
+	a, err := NewHasher(p, 1, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewHasher(p, 1, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.dummy.params != p {
+		t.Errorf("dummy parameters %+v, want the hasher's %+v", a.dummy.params, p)
+	}
+	if len(a.dummy.salt) != int(p.SaltLen) || len(a.dummy.key) != int(p.KeyLen) {
+		t.Errorf("dummy salt %d and key %d bytes, want %d and %d", len(a.dummy.salt), len(a.dummy.key), p.SaltLen, p.KeyLen)
+	}
+	if bytes.Equal(a.dummy.salt, b.dummy.salt) || bytes.Equal(a.dummy.key, b.dummy.key) {
+		t.Error("two hashers have the same dummy")
+	}
+	for _, stored := range []string{"", "$argon2id$broken"} {
+		if ok, err := a.Verify(context.Background(), "", stored); ok || err != nil {
+			t.Errorf("Verify against %q: %v, %v; want false, nil", stored, ok, err)
+		}
 	}
 }

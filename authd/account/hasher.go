@@ -8,7 +8,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -25,12 +24,12 @@ type Hasher struct {
 	slots  chan struct{}
 	wait   time.Duration
 	// dummy is verified against when the account does not exist, so the
-	// answer takes as long as for a real account. It is made in the
-	// background at start: on a slow board an argon2 run is a noticeable
-	// part of the boot.
-	dummyOnce  sync.Once
-	dummy      phc
-	dummyReady chan phc
+	// answer takes as long as for a real account: the same parameters, a
+	// random salt and a random key. Verifying costs one argon2 run whatever
+	// the key is, so it needs no argon2 run to make (on a slow board one is
+	// a noticeable part of the boot), and no password is ever checked
+	// against it as a match.
+	dummy phc
 	// runs counts the argon2 computations done for callers.
 	runs atomic.Uint64
 	// idle, when set, is called each time the last hash in progress ends.
@@ -53,12 +52,8 @@ func NewHasher(p Params, cap int, wait time.Duration) (*Hasher, error) {
 	if cap < 1 {
 		return nil, fmt.Errorf("account: hash concurrency %d: must be at least 1", cap)
 	}
-	h := &Hasher{params: p, slots: make(chan struct{}, cap), wait: wait, dummyReady: make(chan phc, 1)}
-	go func() {
-		// The parameters were validated above, so this parses.
-		d, _ := parsePHC(hashWith("not a real password", newSalt(p.SaltLen), p))
-		h.dummyReady <- d
-	}()
+	h := &Hasher{params: p, slots: make(chan struct{}, cap), wait: wait,
+		dummy: phc{params: p, salt: newSalt(p.SaltLen), key: newSalt(p.KeyLen)}}
 	return h, nil
 }
 
@@ -69,7 +64,7 @@ func (h *Hasher) Params() Params { return h.params }
 func (h *Hasher) Cap() int { return cap(h.slots) }
 
 // Runs returns how many argon2 computations Hash and Verify have done (the
-// dummy made at start is not counted). Every Verify is exactly one run,
+// dummy is made without one). Every Verify is exactly one run,
 // whatever the stored hash: that is what keeps the answer's timing from
 // telling whether an account exists, and tests hold it by this count.
 func (h *Hasher) Runs() uint64 { return h.runs.Load() }
@@ -128,7 +123,6 @@ func (h *Hasher) Verify(ctx context.Context, password, stored string) (bool, err
 	}
 	defer h.release()
 	if perr != nil {
-		h.dummyOnce.Do(func() { h.dummy = <-h.dummyReady })
 		parsed = h.dummy
 	}
 	ok := h.matches(password, parsed)
