@@ -4,9 +4,9 @@
 #
 #   scripts/build-image.sh           the firmware image: one u-root busybox binary holding our
 #                                    u-root command set, uinit, authd and rescue
-#                                                                          -> out/image/rknas.cpio.xz
+#                                                                          -> out/image/rknas.cpio.zst
 #   scripts/build-image.sh --bare    u-root's core set alone, no firmware (the baseline the
-#                                    firmware's size is measured against) -> out/image/bare.cpio.xz
+#                                    firmware's size is measured against) -> out/image/bare.cpio.zst
 #
 # authd and rescue are commands of the busybox (/bbin/authd, /bbin/rescue) rather than
 # binaries of their own, so the Go runtime and the libraries they share are in the image once.
@@ -46,7 +46,7 @@ if [[ ! -x $uroot ]]; then
 fi
 
 work=$outdir/image/$variant
-img=$outdir/image/$variant.cpio.xz
+img=$outdir/image/$variant.cpio.zst
 sum=$( (
 	echo "$variant ${cmds[*]}"
 	if [[ $variant != bare ]]; then
@@ -55,7 +55,7 @@ sum=$( (
 	sha256sum go.mod go.sum scripts/build-image.sh
 ) | sha256sum | cut -d' ' -f1)
 if [[ -f $img && $(cat "$work/inputs.sha256" 2>/dev/null) == "$sum" ]]; then
-	log "up to date: $img ($(stat -c %s "$img") bytes xz)"
+	log "up to date: $img ($(stat -c %s "$img") bytes zstd)"
 	echo "$img"
 	exit 0
 fi
@@ -98,9 +98,11 @@ fi
 # so `go vet ./...` beside a running build does not trip over it.
 (cd "$buildin" && "$uroot" -o "$work/initramfs.cpio" -tmp-dir "$work/_tmp" -go-build-tags goshsmall \
 	-defaultsh gosh "${uinit[@]}" "${files[@]}" "${cmds[@]}" >&2)
-xz --check=crc32 -T2 -9 -c "$work/initramfs.cpio" >"$img.tmp"
+# zstd: the kernel unpacks it four times as fast as xz (in the VM 0.65 s
+# against 2.6 s for the qemu-virt image), for 12 % more bytes.
+zstd -q -19 -T2 -c "$work/initramfs.cpio" >"$img.tmp"
 mv "$img.tmp" "$img"
 echo "$sum" >"$work/inputs.sha256"
 rm -rf "$work/_tmp"
-log "$variant: cpio $(stat -c %s "$work/initramfs.cpio") bytes, xz $(stat -c %s "$img") bytes, built in $((SECONDS - start)) s"
+log "$variant: cpio $(stat -c %s "$work/initramfs.cpio") bytes, zstd $(stat -c %s "$img") bytes, built in $((SECONDS - start)) s"
 echo "$img"

@@ -21,7 +21,7 @@ packages=(
 	# builder and the layout tests use (mkfs.vfat, mtools, mkfs.ext4,
 	# sfdisk, sgdisk, fdtget).
 	qemu-system-arm qemu-utils u-boot-qemu gcc-aarch64-linux-gnu make bc flex bison libelf-dev libssl-dev
-	kmod cpio xz-utils e2fsprogs fdisk gdisk dosfstools mtools device-tree-compiler shellcheck ca-certificates
+	kmod cpio xz-utils zstd e2fsprogs fdisk gdisk dosfstools mtools device-tree-compiler shellcheck ca-certificates
 	# Writing a board's eMMC over USB (exercised as far as no board allows).
 	rkdeveloptool
 )

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds a board's bootable disk image: out/images/rknas-BOARD.img and its .sha256,
-# with the board's initramfs beside it (rknas-BOARD.initramfs.cpio.xz).
+# with the board's initramfs beside it (rknas-BOARD.initramfs.cpio.zst).
 #
 #   scripts/image.sh BOARD                      one board (rknas-image boards lists them)
 #   scripts/image.sh --all                      every board the kernel has a device tree for
@@ -34,7 +34,7 @@ fi
 failed=() skipped=()
 for b in "${boards[@]}"; do
 	args=(build --board "$b" --kernel "$kdir" --base "$base" --version "$version"
-		--out "$out/images/rknas-$b.img" --initramfs-out "$out/images/rknas-$b.initramfs.cpio.xz")
+		--out "$out/images/rknas-$b.img" --initramfs-out "$out/images/rknas-$b.initramfs.cpio.zst")
 	if [[ -n ${BOOTLOADER:-} ]]; then
 		args+=(--bootloader "$BOOTLOADER")
 	elif "$out/bin/rknas-image" boards | awk -v b="$b" '$1 == b && /Debian/ { found = 1 } END { exit !found }'; then

@@ -42,7 +42,7 @@ const (
 const (
 	ExtlinuxFile  = "extlinux/extlinux.conf"
 	KernelFile    = "rknas/Image"
-	InitramfsFile = "rknas/initramfs.cpio.xz"
+	InitramfsFile = "rknas/initramfs.cpio.zst"
 	DTBDir        = "rknas/dtb"
 	ManifestFile  = "rknas/image.json"
 	// StateTemplateFile is an empty state file system (gzip), from which the

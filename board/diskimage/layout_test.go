@@ -209,7 +209,7 @@ func TestExtlinuxConfig(t *testing.T) {
 	m := &Manifest{Version: "v1", Model: "QNAP TS-433", Board: "qnap-ts433", Kernel: "6.12.117+deb13-arm64", DTB: "rockchip/rk3568-qnap-ts433.dtb"}
 	c := ExtlinuxConfig(m, "ttyS2,115200n8", d)
 	for _, want := range []string{"default rknas\n", "label rknas\n", "\tkernel /rknas/Image\n", "\tfdt /rknas/dtb/rockchip/rk3568-qnap-ts433.dtb\n",
-		"\tinitrd /rknas/initramfs.cpio.xz\n", "console=ttyS2,115200n8 rknas.disk=" + d.String() + " "} {
+		"\tinitrd /rknas/initramfs.cpio.zst\n", "console=ttyS2,115200n8 rknas.disk=" + d.String() + " "} {
 		if !strings.Contains(c, want) {
 			t.Errorf("extlinux.conf lacks %q:\n%s", want, c)
 		}

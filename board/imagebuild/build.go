@@ -34,7 +34,7 @@ type BuildSpec struct {
 	// DTB is the board's device tree file; empty when the boot firmware
 	// provides one (QEMU).
 	DTB string
-	// Initramfs is the board's initramfs (cpio.xz).
+	// Initramfs is the board's initramfs (cpio.zst).
 	Initramfs string
 	// Bootloader is written at diskimage.BootChainSector when not empty; Source says
 	// where it came from (for the manifest).

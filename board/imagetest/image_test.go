@@ -193,11 +193,11 @@ func checkImage(t *testing.T, p board.Profile, img string) {
 	}
 
 	// The initramfs: the base image and the board's modules.
-	ird := filepath.Join(dir, "initramfs.cpio.xz")
+	ird := filepath.Join(dir, "initramfs.cpio.zst")
 	if err := os.WriteFile(ird, get(diskimage.InitramfsFile), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	files := readCPIO(t, run(t, "xz", "-dc", ird))
+	files := readCPIO(t, run(t, "zstd", "-dc", ird))
 	var names []string
 	for n := range files {
 		names = append(names, n)

@@ -57,7 +57,7 @@ var figures = []figure{
 	{"host", "flasher write MiB/s ÷ dd bs=4M oflag=direct", "dd to the same loop device, alternating",
 		"BenchmarkFlashVsDD", "flash/dd", ">=", 0.9, ""},
 
-	{"vm", "firmware initramfs xz ÷ bare u-root core xz", "u-root's core commands alone",
+	{"vm", "firmware initramfs ÷ bare u-root core, both zstd -19 as shipped", "u-root's core commands alone",
 		"BenchmarkInitramfsSize", "ratio", "<=", 1.4, ""},
 	{"vm", "boot to \"authd ready\" ÷ bare u-root core boot to its uinit", "bare u-root core, same QEMU flags (-kernel), interleaved",
 		"BenchmarkBootRatio", "ratio", "<=", 1.3, ""},

@@ -157,7 +157,7 @@ func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := newFlags("build", stderr)
 	name := fs.String("board", "", "board profile")
 	kdir := fs.String("kernel", "", "kernel directory from scripts/kernel.sh")
-	base := fs.String("base", "", "the firmware's base initramfs (cpio.xz, from scripts/build-image.sh)")
+	base := fs.String("base", "", "the firmware's base initramfs (cpio.zst, from scripts/build-image.sh)")
 	out := fs.String("out", "", "the image file to write (IMAGE.sha256 is written beside it)")
 	bootloader := fs.String("bootloader", "", "a u-boot-rockchip.bin to put at sector 64 (BOOTLOADER=)")
 	ubootDeb := fs.String("uboot-deb", "", "Debian's u-boot-rockchip .deb, used when the board has a Debian target")
@@ -227,7 +227,7 @@ func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		time.Since(start).Seconds())
 	fmt.Fprintf(stdout, "sha256:      %s", sum)
 	fmt.Fprintf(stdout, "board:       %s (%s), kernel %s, dtb %s\n", p.Name, p.Model, k.abi, orNone(m.DTB))
-	fmt.Fprintf(stdout, "initramfs:   %d bytes xz, %d kernel modules (%d KiB)\n", ird.Size(), len(plan.All), modBytes/1024)
+	fmt.Fprintf(stdout, "initramfs:   %d bytes zstd, %d kernel modules (%d KiB)\n", ird.Size(), len(plan.All), modBytes/1024)
 	fmt.Fprintf(stdout, "bootloader:  %s\n", m.Bootloader.Source)
 	if !m.Bootloader.Included && p.Bootloader.Lives == board.BootMedium {
 		fmt.Fprintf(stdout, "note:        %s boots from the first 16 MiB of its eMMC or TF card and this image carries no\n"+
@@ -262,7 +262,7 @@ func debianUBoot(ctx context.Context, deb, target string) ([]byte, string, error
 }
 
 // boardInitramfs writes the board's initramfs: the base image, then a second
-// xz-compressed cpio archive with the kernel modules (the kernel unpacks
+// zstd-compressed cpio archive with the kernel modules (the kernel unpacks
 // both, in order). It returns the modules' uncompressed size.
 func boardInitramfs(ctx context.Context, kern *modules.Kernel, plan *modules.Plan, base, out string) (int64, error) {
 	stage, err := os.MkdirTemp("", "rknas-modules-")
@@ -288,14 +288,14 @@ func boardInitramfs(ctx context.Context, kern *modules.Kernel, plan *modules.Pla
 	}
 	sort.Strings(list)
 	var overlay bytes.Buffer
-	cpio := exec.CommandContext(ctx, "sh", "-c", "cpio --quiet -o -H newc -R 0:0 --reproducible | xz --check=crc32 -9 -T2")
+	cpio := exec.CommandContext(ctx, "sh", "-c", "cpio --quiet -o -H newc -R 0:0 --reproducible | zstd -q -19 -T2")
 	cpio.Dir = stage
 	cpio.Stdin = strings.NewReader(strings.Join(list, "\n") + "\n")
 	cpio.Stdout = &overlay
 	var errb bytes.Buffer
 	cpio.Stderr = &errb
 	if err := cpio.Run(); err != nil {
-		return 0, fmt.Errorf("pack the modules (cpio, xz): %w: %s", err, bytes.TrimSpace(errb.Bytes()))
+		return 0, fmt.Errorf("pack the modules (cpio, zstd): %w: %s", err, bytes.TrimSpace(errb.Bytes()))
 	}
 	b, err := os.ReadFile(base)
 	if err != nil {
