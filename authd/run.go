@@ -238,6 +238,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer sys.close()
+	sys.ready = append(sys.ready, func() { go web.Prepare() })
 	// The certificate follows the hostname, which the network settings
 	// applied by startSystem may have just set.
 	var certs *tlscert.Store
@@ -253,9 +254,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	srv.SetHostNames(func() []string { return hostNames(certs) })
 	srv.AttachSystem(sys.api)
 	if o.mdns {
+		// Announced once authd answers: a name that leads to no listener
+		// helps no one, and on a slow board the responder's start (its
+		// probes and interface scans) took a fifth of authd's.
 		mdnsCtx, stopMDNS := context.WithCancel(ctx)
-		mdnsDone := make(chan struct{})
-		go func() { defer close(mdnsDone); announce(mdnsCtx, o, sys.api, log) }()
+		mdnsDone, answering := make(chan struct{}), make(chan struct{})
+		sys.ready = append(sys.ready, func() { close(answering) })
+		go func() {
+			defer close(mdnsDone)
+			select {
+			case <-answering:
+				announce(mdnsCtx, o, sys.api, log)
+			case <-mdnsCtx.Done():
+			}
+		}()
 		defer func() { stopMDNS(); <-mdnsDone }()
 	}
 

@@ -50,11 +50,16 @@ var files = map[string]*file{
 	"/style.css":  {name: "style.css", ctype: "text/css; charset=utf-8"},
 }
 
-// prepared reads and compresses the pages once, when authd attaches them
-// (in the background) or at the first request, whichever comes first: not
-// at package init, which every command of the firmware's busybox runs at
-// every start (it was 0.1 to 0.3 s of each start in the VM).
+// prepared reads and compresses the pages once, when authd calls Prepare
+// (in the background, once it answers) or at the first request, whichever
+// comes first: not at package init, which every command of the firmware's
+// busybox runs at every start (it was 0.1 to 0.3 s of each start in the
+// VM), and not during authd's start, whose CPU it would share on a
+// one-core board.
 var prepared sync.Once
+
+// Prepare reads and compresses the pages now, if that is not done yet.
+func Prepare() { prepare() }
 
 func prepare() {
 	prepared.Do(func() {
@@ -135,7 +140,6 @@ func Handler() http.Handler {
 // match exactly the page paths and leave /api/, /healthz and every other
 // path to the server's own routes; a wrong method gets 405 from Handler.
 func Attach(srv *api.Server) {
-	go prepare()
 	h := Handler()
 	for _, p := range Paths {
 		if p == "/" {
