@@ -110,7 +110,11 @@ func Open(path string) (*Store, error) {
 	// Batched audit writes wait at most this long for company.
 	db.MaxBatchDelay = 2 * time.Millisecond
 	s := &Store{db: db, path: path}
-	if err := s.initChecked(fresh); err != nil {
+	var size int64
+	if !fresh {
+		size = fi.Size()
+	}
+	if err := s.initChecked(fresh, size); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -132,26 +136,33 @@ func openBolt(path string) (db *bolt.DB, err error) {
 
 // initChecked is init with the same guard as openBolt: the first reads of
 // a damaged file may fault too.
-func (s *Store) initChecked(fresh bool) (err error) {
+func (s *Store) initChecked(fresh bool, size int64) (err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("store: open %s: the file is damaged (%v): %w", s.path, r, ErrCorrupt)
 		}
 	}()
-	return s.init(fresh)
+	return s.init(fresh, size)
 }
 
 // buckets are the buckets every database has once opened.
 var buckets = [][]byte{bucketUsers, bucketGroups, bucketDevices, bucketAppPasswords, bucketAudit, bucketAuditFailures, bucketKV, bucketBans}
 
-// init checks the database's format and schema, and migrates, upgrades or
-// fills it in a write only when it needs it: a start writes nothing to a
-// database that is up to date (an eMMC's wear, a slow board's start).
-func (s *Store) init(fresh bool) error {
+// init checks the database's length, format and schema, and migrates,
+// upgrades or fills it in a write only when it needs it: a start writes
+// nothing to a database that is up to date (an eMMC's wear, a slow board's
+// start). size is the file's length as found (0 for a new file).
+func (s *Store) init(fresh bool, size int64) error {
 	if !fresh {
 		current := false
 		err := s.db.View(func(tx *bolt.Tx) error {
+			// A file cut short (a copy that stopped, a damaged file
+			// system) can still have whole first pages; what it lost is
+			// somewhere past its end.
+			if tx.Size() > size {
+				return fmt.Errorf("store: open %s: the file is %d bytes, the database it holds %d: it was cut short: %w", s.path, size, tx.Size(), ErrCorrupt)
+			}
 			meta := tx.Bucket(bucketMeta)
 			if meta == nil {
 				return nil // the write below says what is wrong
