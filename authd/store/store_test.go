@@ -62,6 +62,36 @@ func TestOpenCreatesPrivateFileAndReopens(t *testing.T) {
 	}
 }
 
+// halvedDatabase makes a database at p with users accounts (password
+// hashes hashLen bytes long) and audits audit entries, then cuts the file
+// to half its length.
+func halvedDatabase(p string, users, hashLen, audits int) error {
+	s, err := Open(p)
+	if err != nil {
+		return err
+	}
+	for i := range users {
+		if err := s.Update(func(tx *Tx) error {
+			return tx.PutUser(User{Name: fmt.Sprintf("user%d", i), Role: RoleUser, PasswordHash: strings.Repeat("h", hashLen)})
+		}); err != nil {
+			return err
+		}
+	}
+	for i := range audits {
+		if err := s.Update(func(tx *Tx) error {
+			return tx.AppendAudit(AuditEntry{Time: time.Unix(1.8e9, 123456789), Event: fmt.Sprint("e", i)})
+		}); err != nil {
+			return err
+		}
+	}
+	s.Close()
+	fi, err := os.Stat(p)
+	if err != nil {
+		return err
+	}
+	return os.Truncate(p, fi.Size()/2)
+}
+
 func TestOpenRefusesBadFiles(t *testing.T) {
 	tests := []struct {
 		name  string
@@ -74,54 +104,11 @@ func TestOpenRefusesBadFiles(t *testing.T) {
 		{"directory", func(p string) error { return os.Mkdir(p, 0o700) }, ErrForeign},
 		// bbolt panics on this one ("invalid freelist page") instead of
 		// returning an error; a power cut cannot make it, a failing disk can.
-		{"truncated", func(p string) error {
-			s, err := Open(p)
-			if err != nil {
-				return err
-			}
-			for i := range 200 {
-				if err := s.Update(func(tx *Tx) error {
-					return tx.PutUser(User{Name: fmt.Sprintf("user%d", i), Role: RoleUser, PasswordHash: strings.Repeat("h", 200)})
-				}); err != nil {
-					return err
-				}
-			}
-			s.Close()
-			fi, err := os.Stat(p)
-			if err != nil {
-				return err
-			}
-			return os.Truncate(p, fi.Size()/2)
-		}, ErrCorrupt},
+		{"truncated", func(p string) error { return halvedDatabase(p, 200, 200, 0) }, ErrCorrupt},
 		// A small database cut in half can keep every page an open reads
 		// whole; only its length tells (the soak's storage campaign found
 		// one like it).
-		{"cut in half", func(p string) error {
-			s, err := Open(p)
-			if err != nil {
-				return err
-			}
-			for i := range 4 {
-				if err := s.Update(func(tx *Tx) error {
-					return tx.PutUser(User{Name: fmt.Sprintf("user%d", i), Role: RoleUser, PasswordHash: strings.Repeat("h", 95)})
-				}); err != nil {
-					return err
-				}
-			}
-			for i := range 300 {
-				if err := s.Update(func(tx *Tx) error {
-					return tx.AppendAudit(AuditEntry{Time: time.Unix(1.8e9, 123456789), Event: fmt.Sprint("e", i)})
-				}); err != nil {
-					return err
-				}
-			}
-			s.Close()
-			fi, err := os.Stat(p)
-			if err != nil {
-				return err
-			}
-			return os.Truncate(p, fi.Size()/2)
-		}, ErrCorrupt},
+		{"cut in half", func(p string) error { return halvedDatabase(p, 4, 95, 300) }, ErrCorrupt},
 		{"foreign bolt", func(p string) error {
 			db, err := bolt.Open(p, 0o600, nil)
 			if err != nil {

@@ -59,9 +59,7 @@ var files = map[string]*file{
 var prepared sync.Once
 
 // Prepare reads and compresses the pages now, if that is not done yet.
-func Prepare() { prepare() }
-
-func prepare() {
+func Prepare() {
 	prepared.Do(func() {
 		done := map[*file]bool{}
 		for _, f := range files {
@@ -111,7 +109,7 @@ func Handler() http.Handler {
 		h.Set("Referrer-Policy", "no-referrer")
 		h.Set("Cross-Origin-Opener-Policy", "same-origin")
 		f, ok := files[r.URL.Path]
-		prepare()
+		Prepare()
 		if !ok {
 			http.NotFound(w, r)
 			return

@@ -242,9 +242,11 @@ func run(ctx context.Context, args []string, console io.Writer) error {
 	if failsafe || authdErr != nil {
 		authdStarted = closed
 	}
+	afterStart := make(chan struct{})
 	go func() {
 		if afterAuthd(svcCtx, authdStarted, authdDone, rescueWait) {
 			hurryModules()
+			close(afterStart)
 		}
 	}()
 
@@ -298,8 +300,10 @@ func run(ctx context.Context, args []string, console io.Writer) error {
 		}
 		rescue := &supervise.Service{Name: "rescue", Path: rescuePath, Output: rescueLog, Log: log, Args: args}
 		goService(func() {
-			if afterAuthd(svcCtx, authdStarted, authdDone, rescueWait) {
+			select {
+			case <-afterStart:
 				_ = rescue.Run(svcCtx)
+			case <-svcCtx.Done():
 			}
 		})
 	}

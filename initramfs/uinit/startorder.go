@@ -37,7 +37,6 @@ type lineWatch struct {
 
 	mu   sync.Mutex
 	tail []byte // the last len(marker)-1 bytes written
-	once sync.Once
 }
 
 // Write implements io.Writer; it never fails.
@@ -51,7 +50,7 @@ func (w *lineWatch) Write(p []byte) (int, error) {
 	}
 	buf := append(w.tail, p...)
 	if bytes.Contains(buf, w.marker) {
-		w.once.Do(func() { close(w.seen) })
+		close(w.seen) // once: later writes return above
 		w.tail = nil
 		return len(p), nil
 	}
