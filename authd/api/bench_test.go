@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"net/url"
 	"runtime"
 	"sort"
 	"sync"
@@ -155,4 +156,47 @@ func compareGets(b *testing.B, hc *http.Client, floor, subject, floorUnit, subje
 				get(subject)
 			}
 		})
+}
+
+// BenchmarkMeHandler measures authd's own work for one session-checked
+// GET /api/v1/me (routing, cookie, session, JSON), without the network.
+func BenchmarkMeHandler(b *testing.B) {
+	e := newEnv(b, clock.System{})
+	br := e.browser()
+	br.setUpAdmin("correct horse")
+	u, _ := url.Parse(e.url)
+	h := New(e.svc, discardLog(), auth.DefaultConfig().TrustedDeviceTTL).Handler()
+	req := httptest.NewRequest("GET", e.url+"/api/v1/me", nil)
+	req.RemoteAddr = "127.0.0.1:40000"
+	for _, c := range br.hc.Jar.Cookies(u) {
+		req.AddCookie(c)
+	}
+	w := &discardWriter{hdr: http.Header{}}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		clear(w.hdr)
+		w.status = 0
+		h.ServeHTTP(w, req)
+		if w.status != 200 {
+			b.Fatalf("GET /api/v1/me: %d", w.status)
+		}
+	}
+}
+
+// discardWriter is a ResponseWriter that keeps only the status.
+type discardWriter struct {
+	hdr    http.Header
+	status int
+}
+
+func (w *discardWriter) Header() http.Header { return w.hdr }
+func (w *discardWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+}
+func (w *discardWriter) Write(p []byte) (int, error) {
+	w.WriteHeader(200)
+	return len(p), nil
 }

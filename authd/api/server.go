@@ -187,11 +187,11 @@ func (s *Server) Handle(pattern string, access Access, h HandlerFunc) {
 // callerIsAdmin reports whether the request carries the session of an
 // admin with a full session, for public routes that say more to admins.
 func (s *Server) callerIsAdmin(r *http.Request) bool {
-	ck, err := r.Cookie(SessionCookie)
-	if err != nil {
+	token, ok := cookieValue(r, SessionCookie)
+	if !ok {
 		return false
 	}
-	sess, u, err := s.svc.Authenticate(ck.Value)
+	sess, u, err := s.svc.Authenticate(token)
 	return err == nil && sess.Kind == session.Full && u.IsAdmin()
 }
 
@@ -202,15 +202,15 @@ func (s *Server) authorize(r *http.Request, c *Caller, access Access) error {
 	if h := r.Header.Get("Authorization"); h != "" {
 		return s.authorizeAppPassword(r, c, access, h)
 	}
-	ck, err := r.Cookie(SessionCookie)
-	if err != nil {
+	token, ok := cookieValue(r, SessionCookie)
+	if !ok {
 		return auth.AsError(&auth.Error{Code: auth.CodeUnauthorized, Message: "not logged in"})
 	}
-	sess, u, err := s.svc.Authenticate(ck.Value)
+	sess, u, err := s.svc.Authenticate(token)
 	if err != nil {
 		return err
 	}
-	c.Token, c.Session, c.User = ck.Value, sess, u
+	c.Token, c.Session, c.User = token, sess, u
 	switch sess.Kind {
 	case session.PasswordChange:
 		if access != AnySession {
@@ -359,8 +359,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 			jsonBuffers.Put(buf)
 		}
 	}()
-	enc := json.NewEncoder(buf)
-	if err := enc.Encode(v); err != nil {
+	if err := encodeJSON(buf, v); err != nil {
 		// Only a value that cannot be encoded gets here: a bug, answered
 		// as one rather than as half a document.
 		buf.Reset()
@@ -372,6 +371,18 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	hdr["Content-Length"] = []string{strconv.Itoa(buf.Len())}
 	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())
+}
+
+// encodeJSON writes v and a newline into buf, as json.Encoder does.
+func encodeJSON(buf *bytes.Buffer, v any) error {
+	if a, ok := v.(jsonAppender); ok {
+		if b, err := a.appendJSON(buf.AvailableBuffer()); err == nil {
+			buf.Write(b)
+			buf.WriteByte('\n')
+			return nil
+		}
+	}
+	return json.NewEncoder(buf).Encode(v)
 }
 
 // jsonBuffers keeps answer buffers between requests; jsonContentType is
