@@ -121,6 +121,9 @@ func run(ctx context.Context, args []string, console io.Writer) error {
 			log.Info("gpio-sim ready", "chip", sim.Chip, "label", simctl.BankLabel)
 			goService(func() { serveControl(svcCtx, sim) })
 		}
+		if err := watchPowerKey(svcCtx, shutdown); err != nil {
+			log.Warn("power key watcher", "err", err)
+		}
 	}
 
 	// Failsafe (OpenWrt's model): RESET held while the board starts. authd
@@ -131,19 +134,11 @@ func run(ctx context.Context, args []string, console io.Writer) error {
 	// the choice starts before it ends.
 	failsafeDone := make(chan bool, 1)
 	go func() { failsafeDone <- holdAtBoot(svcCtx, prof) }()
-	if prof.Name == "qemu-virt" {
-		// The VM's power key, after the window has opened: nothing before
-		// the window waits for it.
-		if err := watchPowerKey(svcCtx, shutdown); err != nil {
-			log.Warn("power key watcher", "err", err)
-		}
-	}
 
 	modulesLoaded()
 	med, persistent := mountMedium(cfg.stateWait)
 	if persistent {
-		// Its two flushes are no step of the start's: they run beside it.
-		goService(countBoot)
+		countBoot()
 	}
 	prov := provisioning{passwordFile: factoryPasswordFile}
 	if _, err := os.Stat(factoryPasswordFile); err != nil {
