@@ -11,9 +11,10 @@ import (
 )
 
 // The session-checked GET /api/v1/me is what every page asks first and
-// polls after: its cookie lookup and its answer are written here without
-// reflection or allocations, to the same bytes net/http and encoding/json
-// give (FuzzCookieValue and FuzzMeJSON hold them to it).
+// polls after: the cookie lookup (every cookie authd reads goes through it)
+// and /me's answer are written here without reflection or allocations, to
+// the same bytes net/http and encoding/json give (FuzzCookieValue and
+// FuzzMeJSON hold them to it).
 
 // maxCookies is net/http's limit on the cookies of one request (its
 // httpcookiemaxnum default); past it, r.Cookie finds none.

@@ -123,10 +123,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, c *Caller) error 
 	if err := Decode(w, r, &req); err != nil {
 		return err
 	}
-	device := ""
-	if ck, err := r.Cookie(DeviceCookie); err == nil {
-		device = ck.Value
-	}
+	device, _ := cookieValue(r, DeviceCookie)
 	res, err := s.svc.Login(r.Context(), req.Username, req.Password, c.Client, device)
 	if err != nil {
 		return err
@@ -169,8 +166,8 @@ func (s *Server) setLoginCookies(w http.ResponseWriter, r *http.Request, res aut
 }
 
 func (s *Server) logout(w http.ResponseWriter, r *http.Request, c *Caller) error {
-	if ck, err := r.Cookie(SessionCookie); err == nil {
-		s.svc.Logout(ck.Value, c.Client)
+	if token, ok := cookieValue(r, SessionCookie); ok {
+		s.svc.Logout(token, c.Client)
 	}
 	clearCookie(w, r, SessionCookie, "/")
 	return OK(w, map[string]string{"status": "ok"})
@@ -313,10 +310,7 @@ func (s *Server) regenerateCodes(w http.ResponseWriter, r *http.Request, c *Call
 }
 
 func (s *Server) devices(w http.ResponseWriter, r *http.Request, c *Caller) error {
-	cur := ""
-	if ck, err := r.Cookie(DeviceCookie); err == nil {
-		cur = ck.Value
-	}
+	cur, _ := cookieValue(r, DeviceCookie)
 	d, err := s.svc.Devices(c.User.Name, cur)
 	if err != nil {
 		return err

@@ -185,18 +185,23 @@ func quitQEMU(b *testing.B, v *vm) {
 }
 
 // alternate boots first and second in turn (which goes first alternating)
-// for the benchmark's rounds and returns the seconds of each.
-func alternate(b *testing.B, disk string, first, second bootSpec) (ta, tb []float64) {
+// for the benchmark's rounds and returns the seconds of each, and the
+// seconds of first's U-Boot countdowns (0 for a -kernel boot).
+func alternate(b *testing.B, disk string, first, second bootSpec) (ta, tb, countdowns []float64) {
+	one := func(n int) {
+		t, c := bootTimes(b, n, disk, first)
+		ta, countdowns = append(ta, t), append(countdowns, c)
+	}
 	for n := range rounds(b) {
 		if n%2 == 0 {
-			ta = append(ta, bootTime(b, n, disk, first))
+			one(n)
 			tb = append(tb, bootTime(b, n, disk, second))
 		} else {
 			tb = append(tb, bootTime(b, n, disk, second))
-			ta = append(ta, bootTime(b, n, disk, first))
+			one(n)
 		}
 	}
-	return ta, tb
+	return ta, tb, countdowns
 }
 
 func ratios(num, den []float64) []float64 {
@@ -218,7 +223,7 @@ func BenchmarkBootRatio(b *testing.B) {
 	disk, _ := vmDisk(b, "")
 	b.ResetTimer()
 	first := bootTime(b, 0, disk, bootSpec{name: "first", kernel: true, marker: "authd ready"})
-	fw, br := alternate(b, disk, firmwareKernel, bare)
+	fw, br, _ := alternate(b, disk, firmwareKernel, bare)
 	b.ReportMetric(first, "first_boot_s")
 	b.ReportMetric(median(br), "bare_s")
 	b.ReportMetric(median(fw), "firmware_s")
@@ -233,17 +238,7 @@ func BenchmarkUBootRatio(b *testing.B) {
 	disk, _ := vmDisk(b, "")
 	b.ResetTimer()
 	bootTime(b, 0, disk, bootSpec{name: "first", kernel: true, marker: "authd ready"})
-	var ub, k, countdown []float64
-	for n := range rounds(b) { // which goes first alternates, as in alternate
-		if n%2 == 1 {
-			k = append(k, bootTime(b, n, disk, firmwareKernel))
-		}
-		u, c := bootTimes(b, n, disk, firmwareUBoot)
-		ub, countdown = append(ub, u), append(countdown, c)
-		if n%2 == 0 {
-			k = append(k, bootTime(b, n, disk, firmwareKernel))
-		}
-	}
+	ub, k, countdown := alternate(b, disk, firmwareUBoot, firmwareKernel)
 	b.ReportMetric(median(ub), "uboot_s")
 	b.ReportMetric(median(k), "kernel_s")
 	b.ReportMetric(median(ratios(ub, k)), "ratio")
