@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"net/url"
 	"runtime"
+	"runtime/debug"
 	"sort"
 	"sync"
 	"testing"
@@ -64,11 +65,12 @@ func BenchmarkPasswordStepRatio(b *testing.B) {
 		wg.Wait()
 	}
 	round := 0
+	collected := collectedRounds(b)
 	interleave(b, batch, "raw_hashes/s", "logins/s",
-		func() {
+		collected(func() {
 			parallel(func(int) { argon2.IDKey([]byte(testDefaultPassword), salt, p.Time, p.MemKiB, p.Threads, p.KeyLen) })
-		},
-		func() {
+		}),
+		collected(func() {
 			round++
 			parallel(func(i int) {
 				c := auth.Client{Addr: netip.AddrFrom4([4]byte{10, byte(round >> 8), byte(round), byte(i)})}
@@ -76,7 +78,27 @@ func BenchmarkPasswordStepRatio(b *testing.B) {
 					b.Error(err)
 				}
 			})
-		})
+		}))
+}
+
+// collectedRounds turns the garbage collector's automatic cycles off for
+// the benchmark and returns a wrapper that ends a round with a full
+// collection, timed with it: each side pays for the garbage it made. For
+// the login benchmarks: with automatic cycles the runtime handed argon2's
+// freed buffers back to the kernel whenever a cycle ended between two
+// logins, and faulting 8 MiB back in (2048 page faults) added about 30 ms
+// to the next login on whichever side it fell, deciding rounds at random.
+// Without them nothing is handed back, as in authd between two logins
+// under its memory limit (0 page faults per login after the first two).
+func collectedRounds(b *testing.B) func(round func()) func() {
+	old := debug.SetGCPercent(-1)
+	b.Cleanup(func() { debug.SetGCPercent(old) })
+	return func(round func()) func() {
+		return func() {
+			round()
+			runtime.GC()
+		}
+	}
 }
 
 // interleave measures floor and subject (each doing ops operations per

@@ -205,17 +205,18 @@ func BenchmarkTLSLoginRatio(b *testing.B) {
 		}
 	}
 	const batch = 10
+	collected := collectedRounds(b)
 	interleave(b, batch, "http_logins/s", "https_logins/s",
-		func() {
+		collected(func() {
 			for range batch {
 				login(plain, plainURL)
 			}
-		},
-		func() {
+		}),
+		collected(func() {
 			for range batch {
 				login(overTLS, e.url)
 			}
-		})
+		}))
 }
 
 // BenchmarkTLSSessionGetRatio measures session-checked GET /api/v1/me over
