@@ -5,7 +5,7 @@
 # "authd ready" against the bare u-root image's boot, both through QEMU's -kernel; the disk's
 # boot through U-Boot against -kernel; the RESET's release to the reset on disk against one
 # fsync. The benchmarks are initramfs/vmtest/bench_test.go; RKNAS_BENCH_ROUNDS sets their
-# alternating rounds (default 3). Builds what is missing (cached).
+# alternating rounds (default 5). Builds what is missing (cached).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)

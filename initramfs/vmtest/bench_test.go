@@ -5,6 +5,7 @@ package vmtest
 import (
 	"context"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"os/exec"
@@ -21,12 +22,12 @@ import (
 // prints them as one table with their goals (scripts/benchtable). Each
 // measures the firmware against its floor in one run, in alternating
 // rounds where there are rounds, and reports the median of the rounds.
-// The rounds are RKNAS_BENCH_ROUNDS (default 3), not b.N: a benchmark runs
+// The rounds are RKNAS_BENCH_ROUNDS (default 5), not b.N: a benchmark runs
 // once with b.N = 1 before any count given by -benchtime, and every run
 // here costs boots; run them with -benchtime 1x.
 
 func rounds(tb testing.TB) int {
-	n := 3
+	n := 5
 	if s := os.Getenv("RKNAS_BENCH_ROUNDS"); s != "" {
 		v, err := strconv.Atoi(s)
 		if err != nil || v < 1 || v > 50 {
@@ -56,6 +57,24 @@ func fileSize(tb testing.TB, path string) float64 {
 		tb.Fatal(err)
 	}
 	return float64(fi.Size())
+}
+
+// spread is (max - min) / median of v, in percent: how far the rounds of
+// one run are apart.
+func spread(v []float64) float64 {
+	m := median(v)
+	if len(v) == 0 || m == 0 {
+		return 0
+	}
+	return 100 * (slices.Max(v) - slices.Min(v)) / math.Abs(m)
+}
+
+// reportSamples reports how many samples of the figure the run took (one
+// per round, or per press) and their spread, which make bench-vm's table
+// prints beside the median.
+func reportSamples(b *testing.B, figure []float64) {
+	b.ReportMetric(float64(len(figure)), "samples")
+	b.ReportMetric(spread(figure), "spread_%")
 }
 
 func median(v []float64) float64 {
@@ -224,10 +243,12 @@ func BenchmarkBootRatio(b *testing.B) {
 	b.ResetTimer()
 	first := bootTime(b, 0, disk, bootSpec{name: "first", kernel: true, marker: "authd ready"})
 	fw, br, _ := alternate(b, disk, firmwareKernel, bare)
+	fmt.Printf("vmbench: firmware boots (s): %.2f; bare boots (s): %.2f\n", fw, br)
 	b.ReportMetric(first, "first_boot_s")
 	b.ReportMetric(median(br), "bare_s")
 	b.ReportMetric(median(fw), "firmware_s")
 	b.ReportMetric(median(ratios(fw, br)), "ratio")
+	reportSamples(b, ratios(fw, br))
 }
 
 // BenchmarkUBootRatio compares the qemu-virt disk's boot through U-Boot
@@ -239,9 +260,11 @@ func BenchmarkUBootRatio(b *testing.B) {
 	b.ResetTimer()
 	bootTime(b, 0, disk, bootSpec{name: "first", kernel: true, marker: "authd ready"})
 	ub, k, countdown := alternate(b, disk, firmwareUBoot, firmwareKernel)
+	fmt.Printf("vmbench: U-Boot boots (s): %.2f; -kernel boots (s): %.2f\n", ub, k)
 	b.ReportMetric(median(ub), "uboot_s")
 	b.ReportMetric(median(k), "kernel_s")
 	b.ReportMetric(median(ratios(ub, k)), "ratio")
+	reportSamples(b, ratios(ub, k))
 	// The countdown is Debian's u-boot-qemu's (bootdelay=2), before it
 	// reads anything of the disk: the ratio without it is the image's part.
 	without := make([]float64, len(ub))
@@ -297,5 +320,6 @@ func BenchmarkResetDurable(b *testing.B) {
 	b.StopTimer()
 	fmt.Printf("vmbench: release to durable (ms): %v; one fsync (ms): %v\n", durable, fsync)
 	b.ReportMetric(median(durable), "ms")
+	reportSamples(b, durable)
 	b.ReportMetric(median(fsync), "fsync_ms")
 }

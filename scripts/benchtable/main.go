@@ -67,6 +67,10 @@ var figures = []figure{
 		"BenchmarkResetDurable", "ms", "<=", 60, " ms"},
 }
 
+// spreadMetric is the metric in which a benchmark reports the spread of its
+// own samples: (max - min) / median, in percent.
+const spreadMetric = "spread_%"
+
 // benchLine matches "BenchmarkName-2   	  5	  1234 ns/op	  0.97 ratio".
 // A benchmark that prints while it runs splits its line: the name comes
 // first (benchName), the count and figures on a later line (benchRest).
@@ -121,6 +125,11 @@ type row struct {
 	now    float64 // median of the runs
 	spread float64 // (max - min) / median, in percent
 	result string  // "pass", "short" or "missing"
+	// samples and sampleSpread: what a single run reported of its own
+	// samples (the "samples" and "spread_%" metrics), for the VM's
+	// figures, whose one run is several boots or presses.
+	samples      int
+	sampleSpread float64
 }
 
 func judge(f figure, vals []float64) row {
@@ -174,8 +183,11 @@ func table(rows []row) string {
 		now := "not measured"
 		if r.runs > 0 {
 			now = number(r.now) + r.unit
-			if r.runs > 1 {
+			switch {
+			case r.runs > 1:
 				now += fmt.Sprintf(" (%d runs, spread %.1f %%)", r.runs, r.spread)
+			case r.samples > 1:
+				now += fmt.Sprintf(" (%d samples, spread %.1f %%)", r.samples, r.sampleSpread)
 			}
 		}
 		goal := strings.Replace(strings.Replace(r.op, ">=", "≥", 1), "<=", "≤", 1) + " " + number(r.goal) + r.unit
@@ -202,6 +214,9 @@ func run(args []string, stdin io.Reader, stdout io.Writer) error {
 			continue
 		}
 		r := judge(f, got[f.bench+" "+f.metric])
+		if n, sp := got[f.bench+" samples"], got[f.bench+" "+spreadMetric]; r.runs == 1 && len(n) == 1 && len(sp) == 1 {
+			r.samples, r.sampleSpread = int(n[0]), sp[0]
+		}
 		if r.result == "missing" {
 			missing = append(missing, f.bench+" "+f.metric)
 		}

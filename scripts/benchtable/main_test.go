@@ -109,3 +109,21 @@ func TestRunNamesMissingFigures(t *testing.T) {
 		t.Errorf("an unknown set: %v", err)
 	}
 }
+
+// A VM figure's one run shows the spread of its own samples.
+func TestRunShowsTheSamplesOfOneRun(t *testing.T) {
+	in := "BenchmarkInitramfsSize-2 1 1 ns/op 1.286 ratio\n" +
+		"BenchmarkBootRatio-2 1 1 ns/op 1.70 ratio 5 samples 4.25 spread_%\n" +
+		"BenchmarkUBootRatio-2 1 1 ns/op 1.33 ratio\n" +
+		"BenchmarkResetDurable-2 1 1 ns/op 40 ms 9 samples 12.5 spread_%\n"
+	var out bytes.Buffer
+	if err := run([]string{"-set", "vm"}, strings.NewReader(in), &out); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"| 1.700 (5 samples, spread 4.2 %) | ≤ 1.300 | short |", "| 40 ms (9 samples, spread 12.5 %) |",
+		"| 1.330 | ≤ 1.300 | short |", "| 1.286 | ≤ 1.400 | pass |"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the table lacks %q:\n%s", want, out.String())
+		}
+	}
+}
