@@ -59,22 +59,26 @@ func fileSize(tb testing.TB, path string) float64 {
 	return float64(fi.Size())
 }
 
-// spread is (max - min) / median of v, in percent: how far the rounds of
+// spread is (max - min) / median of v, in percent: how far the samples of
 // one run are apart.
 func spread(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
 	m := median(v)
-	if len(v) == 0 || m == 0 {
+	if m == 0 {
 		return 0
 	}
 	return 100 * (slices.Max(v) - slices.Min(v)) / math.Abs(m)
 }
 
-// reportSamples reports how many samples of the figure the run took (one
-// per round, or per press) and their spread, which make bench-vm's table
-// prints beside the median.
-func reportSamples(b *testing.B, figure []float64) {
-	b.ReportMetric(float64(len(figure)), "samples")
-	b.ReportMetric(spread(figure), "spread_%")
+// reportFigure reports a figure's samples (one per round, or per press) as
+// their median in unit, with how many there were and their spread, which
+// make bench-vm's table prints beside the median.
+func reportFigure(b *testing.B, samples []float64, unit string) {
+	b.ReportMetric(median(samples), unit)
+	b.ReportMetric(float64(len(samples)), "samples")
+	b.ReportMetric(spread(samples), "spread_%")
 }
 
 func median(v []float64) float64 {
@@ -247,8 +251,7 @@ func BenchmarkBootRatio(b *testing.B) {
 	b.ReportMetric(first, "first_boot_s")
 	b.ReportMetric(median(br), "bare_s")
 	b.ReportMetric(median(fw), "firmware_s")
-	b.ReportMetric(median(ratios(fw, br)), "ratio")
-	reportSamples(b, ratios(fw, br))
+	reportFigure(b, ratios(fw, br), "ratio")
 }
 
 // BenchmarkUBootRatio compares the qemu-virt disk's boot through U-Boot
@@ -263,8 +266,7 @@ func BenchmarkUBootRatio(b *testing.B) {
 	fmt.Printf("vmbench: U-Boot boots (s): %.2f; -kernel boots (s): %.2f\n", ub, k)
 	b.ReportMetric(median(ub), "uboot_s")
 	b.ReportMetric(median(k), "kernel_s")
-	b.ReportMetric(median(ratios(ub, k)), "ratio")
-	reportSamples(b, ratios(ub, k))
+	reportFigure(b, ratios(ub, k), "ratio")
 	// The countdown is Debian's u-boot-qemu's (bootdelay=2), before it
 	// reads anything of the disk: the ratio without it is the image's part.
 	without := make([]float64, len(ub))
@@ -319,7 +321,6 @@ func BenchmarkResetDurable(b *testing.B) {
 	}
 	b.StopTimer()
 	fmt.Printf("vmbench: release to durable (ms): %v; one fsync (ms): %v\n", durable, fsync)
-	b.ReportMetric(median(durable), "ms")
-	reportSamples(b, durable)
+	reportFigure(b, durable, "ms")
 	b.ReportMetric(median(fsync), "fsync_ms")
 }
