@@ -93,7 +93,7 @@ bench: ## benchmarks that print figures (ratios measured in one run), then one t
 	@mkdir -p $(OUT)/bench
 	{ $(GO) test -run '^$$' -bench 'PasswordStepRatio' -benchtime 20x -count 5 -timeout 30m ./authd/api && \
 	  $(GO) test -run '^$$' -bench 'TLSLoginRatio' -benchtime 40x -count 5 -timeout 30m ./authd/api && \
-	  $(GO) test -run '^$$' -bench 'SessionGetRatio' -benchtime 60x -count 5 -timeout 30m ./authd/api && \
+	  $(GO) test -run '^$$' -bench 'SessionGetRatio' -benchtime 200x -count 5 -timeout 30m ./authd/api && \
 	  $(GO) test -run '^$$' -bench 'DaemonMemory' -benchtime 1x -count 3 -timeout 30m ./authd && \
 	  $(GO) test -run '^$$' -bench . -benchtime 3s -timeout 30m $$($(GO) list ./authd/... | grep -v -e '/authd$$' -e '/authd/api$$') && \
 	  $(GO) test -run '^$$' -bench . -benchtime 3x -timeout 30m ./board/flash; } 2>&1 | \
