@@ -31,7 +31,14 @@ if [[ $variant == rknas ]]; then
 	for c in "${ours[@]}"; do cmds+=("github.com/u-root/u-root/cmds/core/$c"); done
 	cmds+=(github.com/rknas/firmware/initramfs/uinit github.com/rknas/firmware/authd github.com/rknas/firmware/rescue)
 else
+	# go list -m names no directory for a module not yet in the module cache:
+	# download it first, or the set below would be empty.
+	go mod download github.com/u-root/u-root
 	modroot=$(go list -m -f '{{.Dir}}' github.com/u-root/u-root)
+	if [[ ! -d $modroot/cmds/core ]]; then
+		echo "build-image: u-root's source is not in the module cache (dir: '$modroot')" >&2
+		exit 1
+	fi
 	for d in "$modroot"/cmds/core/*/; do
 		c=$(basename "$d")
 		[[ $c == sluinit ]] && continue # a uinit of its own
@@ -67,7 +74,12 @@ export GOARCH=arm64 CGO_ENABLED=0
 files=()
 uinit=()
 if [[ $variant == bare ]]; then
-	uinit=(-uinitcmd "echo rknas-bare-ready")
+	# Its uinit prints the marker the boot is timed to and stays a second.
+	# u-root's init copies a command's output to the console itself, and a
+	# command that ends at once hangs the console up (it leads the console's
+	# session) before that copy is written: a lone "echo" lost its line on
+	# one boot in ten.
+	uinit=(-uinitcmd "gosh -c 'echo rknas-bare-ready; sleep 1'")
 	# u-root's whole core set needs modules the firmware does not use, so it is
 	# built inside u-root's own module, whose go.mod has them all.
 	buildin=$modroot

@@ -165,6 +165,12 @@ func bootTimes(b *testing.B, round int, disk string, spec bootSpec) (took, count
 		v.env = append(v.env, "RKNAS_VM_INITRD="+spec.initrd)
 	}
 	v.script("start")
+	// A boot that fails its wait leaves no QEMU behind to slow the rest.
+	b.Cleanup(func() {
+		if _, err := os.Stat(filepath.Join(v.run, "qemu.pid")); err == nil {
+			quitQEMU(b, v)
+		}
+	})
 	if !spec.kernel {
 		v.wait(ctx, ubootBeforeCountdown)
 		from := time.Now()
