@@ -3,7 +3,9 @@ package api
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -72,4 +74,29 @@ func FuzzMeJSON(f *testing.F) {
 			t.Fatalf("appendJSON %s, encoding/json %s", b, want.String())
 		}
 	})
+}
+
+// TestAnswerLength: every JSON answer goes out with its length, not
+// chunked, whether net/http measures it (an answer that fits its buffer:
+// {"s":""} and a newline are 9 bytes, so answerBuffered - 9 fills it)
+// or writeJSON does (a longer one).
+func TestAnswerLength(t *testing.T) {
+	for _, size := range []int{0, 100, answerBuffered - 9, answerBuffered - 8, 3 * answerBuffered} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			writeJSON(w, http.StatusOK, map[string]string{"s": strings.Repeat("x", size)})
+		}))
+		resp, err := srv.Client().Get(srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		srv.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(resp.TransferEncoding) > 0 || resp.ContentLength != int64(len(body)) || len(body) < size {
+			t.Errorf("a %d-byte answer: Transfer-Encoding %q, Content-Length %d, body %d bytes", len(body), resp.TransferEncoding, resp.ContentLength, len(body))
+		}
+	}
 }

@@ -64,7 +64,7 @@ func (s *Server) routes() {
 // the page can only judge against the browser's own time) and how to get
 // back in at the device. Nothing in it is private: the name is announced
 // on the LAN and the time is in every answer's Date header.
-func (s *Server) device(w http.ResponseWriter, r *http.Request, c *Caller) error {
+func (s *Server) device(w http.ResponseWriter, r *http.Request, c Caller) error {
 	out := map[string]any{"name": s.svc.DeviceName(), "time": s.svc.Now().UTC(), "passkey_sign_in": s.svc.PasskeySignInAllowed()}
 	if st := s.svc.ClockStatus(); st != "" {
 		out["clock"] = st
@@ -115,7 +115,7 @@ type loginResponse struct {
 	TrustedDevice bool `json:"trusted_device,omitempty"`
 }
 
-func (s *Server) login(w http.ResponseWriter, r *http.Request, c *Caller) error {
+func (s *Server) login(w http.ResponseWriter, r *http.Request, c Caller) error {
 	var req struct {
 		Username string `json:"username"`
 		Password string `json:"password"`
@@ -134,7 +134,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, c *Caller) error 
 	return OK(w, loginResponse{Status: res.Status, Challenge: res.Challenge, Methods: res.Methods, TrustedDevice: res.DeviceUsed})
 }
 
-func (s *Server) loginOTP(w http.ResponseWriter, r *http.Request, c *Caller) error {
+func (s *Server) loginOTP(w http.ResponseWriter, r *http.Request, c Caller) error {
 	var req struct {
 		Challenge   string `json:"challenge"`
 		Code        string `json:"code"`
@@ -165,7 +165,7 @@ func (s *Server) setLoginCookies(w http.ResponseWriter, r *http.Request, res aut
 	}
 }
 
-func (s *Server) logout(w http.ResponseWriter, r *http.Request, c *Caller) error {
+func (s *Server) logout(w http.ResponseWriter, r *http.Request, c Caller) error {
 	if token, ok := cookieValue(r, SessionCookie); ok {
 		s.svc.Logout(token, c.Client)
 	}
@@ -188,11 +188,11 @@ func sessionStatus(c *Caller) string {
 	return auth.StatusOK
 }
 
-func (s *Server) me(w http.ResponseWriter, r *http.Request, c *Caller) error {
-	return OK(w, meResponse{UserView: s.svc.View(c.User), SessionStatus: sessionStatus(c)})
+func (s *Server) me(w http.ResponseWriter, r *http.Request, c Caller) error {
+	return OK(w, meResponse{UserView: s.svc.View(c.User), SessionStatus: sessionStatus(&c)})
 }
 
-func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, c *Caller) error {
+func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, c Caller) error {
 	var req struct {
 		Current            string `json:"current_password"`
 		New                string `json:"new_password"`
@@ -211,7 +211,7 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, c *Calle
 
 // stepUp takes the password (and a code) again, so the session may make
 // sensitive changes for five minutes; the session gets a new token.
-func (s *Server) stepUp(w http.ResponseWriter, r *http.Request, c *Caller) error {
+func (s *Server) stepUp(w http.ResponseWriter, r *http.Request, c Caller) error {
 	var req struct {
 		Password string `json:"password"`
 		Code     string `json:"code"`
@@ -235,7 +235,7 @@ func (s *Server) stepUp(w http.ResponseWriter, r *http.Request, c *Caller) error
 	return OK(w, map[string]any{"status": "ok", "valid_seconds": 300})
 }
 
-func (s *Server) enroll(w http.ResponseWriter, r *http.Request, c *Caller) error {
+func (s *Server) enroll(w http.ResponseWriter, r *http.Request, c Caller) error {
 	var req struct {
 		Password string `json:"password"`
 	}
@@ -263,7 +263,7 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request, c *Caller) error
 	return OK(w, resp)
 }
 
-func (s *Server) verifyEnroll(w http.ResponseWriter, r *http.Request, c *Caller) error {
+func (s *Server) verifyEnroll(w http.ResponseWriter, r *http.Request, c Caller) error {
 	var req struct {
 		Code string `json:"code"`
 	}
@@ -278,7 +278,7 @@ func (s *Server) verifyEnroll(w http.ResponseWriter, r *http.Request, c *Caller)
 	return OK(w, map[string]any{"recovery_codes": codes, "status": status})
 }
 
-func (s *Server) disable2FA(w http.ResponseWriter, r *http.Request, c *Caller) error {
+func (s *Server) disable2FA(w http.ResponseWriter, r *http.Request, c Caller) error {
 	var req struct {
 		Password string `json:"password"`
 		Code     string `json:"code"`
@@ -295,7 +295,7 @@ func (s *Server) disable2FA(w http.ResponseWriter, r *http.Request, c *Caller) e
 	return OK(w, map[string]string{"status": status})
 }
 
-func (s *Server) regenerateCodes(w http.ResponseWriter, r *http.Request, c *Caller) error {
+func (s *Server) regenerateCodes(w http.ResponseWriter, r *http.Request, c Caller) error {
 	var req struct {
 		Password string `json:"password"`
 	}
@@ -309,7 +309,7 @@ func (s *Server) regenerateCodes(w http.ResponseWriter, r *http.Request, c *Call
 	return OK(w, map[string]any{"recovery_codes": codes})
 }
 
-func (s *Server) devices(w http.ResponseWriter, r *http.Request, c *Caller) error {
+func (s *Server) devices(w http.ResponseWriter, r *http.Request, c Caller) error {
 	cur, _ := cookieValue(r, DeviceCookie)
 	d, err := s.svc.Devices(c.User.Name, cur)
 	if err != nil {
@@ -318,14 +318,14 @@ func (s *Server) devices(w http.ResponseWriter, r *http.Request, c *Caller) erro
 	return OK(w, map[string]any{"devices": d})
 }
 
-func (s *Server) revokeDevice(w http.ResponseWriter, r *http.Request, c *Caller) error {
+func (s *Server) revokeDevice(w http.ResponseWriter, r *http.Request, c Caller) error {
 	if err := s.svc.RevokeDevice(c.User.Name, r.PathValue("id"), c.Client); err != nil {
 		return err
 	}
 	return OK(w, map[string]string{"status": "ok"})
 }
 
-func (s *Server) appPasswords(w http.ResponseWriter, r *http.Request, c *Caller) error {
+func (s *Server) appPasswords(w http.ResponseWriter, r *http.Request, c Caller) error {
 	list, err := s.svc.AppPasswords(c.User.Name)
 	if err != nil {
 		return err
@@ -333,7 +333,7 @@ func (s *Server) appPasswords(w http.ResponseWriter, r *http.Request, c *Caller)
 	return OK(w, map[string]any{"app_passwords": list})
 }
 
-func (s *Server) createAppPassword(w http.ResponseWriter, r *http.Request, c *Caller) error {
+func (s *Server) createAppPassword(w http.ResponseWriter, r *http.Request, c Caller) error {
 	var req struct {
 		Name     string   `json:"name"`
 		Scopes   []string `json:"scopes"`
@@ -353,20 +353,20 @@ func (s *Server) createAppPassword(w http.ResponseWriter, r *http.Request, c *Ca
 	return nil
 }
 
-func (s *Server) revokeAppPassword(w http.ResponseWriter, r *http.Request, c *Caller) error {
+func (s *Server) revokeAppPassword(w http.ResponseWriter, r *http.Request, c Caller) error {
 	if err := s.svc.RevokeAppPassword(c.User.Name, r.PathValue("id"), c.Client); err != nil {
 		return err
 	}
 	return OK(w, map[string]string{"status": "ok"})
 }
 
-func (s *Server) mySessions(w http.ResponseWriter, r *http.Request, c *Caller) error {
+func (s *Server) mySessions(w http.ResponseWriter, r *http.Request, c Caller) error {
 	return OK(w, map[string]any{"sessions": s.svc.SessionsOf(c.User.Name, c.Session.ID)})
 }
 
 // endMySession ends one of the caller's sessions; ending the one it is
 // sent from signs this browser out.
-func (s *Server) endMySession(w http.ResponseWriter, r *http.Request, c *Caller) error {
+func (s *Server) endMySession(w http.ResponseWriter, r *http.Request, c Caller) error {
 	id := r.PathValue("id")
 	if err := s.svc.EndSession(s.svc.Actor(c.Session), c.User.Name, id, c.Client); err != nil {
 		return err
@@ -377,7 +377,7 @@ func (s *Server) endMySession(w http.ResponseWriter, r *http.Request, c *Caller)
 	return OK(w, map[string]string{"status": "ok"})
 }
 
-func (s *Server) userSessions(w http.ResponseWriter, r *http.Request, c *Caller) error {
+func (s *Server) userSessions(w http.ResponseWriter, r *http.Request, c Caller) error {
 	u, err := s.svc.User(r.PathValue("name"))
 	if err != nil {
 		return err
@@ -389,7 +389,7 @@ func (s *Server) userSessions(w http.ResponseWriter, r *http.Request, c *Caller)
 	return OK(w, map[string]any{"sessions": s.svc.SessionsOf(u.Name, cur)})
 }
 
-func (s *Server) endUserSession(w http.ResponseWriter, r *http.Request, c *Caller) error {
+func (s *Server) endUserSession(w http.ResponseWriter, r *http.Request, c Caller) error {
 	name, id := r.PathValue("name"), r.PathValue("id")
 	if err := s.svc.EndSession(s.svc.Actor(c.Session), name, id, c.Client); err != nil {
 		return err
@@ -400,7 +400,7 @@ func (s *Server) endUserSession(w http.ResponseWriter, r *http.Request, c *Calle
 	return OK(w, map[string]string{"status": "ok"})
 }
 
-func (s *Server) revokeDevices(w http.ResponseWriter, r *http.Request, c *Caller) error {
+func (s *Server) revokeDevices(w http.ResponseWriter, r *http.Request, c Caller) error {
 	n, err := s.svc.RevokeDevices(c.User.Name, c.Client)
 	if err != nil {
 		return err
@@ -409,7 +409,7 @@ func (s *Server) revokeDevices(w http.ResponseWriter, r *http.Request, c *Caller
 	return OK(w, map[string]any{"revoked": n})
 }
 
-func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, c *Caller) error {
+func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, c Caller) error {
 	users, err := s.svc.Users()
 	if err != nil {
 		return err
@@ -417,7 +417,7 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, c *Caller) er
 	return OK(w, map[string]any{"users": users})
 }
 
-func (s *Server) createUser(w http.ResponseWriter, r *http.Request, c *Caller) error {
+func (s *Server) createUser(w http.ResponseWriter, r *http.Request, c Caller) error {
 	var req auth.NewUser
 	if err := Decode(w, r, &req); err != nil {
 		return err
@@ -433,7 +433,7 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request, c *Caller) e
 	return nil
 }
 
-func (s *Server) getUser(w http.ResponseWriter, r *http.Request, c *Caller) error {
+func (s *Server) getUser(w http.ResponseWriter, r *http.Request, c Caller) error {
 	u, err := s.svc.User(r.PathValue("name"))
 	if err != nil {
 		return err
@@ -441,7 +441,7 @@ func (s *Server) getUser(w http.ResponseWriter, r *http.Request, c *Caller) erro
 	return OK(w, s.svc.View(u))
 }
 
-func (s *Server) patchUser(w http.ResponseWriter, r *http.Request, c *Caller) error {
+func (s *Server) patchUser(w http.ResponseWriter, r *http.Request, c Caller) error {
 	var req auth.UserPatch
 	if err := Decode(w, r, &req); err != nil {
 		return err
@@ -453,21 +453,21 @@ func (s *Server) patchUser(w http.ResponseWriter, r *http.Request, c *Caller) er
 	return OK(w, u)
 }
 
-func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request, c *Caller) error {
+func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request, c Caller) error {
 	if err := s.svc.DeleteUser(s.svc.Actor(c.Session), r.PathValue("name"), c.Client); err != nil {
 		return err
 	}
 	return OK(w, map[string]string{"status": "ok"})
 }
 
-func (s *Server) adminDisable2FA(w http.ResponseWriter, r *http.Request, c *Caller) error {
+func (s *Server) adminDisable2FA(w http.ResponseWriter, r *http.Request, c Caller) error {
 	if err := s.svc.AdminDisable2FA(s.svc.Actor(c.Session), r.PathValue("name"), c.Client); err != nil {
 		return err
 	}
 	return OK(w, map[string]string{"status": "ok"})
 }
 
-func (s *Server) listGroups(w http.ResponseWriter, r *http.Request, c *Caller) error {
+func (s *Server) listGroups(w http.ResponseWriter, r *http.Request, c Caller) error {
 	g, err := s.svc.Groups()
 	if err != nil {
 		return err
@@ -475,7 +475,7 @@ func (s *Server) listGroups(w http.ResponseWriter, r *http.Request, c *Caller) e
 	return OK(w, map[string]any{"groups": g})
 }
 
-func (s *Server) createGroup(w http.ResponseWriter, r *http.Request, c *Caller) error {
+func (s *Server) createGroup(w http.ResponseWriter, r *http.Request, c Caller) error {
 	var req struct {
 		Name string `json:"name"`
 	}
@@ -490,14 +490,14 @@ func (s *Server) createGroup(w http.ResponseWriter, r *http.Request, c *Caller) 
 	return nil
 }
 
-func (s *Server) deleteGroup(w http.ResponseWriter, r *http.Request, c *Caller) error {
+func (s *Server) deleteGroup(w http.ResponseWriter, r *http.Request, c Caller) error {
 	if err := s.svc.DeleteGroup(c.User.Name, r.PathValue("name"), c.Client); err != nil {
 		return err
 	}
 	return OK(w, map[string]string{"status": "ok"})
 }
 
-func (s *Server) getPolicy(w http.ResponseWriter, r *http.Request, c *Caller) error {
+func (s *Server) getPolicy(w http.ResponseWriter, r *http.Request, c Caller) error {
 	p, err := s.svc.Policy()
 	if err != nil {
 		return err
@@ -505,7 +505,7 @@ func (s *Server) getPolicy(w http.ResponseWriter, r *http.Request, c *Caller) er
 	return OK(w, p)
 }
 
-func (s *Server) putPolicy(w http.ResponseWriter, r *http.Request, c *Caller) error {
+func (s *Server) putPolicy(w http.ResponseWriter, r *http.Request, c Caller) error {
 	var req store.Policy
 	if err := Decode(w, r, &req); err != nil {
 		return err
@@ -517,7 +517,7 @@ func (s *Server) putPolicy(w http.ResponseWriter, r *http.Request, c *Caller) er
 	return OK(w, p)
 }
 
-func (s *Server) audit(w http.ResponseWriter, r *http.Request, c *Caller) error {
+func (s *Server) audit(w http.ResponseWriter, r *http.Request, c Caller) error {
 	q := r.URL.Query()
 	csvOut := false
 	switch v := q.Get("format"); v {

@@ -13,7 +13,7 @@ import (
 // AttachMail registers the SMTP settings, security email and emergency code
 // routes.
 func (s *Server) AttachMail(m *mail.Mailer) {
-	s.Handle("POST /api/v1/login/emergency", Public, func(w http.ResponseWriter, r *http.Request, c *Caller) error {
+	s.Handle("POST /api/v1/login/emergency", Public, func(w http.ResponseWriter, r *http.Request, c Caller) error {
 		var req struct {
 			Challenge string `json:"challenge"`
 		}
@@ -29,7 +29,7 @@ func (s *Server) AttachMail(m *mail.Mailer) {
 		}
 		return OK(w, map[string]any{"status": "sent", "sent_to": to, "valid_seconds": int(auth.EmergencyValidity / time.Second)})
 	})
-	s.Handle("PUT /api/v1/me/security-email", FullSession, func(w http.ResponseWriter, r *http.Request, c *Caller) error {
+	s.Handle("PUT /api/v1/me/security-email", FullSession, func(w http.ResponseWriter, r *http.Request, c Caller) error {
 		var req struct {
 			Email    string `json:"email"`
 			Password string `json:"password"`
@@ -43,7 +43,7 @@ func (s *Server) AttachMail(m *mail.Mailer) {
 		}
 		return OK(w, map[string]any{"status": "verification_sent", "sent_to": to})
 	})
-	s.Handle("POST /api/v1/me/security-email/verify", FullSession, func(w http.ResponseWriter, r *http.Request, c *Caller) error {
+	s.Handle("POST /api/v1/me/security-email/verify", FullSession, func(w http.ResponseWriter, r *http.Request, c Caller) error {
 		var req struct {
 			Code string `json:"code"`
 		}
@@ -56,11 +56,11 @@ func (s *Server) AttachMail(m *mail.Mailer) {
 		}
 		return OK(w, map[string]any{"status": "ok", "security_email": addr})
 	})
-	s.Handle("GET /api/v1/settings/smtp", Admin, func(w http.ResponseWriter, r *http.Request, c *Caller) error {
+	s.Handle("GET /api/v1/settings/smtp", Admin, func(w http.ResponseWriter, r *http.Request, c Caller) error {
 		red, configured := m.Settings().Redacted()
 		return OK(w, map[string]any{"configured": configured, "settings": red})
 	})
-	s.Handle("PUT /api/v1/settings/smtp", AdminStepUp, func(w http.ResponseWriter, r *http.Request, c *Caller) error {
+	s.Handle("PUT /api/v1/settings/smtp", AdminStepUp, func(w http.ResponseWriter, r *http.Request, c Caller) error {
 		raw, err := ReadBody(w, r)
 		if err != nil {
 			return err
@@ -77,10 +77,10 @@ func (s *Server) AttachMail(m *mail.Mailer) {
 			}
 			return err // storing failed: a 500, logged
 		}
-		s.svc.Audit(auditEntry("smtp_settings_changed", c, red.Host))
+		s.svc.Audit(auditEntry("smtp_settings_changed", &c, red.Host))
 		return OK(w, map[string]any{"configured": true, "settings": red})
 	})
-	s.Handle("POST /api/v1/settings/smtp/test", Admin, func(w http.ResponseWriter, r *http.Request, c *Caller) error {
+	s.Handle("POST /api/v1/settings/smtp/test", Admin, func(w http.ResponseWriter, r *http.Request, c Caller) error {
 		var req struct {
 			To string `json:"to"`
 		}
@@ -97,7 +97,7 @@ func (s *Server) AttachMail(m *mail.Mailer) {
 		if err != nil {
 			result = "failed: " + string(mail.CodeOf(err))
 		}
-		s.svc.Audit(auditEntry("smtp_test", c, result))
+		s.svc.Audit(auditEntry("smtp_test", &c, result))
 		if err != nil {
 			if mail.CodeOf(err) == mail.CodeInvalidMessage {
 				return errBad("to: %v", err)
@@ -106,7 +106,7 @@ func (s *Server) AttachMail(m *mail.Mailer) {
 		}
 		return OK(w, map[string]any{"status": "sent", "server_reply": reply})
 	})
-	s.Handle("GET /api/v1/settings/smtp/outbox", Admin, func(w http.ResponseWriter, r *http.Request, c *Caller) error {
+	s.Handle("GET /api/v1/settings/smtp/outbox", Admin, func(w http.ResponseWriter, r *http.Request, c Caller) error {
 		return OK(w, map[string]any{"entries": m.Outbox().List()})
 	})
 }

@@ -14,7 +14,7 @@ import (
 // renaming and removing an account's passkeys, the choice to sign in with
 // one alone, and the two steps of a passkey login.
 func (s *Server) passkeyRoutes() {
-	s.Handle("POST /api/v1/me/passkeys/register", EnrollSession, func(w http.ResponseWriter, r *http.Request, c *Caller) error {
+	s.Handle("POST /api/v1/me/passkeys/register", EnrollSession, func(w http.ResponseWriter, r *http.Request, c Caller) error {
 		var req struct {
 			Password string `json:"password"`
 		}
@@ -27,7 +27,7 @@ func (s *Server) passkeyRoutes() {
 		}
 		return OK(w, map[string]any{"ceremony": id, "options": opts})
 	})
-	s.Handle("POST /api/v1/me/passkeys", EnrollSession, func(w http.ResponseWriter, r *http.Request, c *Caller) error {
+	s.Handle("POST /api/v1/me/passkeys", EnrollSession, func(w http.ResponseWriter, r *http.Request, c Caller) error {
 		var req struct {
 			Ceremony   string          `json:"ceremony"`
 			Name       string          `json:"name"`
@@ -46,19 +46,19 @@ func (s *Server) passkeyRoutes() {
 		if token != "" {
 			s.setSessionCookie(w, r, token)
 		} else {
-			status = sessionStatus(c)
+			status = sessionStatus(&c)
 		}
 		writeJSON(w, http.StatusCreated, map[string]any{"passkey": view, "status": status})
 		return nil
 	})
-	s.Handle("GET /api/v1/me/passkeys", FullSession, func(w http.ResponseWriter, r *http.Request, c *Caller) error {
+	s.Handle("GET /api/v1/me/passkeys", FullSession, func(w http.ResponseWriter, r *http.Request, c Caller) error {
 		list, signIn, err := s.svc.Passkeys(c.User.Name)
 		if err != nil {
 			return err
 		}
 		return OK(w, map[string]any{"passkeys": list, "sign_in": signIn, "sign_in_allowed": s.svc.PasskeySignInAllowed()})
 	})
-	s.Handle("PATCH /api/v1/me/passkeys/{id}", FullSession, func(w http.ResponseWriter, r *http.Request, c *Caller) error {
+	s.Handle("PATCH /api/v1/me/passkeys/{id}", FullSession, func(w http.ResponseWriter, r *http.Request, c Caller) error {
 		var req struct {
 			Name string `json:"name"`
 		}
@@ -70,7 +70,7 @@ func (s *Server) passkeyRoutes() {
 		}
 		return OK(w, map[string]string{"status": "ok"})
 	})
-	s.Handle("DELETE /api/v1/me/passkeys/{id}", FullSession, func(w http.ResponseWriter, r *http.Request, c *Caller) error {
+	s.Handle("DELETE /api/v1/me/passkeys/{id}", FullSession, func(w http.ResponseWriter, r *http.Request, c Caller) error {
 		var req struct {
 			Password string `json:"password"`
 		}
@@ -82,7 +82,7 @@ func (s *Server) passkeyRoutes() {
 		}
 		return OK(w, map[string]string{"status": "ok"})
 	})
-	s.Handle("PUT /api/v1/me/passkeys/sign-in", FullSession, func(w http.ResponseWriter, r *http.Request, c *Caller) error {
+	s.Handle("PUT /api/v1/me/passkeys/sign-in", FullSession, func(w http.ResponseWriter, r *http.Request, c Caller) error {
 		var req struct {
 			Enabled  bool   `json:"enabled"`
 			Password string `json:"password"`
@@ -95,14 +95,14 @@ func (s *Server) passkeyRoutes() {
 		}
 		return OK(w, map[string]bool{"sign_in": req.Enabled})
 	})
-	s.Handle("POST /api/v1/me/step-up/passkey", FullSession, func(w http.ResponseWriter, r *http.Request, c *Caller) error {
+	s.Handle("POST /api/v1/me/step-up/passkey", FullSession, func(w http.ResponseWriter, r *http.Request, c Caller) error {
 		opts, id, err := s.svc.BeginPasskeyStepUp(c.Session, rpOf(r))
 		if err != nil {
 			return err
 		}
 		return OK(w, map[string]any{"ceremony": id, "options": opts})
 	})
-	s.Handle("POST /api/v1/login/passkey", Public, func(w http.ResponseWriter, r *http.Request, c *Caller) error {
+	s.Handle("POST /api/v1/login/passkey", Public, func(w http.ResponseWriter, r *http.Request, c Caller) error {
 		var req struct {
 			Challenge string `json:"challenge"`
 		}
@@ -115,7 +115,7 @@ func (s *Server) passkeyRoutes() {
 		}
 		return OK(w, map[string]any{"ceremony": id, "options": opts})
 	})
-	s.Handle("POST /api/v1/login/passkey/finish", Public, func(w http.ResponseWriter, r *http.Request, c *Caller) error {
+	s.Handle("POST /api/v1/login/passkey/finish", Public, func(w http.ResponseWriter, r *http.Request, c Caller) error {
 		var req struct {
 			Ceremony    string          `json:"ceremony"`
 			Credential  json.RawMessage `json:"credential"`

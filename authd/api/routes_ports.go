@@ -30,18 +30,18 @@ type portsView struct {
 // HTTPS port, so a wrong port cannot lock the owner out.
 func (s *Server) attachPorts(sys *System) {
 	need := func(h HandlerFunc) HandlerFunc {
-		return func(w http.ResponseWriter, r *http.Request, c *Caller) error {
+		return func(w http.ResponseWriter, r *http.Request, c Caller) error {
 			if sys.Ports == nil {
 				return &auth.Error{Code: auth.CodeConflict, Message: "authd does not manage its ports here: it serves plain HTTP (-tls off)"}
 			}
 			return h(w, r, c)
 		}
 	}
-	s.Handle("GET /api/v1/settings/ports", Admin, need(func(w http.ResponseWriter, r *http.Request, c *Caller) error {
+	s.Handle("GET /api/v1/settings/ports", Admin, need(func(w http.ResponseWriter, r *http.Request, c Caller) error {
 		cur, pend := sys.Ports.Current()
 		return OK(w, portsView{Ports: cur, Pending: pend})
 	}))
-	s.Handle("PUT /api/v1/settings/ports", AdminStepUp, need(func(w http.ResponseWriter, r *http.Request, c *Caller) error {
+	s.Handle("PUT /api/v1/settings/ports", AdminStepUp, need(func(w http.ResponseWriter, r *http.Request, c Caller) error {
 		var req portconf.Ports
 		if err := Decode(w, r, &req); err != nil {
 			return err
@@ -55,12 +55,12 @@ func (s *Server) attachPorts(sys *System) {
 		case err != nil:
 			return err
 		}
-		s.svc.Audit(auditEntry("ports_changed", c, "pending confirmation "+pend.ID+": https "+strconv.Itoa(req.HTTPS)+", http "+strconv.Itoa(req.HTTP)))
+		s.svc.Audit(auditEntry("ports_changed", &c, "pending confirmation "+pend.ID+": https "+strconv.Itoa(req.HTTPS)+", http "+strconv.Itoa(req.HTTP)))
 		return OK(w, map[string]any{"id": pend.ID, "deadline": pend.Deadline.UTC(), "confirm_within_seconds": int(time.Until(pend.Deadline) / time.Second),
 			"message": "the new ports are open beside the old ones; confirm with POST /api/v1/settings/ports/confirm {\"id\": ...} " +
 				"through the new HTTPS port " + strconv.Itoa(req.HTTPS) + " before the deadline, or they are closed again"})
 	}))
-	s.Handle("POST /api/v1/settings/ports/confirm", Admin, need(func(w http.ResponseWriter, r *http.Request, c *Caller) error {
+	s.Handle("POST /api/v1/settings/ports/confirm", Admin, need(func(w http.ResponseWriter, r *http.Request, c Caller) error {
 		var req struct {
 			ID string `json:"id"`
 		}
@@ -77,7 +77,7 @@ func (s *Server) attachPorts(sys *System) {
 		case err != nil:
 			return err
 		}
-		s.svc.Audit(auditEntry("ports_confirmed", c, req.ID))
+		s.svc.Audit(auditEntry("ports_confirmed", &c, req.ID))
 		return OK(w, map[string]string{"status": "ok"})
 	}))
 }

@@ -10,7 +10,7 @@ import (
 // securityRoutes are the admin's view of the automatic blocking: the
 // running bans, lifting one, and the allow-list of addresses never blocked.
 func (s *Server) securityRoutes() {
-	s.Handle("GET /api/v1/security/blocks", Admin, func(w http.ResponseWriter, r *http.Request, c *Caller) error {
+	s.Handle("GET /api/v1/security/blocks", Admin, func(w http.ResponseWriter, r *http.Request, c Caller) error {
 		blocks, err := s.svc.Blocks()
 		if err != nil {
 			return err
@@ -20,7 +20,7 @@ func (s *Server) securityRoutes() {
 		}
 		return OK(w, map[string]any{"blocks": blocks, "your_address": c.Client.Key()})
 	})
-	s.Handle("DELETE /api/v1/security/blocks", Admin, func(w http.ResponseWriter, r *http.Request, c *Caller) error {
+	s.Handle("DELETE /api/v1/security/blocks", Admin, func(w http.ResponseWriter, r *http.Request, c Caller) error {
 		q := r.URL.Query()
 		kind, key := q.Get("kind"), q.Get("key")
 		if kind == "" || key == "" {
@@ -31,10 +31,10 @@ func (s *Server) securityRoutes() {
 		}
 		return OK(w, map[string]string{"status": "ok"})
 	})
-	s.Handle("GET /api/v1/settings/security", Admin, func(w http.ResponseWriter, r *http.Request, c *Caller) error {
-		return OK(w, s.securitySettings(s.svc.AllowList(), c))
+	s.Handle("GET /api/v1/settings/security", Admin, func(w http.ResponseWriter, r *http.Request, c Caller) error {
+		return OK(w, s.securitySettings(s.svc.AllowList(), &c))
 	})
-	s.Handle("PUT /api/v1/settings/security", AdminStepUp, func(w http.ResponseWriter, r *http.Request, c *Caller) error {
+	s.Handle("PUT /api/v1/settings/security", AdminStepUp, func(w http.ResponseWriter, r *http.Request, c Caller) error {
 		var req struct {
 			AllowList []string `json:"allow_list"`
 		}
@@ -48,7 +48,7 @@ func (s *Server) securityRoutes() {
 		if err != nil {
 			return err
 		}
-		return OK(w, s.securitySettings(list, c))
+		return OK(w, s.securitySettings(list, &c))
 	})
 }
 

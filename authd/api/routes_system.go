@@ -47,7 +47,7 @@ type Certificates interface {
 // AttachSystem registers the time, network and system routes.
 func (s *Server) AttachSystem(sys *System) {
 	s.sys = sys
-	s.Handle("GET /api/v1/system/status", Admin, func(w http.ResponseWriter, r *http.Request, c *Caller) error {
+	s.Handle("GET /api/v1/system/status", Admin, func(w http.ResponseWriter, r *http.Request, c Caller) error {
 		out := map[string]any{
 			"board":          sys.Board.Name,
 			"board_model":    sys.Board.Model,
@@ -81,14 +81,14 @@ func (s *Server) AttachSystem(sys *System) {
 	s.attachPorts(sys)
 
 	needTime := func(h HandlerFunc) HandlerFunc {
-		return func(w http.ResponseWriter, r *http.Request, c *Caller) error {
+		return func(w http.ResponseWriter, r *http.Request, c Caller) error {
 			if sys.Time == nil {
 				return &auth.Error{Code: auth.CodeBusy, Message: "time keeping is not running on this device"}
 			}
 			return h(w, r, c)
 		}
 	}
-	s.Handle("GET /api/v1/time/status", Public, needTime(func(w http.ResponseWriter, r *http.Request, c *Caller) error {
+	s.Handle("GET /api/v1/time/status", Public, needTime(func(w http.ResponseWriter, r *http.Request, c Caller) error {
 		st := sys.Time.Status()
 		if !s.callerIsAdmin(r) {
 			// Anyone may ask whether the clock can be trusted (the login
@@ -98,7 +98,7 @@ func (s *Server) AttachSystem(sys *System) {
 		}
 		return OK(w, st)
 	}))
-	s.Handle("POST /api/v1/time/sync", Admin, needTime(func(w http.ResponseWriter, r *http.Request, c *Caller) error {
+	s.Handle("POST /api/v1/time/sync", Admin, needTime(func(w http.ResponseWriter, r *http.Request, c Caller) error {
 		ctx, cancel := context.WithTimeout(r.Context(), 20*time.Second)
 		defer cancel()
 		st, err := sys.Time.SyncNow(ctx)
@@ -106,10 +106,10 @@ func (s *Server) AttachSystem(sys *System) {
 		if err != nil {
 			res["error"] = err.Error()
 		}
-		s.svc.Audit(auditEntry("time_sync", c, boolDetail(err)))
+		s.svc.Audit(auditEntry("time_sync", &c, boolDetail(err)))
 		return OK(w, res)
 	}))
-	s.Handle("PUT /api/v1/time", Admin, needTime(func(w http.ResponseWriter, r *http.Request, c *Caller) error {
+	s.Handle("PUT /api/v1/time", Admin, needTime(func(w http.ResponseWriter, r *http.Request, c Caller) error {
 		var req struct {
 			Time time.Time `json:"time"`
 		}
@@ -124,18 +124,18 @@ func (s *Server) AttachSystem(sys *System) {
 		case err != nil:
 			return err
 		}
-		s.svc.Audit(auditEntry("time_set_manually", c, req.Time.UTC().Format(time.RFC3339)))
+		s.svc.Audit(auditEntry("time_set_manually", &c, req.Time.UTC().Format(time.RFC3339)))
 		return OK(w, sys.Time.Status())
 	}))
 	type timeSettings struct {
 		NTPEnabled bool     `json:"ntp_enabled"`
 		NTPServers []string `json:"ntp_servers"`
 	}
-	s.Handle("GET /api/v1/settings/time", Admin, needTime(func(w http.ResponseWriter, r *http.Request, c *Caller) error {
+	s.Handle("GET /api/v1/settings/time", Admin, needTime(func(w http.ResponseWriter, r *http.Request, c Caller) error {
 		set := sys.Time.Settings()
 		return OK(w, timeSettings{NTPEnabled: set.Enabled, NTPServers: append([]string{}, set.Servers...)})
 	}))
-	s.Handle("PUT /api/v1/settings/time", Admin, needTime(func(w http.ResponseWriter, r *http.Request, c *Caller) error {
+	s.Handle("PUT /api/v1/settings/time", Admin, needTime(func(w http.ResponseWriter, r *http.Request, c Caller) error {
 		var req timeSettings
 		if err := Decode(w, r, &req); err != nil {
 			return err
@@ -147,27 +147,27 @@ func (s *Server) AttachSystem(sys *System) {
 		if err := sys.Time.SetSettings(set); err != nil {
 			return err
 		}
-		s.svc.Audit(auditEntry("time_settings_changed", c, strings.Join(set.Servers, ",")))
+		s.svc.Audit(auditEntry("time_settings_changed", &c, strings.Join(set.Servers, ",")))
 		set = sys.Time.Settings()
 		return OK(w, timeSettings{NTPEnabled: set.Enabled, NTPServers: append([]string{}, set.Servers...)})
 	}))
 
 	needNet := func(h HandlerFunc) HandlerFunc {
-		return func(w http.ResponseWriter, r *http.Request, c *Caller) error {
+		return func(w http.ResponseWriter, r *http.Request, c Caller) error {
 			if sys.Network == nil {
 				return &auth.Error{Code: auth.CodeBusy, Message: "network configuration is not managed by authd on this device"}
 			}
 			return h(w, r, c)
 		}
 	}
-	s.Handle("GET /api/v1/settings/network", Admin, needNet(func(w http.ResponseWriter, r *http.Request, c *Caller) error {
+	s.Handle("GET /api/v1/settings/network", Admin, needNet(func(w http.ResponseWriter, r *http.Request, c Caller) error {
 		st, err := sys.Network.Status(r.Context())
 		if err != nil {
 			return err
 		}
 		return OK(w, map[string]any{"config": sys.Network.Current(), "confirmed": sys.Network.Confirmed(), "status": st})
 	}))
-	s.Handle("PUT /api/v1/settings/network", AdminStepUp, needNet(func(w http.ResponseWriter, r *http.Request, c *Caller) error {
+	s.Handle("PUT /api/v1/settings/network", AdminStepUp, needNet(func(w http.ResponseWriter, r *http.Request, c Caller) error {
 		raw, err := ReadBody(w, r)
 		if err != nil {
 			return err
@@ -183,11 +183,11 @@ func (s *Server) AttachSystem(sys *System) {
 		if err != nil {
 			return err
 		}
-		s.svc.Audit(auditEntry("network_changed", c, "pending confirmation "+id))
+		s.svc.Audit(auditEntry("network_changed", &c, "pending confirmation "+id))
 		return OK(w, map[string]any{"id": id, "deadline": deadline.UTC(), "confirm_within_seconds": int(time.Until(deadline) / time.Second),
 			"message": "applied; confirm with POST /api/v1/settings/network/confirm {\"id\": ...} before the deadline or it is rolled back"})
 	}))
-	s.Handle("POST /api/v1/settings/network/confirm", Admin, needNet(func(w http.ResponseWriter, r *http.Request, c *Caller) error {
+	s.Handle("POST /api/v1/settings/network/confirm", Admin, needNet(func(w http.ResponseWriter, r *http.Request, c Caller) error {
 		var req struct {
 			ID string `json:"id"`
 		}
@@ -203,7 +203,7 @@ func (s *Server) AttachSystem(sys *System) {
 		case err != nil:
 			return err
 		}
-		s.svc.Audit(auditEntry("network_confirmed", c, req.ID))
+		s.svc.Audit(auditEntry("network_confirmed", &c, req.ID))
 		return OK(w, map[string]string{"status": "ok"})
 	}))
 }

@@ -19,7 +19,7 @@ type certificateView struct {
 // device to its owner.
 func (s *Server) attachCertificates(sys *System) {
 	need := func(h HandlerFunc) HandlerFunc {
-		return func(w http.ResponseWriter, r *http.Request, c *Caller) error {
+		return func(w http.ResponseWriter, r *http.Request, c Caller) error {
 			if sys.TLS == nil {
 				return &auth.Error{Code: auth.CodeConflict, Message: "authd does not manage its certificate here: it serves plain HTTP (-tls off) or the files given by -tls-cert"}
 			}
@@ -29,18 +29,18 @@ func (s *Server) attachCertificates(sys *System) {
 	view := func(w http.ResponseWriter) error {
 		return OK(w, certificateView{Served: sys.TLS.Info(), Device: sys.TLS.Device()})
 	}
-	s.Handle("GET /api/v1/system/certificate", Admin, need(func(w http.ResponseWriter, r *http.Request, c *Caller) error {
+	s.Handle("GET /api/v1/system/certificate", Admin, need(func(w http.ResponseWriter, r *http.Request, c Caller) error {
 		return view(w)
 	}))
-	s.Handle("POST /api/v1/system/certificate/regenerate", AdminStepUp, need(func(w http.ResponseWriter, r *http.Request, c *Caller) error {
+	s.Handle("POST /api/v1/system/certificate/regenerate", AdminStepUp, need(func(w http.ResponseWriter, r *http.Request, c Caller) error {
 		info, err := sys.TLS.Regenerate()
 		if err != nil {
 			return err
 		}
-		s.svc.Audit(auditEntry("certificate_regenerated", c, "SHA-256 "+info.Fingerprint))
+		s.svc.Audit(auditEntry("certificate_regenerated", &c, "SHA-256 "+info.Fingerprint))
 		return view(w)
 	}))
-	s.Handle("PUT /api/v1/system/certificate", AdminStepUp, need(func(w http.ResponseWriter, r *http.Request, c *Caller) error {
+	s.Handle("PUT /api/v1/system/certificate", AdminStepUp, need(func(w http.ResponseWriter, r *http.Request, c Caller) error {
 		var req struct {
 			ChainPEM string `json:"chain_pem"`
 			KeyPEM   string `json:"key_pem"`
@@ -58,15 +58,15 @@ func (s *Server) attachCertificates(sys *System) {
 		if err != nil {
 			return err
 		}
-		s.svc.Audit(auditEntry("certificate_imported", c, "SHA-256 "+info.Fingerprint+"; "+strings.Join(info.Names, ",")))
+		s.svc.Audit(auditEntry("certificate_imported", &c, "SHA-256 "+info.Fingerprint+"; "+strings.Join(info.Names, ",")))
 		return view(w)
 	}))
-	s.Handle("DELETE /api/v1/system/certificate", AdminStepUp, need(func(w http.ResponseWriter, r *http.Request, c *Caller) error {
+	s.Handle("DELETE /api/v1/system/certificate", AdminStepUp, need(func(w http.ResponseWriter, r *http.Request, c Caller) error {
 		info, err := sys.TLS.UseDevice()
 		if err != nil {
 			return err
 		}
-		s.svc.Audit(auditEntry("certificate_removed", c, "back to the device certificate, SHA-256 "+info.Fingerprint))
+		s.svc.Audit(auditEntry("certificate_removed", &c, "back to the device certificate, SHA-256 "+info.Fingerprint))
 		return view(w)
 	}))
 }

@@ -69,7 +69,7 @@ type Caller struct {
 
 // HandlerFunc handles a request; a returned error is written as the error
 // response.
-type HandlerFunc func(w http.ResponseWriter, r *http.Request, c *Caller) error
+type HandlerFunc func(w http.ResponseWriter, r *http.Request, c Caller) error
 
 // Server is the HTTP API.
 type Server struct {
@@ -168,9 +168,12 @@ var (
 // given access.
 func (s *Server) Handle(pattern string, access Access, h HandlerFunc) {
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-		c := &Caller{Client: clientOf(r)}
+		// A value, not a pointer: handed to h through a func value, a
+		// pointer would put the caller (its session and a copy of its
+		// account, 664 bytes) on the heap at every request.
+		c := Caller{Client: clientOf(r)}
 		if access != Public {
-			if err := s.authorize(r, c, access); err != nil {
+			if err := s.authorize(r, &c, access); err != nil {
 				writeError(w, err)
 				return
 			}
@@ -368,7 +371,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	}
 	hdr := w.Header()
 	hdr["Content-Type"] = jsonContentType
-	hdr["Content-Length"] = []string{strconv.Itoa(buf.Len())}
+	// net/http sends the length of an answer that fits its buffer itself,
+	// without an allocation; a longer one would go chunked without this.
+	if buf.Len() > answerBuffered {
+		hdr["Content-Length"] = []string{strconv.Itoa(buf.Len())}
+	}
 	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())
 }
@@ -384,6 +391,10 @@ func encodeJSON(buf *bytes.Buffer, v any) error {
 	}
 	return json.NewEncoder(buf).Encode(v)
 }
+
+// answerBuffered is the most of an answer net/http holds back (its
+// bufferBeforeChunkingSize) and so sends with its length.
+const answerBuffered = 2048
 
 // jsonBuffers keeps answer buffers between requests; jsonContentType is
 // shared by every answer (net/http only reads it).
