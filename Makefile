@@ -40,8 +40,9 @@ deps: ## install the Debian packages the tests need (QEMU, chronyd, oathtool, ..
 
 test: deps lint test-host test-timing mutate test-images test-vm ## everything CI runs: lint, unit, integration, timing under load, mutation, image and VM tests
 
-test-host: ## the Go test suite, under the race detector
+test-host: ## the Go test suite, under the race detector, and the allocation rules without it
 	$(GO) test -race -count=1 -timeout 20m ./...
+	$(GO) test -count=1 -run 'AllocatesNothing' ./authd/api
 
 # The packages whose tests wait on timers and fake clocks, 20 times each with
 # a CPU hog on every core: a test that only passes on an idle machine fails.

@@ -14,7 +14,8 @@ import (
 // polls after: the cookie lookup (every cookie authd reads goes through it)
 // and /me's answer are written here without reflection or allocations, to
 // the same bytes net/http and encoding/json give (FuzzCookieValue and
-// FuzzMeJSON hold them to it).
+// FuzzMeJSON hold them to it; TestMeAllocatesNothing holds the whole
+// request to no allocation).
 
 // maxCookies is net/http's limit on the cookies of one request (its
 // httpcookiemaxnum default); past it, r.Cookie finds none.

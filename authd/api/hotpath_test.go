@@ -100,3 +100,41 @@ func TestAnswerLength(t *testing.T) {
 		}
 	}
 }
+
+// TestMeAllocatesNothing: the session-checked GET /api/v1/me, through
+// authd's whole handler, allocates nothing. make test-host runs it without
+// the race detector too, whose own allocations would be counted.
+func TestMeAllocatesNothing(t *testing.T) {
+	if raceDetector {
+		t.Skip("allocations are counted without the race detector (make test-host runs this test so)")
+	}
+	serve := meHandler(t)
+	status := 0
+	if allocs := testing.AllocsPerRun(200, func() { status = serve() }); allocs != 0 || status != 200 {
+		t.Errorf("GET /api/v1/me: status %d, %v allocations a request, want 200 and none", status, allocs)
+	}
+}
+
+// TestWriteOwnJSON: an answer that writes its own JSON goes out as
+// writeJSON sends it, its failure (a time encoding/json refuses too)
+// included.
+func TestWriteOwnJSON(t *testing.T) {
+	ok := meResponse{UserView: auth.UserView{Name: "admin", Role: "admin", Groups: []string{"admins"},
+		Created: time.Date(2026, 12, 1, 3, 4, 5, 6, time.UTC)}, SessionStatus: auth.StatusOK}
+	bad := ok
+	bad.Created = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name   string
+		m      meResponse
+		status int
+	}{{"an answer", ok, http.StatusOK}, {"a time out of JSON's range", bad, http.StatusInternalServerError}} {
+		own, std := httptest.NewRecorder(), httptest.NewRecorder()
+		writeOwnJSON(own, http.StatusOK, tc.m)
+		writeJSON(std, http.StatusOK, tc.m)
+		if own.Code != tc.status || own.Code != std.Code || own.Body.String() != std.Body.String() ||
+			own.Header().Get("Content-Type") != std.Header().Get("Content-Type") {
+			t.Errorf("%s: writeOwnJSON %d %q %q, writeJSON %d %q %q", tc.name, own.Code, own.Header(), own.Body,
+				std.Code, std.Header(), std.Body)
+		}
+	}
+}

@@ -189,7 +189,8 @@ func sessionStatus(c *Caller) string {
 }
 
 func (s *Server) me(w http.ResponseWriter, r *http.Request, c Caller) error {
-	return OK(w, meResponse{UserView: s.svc.View(c.User), SessionStatus: sessionStatus(&c)})
+	writeOwnJSON(w, http.StatusOK, meResponse{UserView: s.svc.View(c.User), SessionStatus: sessionStatus(&c)})
+	return nil
 }
 
 func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, c Caller) error {

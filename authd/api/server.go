@@ -356,12 +356,7 @@ func writeError(w http.ResponseWriter, err error) {
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	buf := jsonBuffers.Get().(*bytes.Buffer)
-	defer func() {
-		if buf.Cap() <= 64<<10 {
-			buf.Reset()
-			jsonBuffers.Put(buf)
-		}
-	}()
+	defer putAnswerBuffer(buf)
 	if err := encodeJSON(buf, v); err != nil {
 		// Only a value that cannot be encoded gets here: a bug, answered
 		// as one rather than as half a document.
@@ -369,6 +364,27 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 		status = http.StatusInternalServerError
 		buf.WriteString(`{"error":{"code":"internal","message":"internal error; see the device log"}}` + "\n")
 	}
+	sendAnswer(w, status, buf)
+}
+
+// writeOwnJSON is writeJSON for an answer that writes its own JSON, called
+// on the answer's type: through an interface the answer would be copied to
+// the heap at every request.
+func writeOwnJSON[T jsonAppender](w http.ResponseWriter, status int, v T) {
+	buf := jsonBuffers.Get().(*bytes.Buffer)
+	defer putAnswerBuffer(buf)
+	b, err := v.appendJSON(buf.AvailableBuffer())
+	if err != nil {
+		writeJSON(w, status, v)
+		return
+	}
+	buf.Write(b)
+	buf.WriteByte('\n')
+	sendAnswer(w, status, buf)
+}
+
+// sendAnswer sends buf, a JSON answer, with status.
+func sendAnswer(w http.ResponseWriter, status int, buf *bytes.Buffer) {
 	hdr := w.Header()
 	hdr["Content-Type"] = jsonContentType
 	// net/http sends the length of an answer that fits its buffer itself,
@@ -378,6 +394,14 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	}
 	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())
+}
+
+// putAnswerBuffer keeps buf for the next answer, unless it grew large.
+func putAnswerBuffer(buf *bytes.Buffer) {
+	if buf.Cap() <= 64<<10 {
+		buf.Reset()
+		jsonBuffers.Put(buf)
+	}
 }
 
 // encodeJSON writes v and a newline into buf, as json.Encoder does.
