@@ -101,20 +101,6 @@ func TestAnswerLength(t *testing.T) {
 	}
 }
 
-// TestMeAllocatesNothing: the session-checked GET /api/v1/me, through
-// authd's whole handler, allocates nothing. make test-host runs it without
-// the race detector too, whose own allocations would be counted.
-func TestMeAllocatesNothing(t *testing.T) {
-	if raceDetector {
-		t.Skip("allocations are counted without the race detector (make test-host runs this test so)")
-	}
-	serve := meHandler(t)
-	status := 0
-	if allocs := testing.AllocsPerRun(200, func() { status = serve() }); allocs != 0 || status != 200 {
-		t.Errorf("GET /api/v1/me: status %d, %v allocations a request, want 200 and none", status, allocs)
-	}
-}
-
 // TestWriteOwnJSON: an answer that writes its own JSON goes out as
 // writeJSON sends it, its failure (a time encoding/json refuses too)
 // included.

@@ -152,10 +152,9 @@ func judge(f figure, vals []float64) row {
 		r.result = "missing"
 		return r
 	}
-	s := slices.Sorted(slices.Values(vals))
 	r.now = median(vals)
 	if r.now != 0 {
-		r.spread = 100 * (s[len(s)-1] - s[0]) / math.Abs(r.now)
+		r.spread = 100 * (slices.Max(vals) - slices.Min(vals)) / math.Abs(r.now)
 	}
 	ok := false
 	switch f.op {

@@ -1,6 +1,0 @@
-//go:build !race
-
-package api
-
-// raceDetector: the race detector is off.
-const raceDetector = false
