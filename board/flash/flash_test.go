@@ -109,7 +109,7 @@ func TestFlashToFile(t *testing.T) {
 	target := filepath.Join(t.TempDir(), "card.img")
 	p := personal(t)
 	res := flashFile(t, img, target, 1<<30, p)
-	if res.Written == 0 || len(res.SHA256) != 64 {
+	if res.Written == 0 || res.Verify == 0 {
 		t.Errorf("result: %+v", res)
 	}
 	m := readMedium(t, target)
@@ -321,7 +321,7 @@ func TestCutWriteNeverBoots(t *testing.T) {
 				t.Fatal(err)
 			}
 			m := &cutMedium{f: f, budget: cut}
-			_, werr := pl.Write(context.Background(), img, m, false, bufs, nil)
+			werr := pl.Write(context.Background(), img, m, false, bufs, nil)
 			f.Close()
 			if werr == nil {
 				t.Fatal("the write did not notice the cut")
@@ -344,17 +344,24 @@ func TestCutWriteNeverBoots(t *testing.T) {
 	}
 }
 
-// flipMedium returns one flipped bit when read back: a card that lies.
-type flipMedium struct{ *os.File }
+// flipMedium returns one flipped bit, at byte at, when read back: a card
+// that lies.
+type flipMedium struct {
+	*os.File
+	at int64
+}
 
 func (f flipMedium) ReadAt(p []byte, off int64) (int, error) {
 	n, err := f.File.ReadAt(p, off)
-	if n > 100 {
-		p[100] ^= 1
+	if f.at >= off && f.at < off+int64(n) {
+		p[f.at-off] ^= 1
 	}
 	return n, err
 }
 
+// TestVerifyCatchesALyingMedium flips one bit on the way back, in a piece
+// taken from the image and in one the plan makes (the partition table), and
+// wants the verification to fail naming that byte.
 func TestVerifyCatchesALyingMedium(t *testing.T) {
 	img, err := OpenImage(testImage(t, false))
 	if err != nil {
@@ -372,15 +379,31 @@ func TestVerifyCatchesALyingMedium(t *testing.T) {
 	defer f.Close()
 	f.Truncate(img.Size)
 	bufs, _ := NewBuffers()
-	sum, err := pl.Write(context.Background(), img, f, false, bufs, nil)
-	if err != nil {
+	if err := pl.Write(context.Background(), img, f, false, bufs, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := pl.Verify(context.Background(), f, sum, bufs[0], nil); err != nil {
+	if err := pl.Verify(context.Background(), img, f, bufs, nil); err != nil {
 		t.Fatalf("an honest medium fails verification: %v", err)
 	}
-	if err := pl.Verify(context.Background(), flipMedium{f}, sum, bufs[0], nil); !errors.Is(err, ErrVerify) {
-		t.Fatalf("a medium that returns a flipped bit: %v, want ErrVerify", err)
+	var fromImage, made *Piece
+	for i := range pl.Pieces {
+		pc := &pl.Pieces[i]
+		switch {
+		case pc.Wipe:
+		case pc.Data == nil && pc.Len > 2*chunk && fromImage == nil:
+			fromImage = pc
+		case pc.Data != nil && made == nil:
+			made = pc
+		}
+	}
+	if fromImage == nil || made == nil {
+		t.Fatalf("the plan has no piece of %d bytes from the image or none it makes: %+v", 2*chunk, pl.Pieces)
+	}
+	for _, at := range []int64{fromImage.Off + chunk + 4097, made.Off + made.Len - 1} {
+		err := pl.Verify(context.Background(), img, flipMedium{f, at}, bufs, nil)
+		if !errors.Is(err, ErrVerify) || !strings.Contains(err.Error(), fmt.Sprintf("differs at byte %d", at)) {
+			t.Errorf("a medium that flips a bit at byte %d: %v, want ErrVerify naming that byte", at, err)
+		}
 	}
 }
 

@@ -95,11 +95,10 @@ func Install(ctx context.Context, j InstallJob) (*Result, error) {
 	// than booting a half-copied state.
 	head, tail := pl.split()
 	start := time.Now()
-	sum, err := head.Write(ctx, img, m, false, bufs, nil)
-	if err != nil {
+	if err := head.Write(ctx, img, m, false, bufs, nil); err != nil {
 		return nil, err
 	}
-	if err := head.Verify(ctx, m, sum, bufs[0], nil); err != nil {
+	if err := head.Verify(ctx, img, m, bufs, nil); err != nil {
 		return nil, err
 	}
 	logf("partitions written and read back in %.1f s", time.Since(start).Seconds())
@@ -109,11 +108,10 @@ func Install(ctx context.Context, j InstallJob) (*Result, error) {
 		return nil, fmt.Errorf("flash: install: copying the state failed (the target has no partition table yet and will not boot): %w", err)
 	}
 	logf("state copied: %d files, %d KiB", files, bytesCopied/1024)
-	tsum, err := tail.Write(ctx, img, m, false, bufs, nil)
-	if err != nil {
+	if err := tail.Write(ctx, img, m, false, bufs, nil); err != nil {
 		return nil, err
 	}
-	if err := tail.Verify(ctx, m, tsum, bufs[0], nil); err != nil {
+	if err := tail.Verify(ctx, img, m, bufs, nil); err != nil {
 		return nil, err
 	}
 	res.Write, res.Written = time.Since(start), pl.Total
