@@ -206,7 +206,7 @@ func TestHWFlashRemovable(t *testing.T) {
 	}
 
 	out := write(name + "\n")
-	for _, want := range []string{"Type " + name + " to go on", "verified: SHA-256", "default password:   " + pw, "hostname:           rknas-flashed"} {
+	for _, want := range []string{"Type " + name + " to go on", "bytes read back and compared", "default password:   " + pw, "hostname:           rknas-flashed"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("rknas-flash output lacks %q:\n%s", want, out)
 		}
