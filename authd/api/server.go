@@ -373,14 +373,23 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 func writeOwnJSON[T jsonAppender](w http.ResponseWriter, status int, v T) {
 	buf := jsonBuffers.Get().(*bytes.Buffer)
 	defer putAnswerBuffer(buf)
-	b, err := v.appendJSON(buf.AvailableBuffer())
-	if err != nil {
+	if !appendOwnJSON(buf, v) {
 		writeJSON(w, status, v)
 		return
 	}
+	sendAnswer(w, status, buf)
+}
+
+// appendOwnJSON writes v's own JSON and a newline into buf, as json.Encoder
+// does, and tells whether v could write it; if not, buf is as it was.
+func appendOwnJSON[T jsonAppender](buf *bytes.Buffer, v T) bool {
+	b, err := v.appendJSON(buf.AvailableBuffer())
+	if err != nil {
+		return false
+	}
 	buf.Write(b)
 	buf.WriteByte('\n')
-	sendAnswer(w, status, buf)
+	return true
 }
 
 // sendAnswer sends buf, a JSON answer, with status.
@@ -406,12 +415,8 @@ func putAnswerBuffer(buf *bytes.Buffer) {
 
 // encodeJSON writes v and a newline into buf, as json.Encoder does.
 func encodeJSON(buf *bytes.Buffer, v any) error {
-	if a, ok := v.(jsonAppender); ok {
-		if b, err := a.appendJSON(buf.AvailableBuffer()); err == nil {
-			buf.Write(b)
-			buf.WriteByte('\n')
-			return nil
-		}
+	if a, ok := v.(jsonAppender); ok && appendOwnJSON(buf, a) {
+		return nil
 	}
 	return json.NewEncoder(buf).Encode(v)
 }
