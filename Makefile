@@ -97,7 +97,7 @@ bench: ## benchmarks that print figures (ratios measured in one run), then one t
 	  $(GO) test -run '^$$' -bench 'SessionGetRatio' -benchtime 200x -count 5 -timeout 30m ./authd/api && \
 	  $(GO) test -run '^$$' -bench 'DaemonMemory' -benchtime 1x -count 3 -timeout 30m ./authd && \
 	  $(GO) test -run '^$$' -bench . -benchtime 3s -timeout 30m $$($(GO) list ./authd/... | grep -v -e '/authd$$' -e '/authd/api$$') && \
-	  $(GO) test -run '^$$' -bench . -benchtime 5x -timeout 30m ./board/flash; } 2>&1 | \
+	  $(GO) test -run '^$$' -bench . -benchtime 100x -timeout 30m ./board/flash; } 2>&1 | \
 	  $(GO) run ./scripts/benchtable -set host -o $(OUT)/bench/host.md
 
 bench-vm: deps ## the VM's figures against their floors (initramfs size, boot, U-Boot, RESET to durable), then one table: out/bench/vm.md
