@@ -136,9 +136,9 @@ func (h *Hasher) matches(password string, p phc) bool {
 }
 
 // CapFromMemory sizes the hashing cap: at most an eighth of the memory
-// available to the system (MemAvailable, or total memory) goes to argon2,
-// and never more slots than twice the CPUs (more would only queue on the
-// CPU), at least one.
+// available to the system (MemAvailable) goes to argon2, and never more
+// slots than twice the CPUs (more would only queue on the CPU; the only
+// limit when MemAvailable cannot be read), at least one.
 func CapFromMemory(p Params) int {
 	avail := memAvailableKiB()
 	n := 2 * runtime.NumCPU()

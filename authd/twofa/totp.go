@@ -161,7 +161,7 @@ func Verify(secret, code string, now time.Time, lastStep int64) (int64, error) {
 // RecoveryCount is how many recovery codes a set holds.
 const RecoveryCount = 10
 
-// recoveryAlphabet is Crockford's base32 alphabet: no I, L, O or U, so
+// recoveryEncoding is Crockford's base32 alphabet: no I, L, O or U, so
 // codes read aloud or copied by hand survive.
 var recoveryEncoding = base32.NewEncoding("0123456789ABCDEFGHJKMNPQRSTVWXYZ").WithPadding(base32.NoPadding)
 

@@ -19,8 +19,7 @@ type Piece struct {
 	Data []byte
 	// Sync flushes the target after this piece, before the next one.
 	Sync bool
-	// Wipe marks a piece a later one overwrites: it is not part of the
-	// hash that the read-back is compared with.
+	// Wipe marks a piece a later one overwrites: the read-back skips it.
 	Wipe bool
 }
 

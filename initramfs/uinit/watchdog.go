@@ -21,7 +21,7 @@ import (
 
 const (
 	// authdControlSocket is where authd answers the rescue console and the
-	// watchdog's question (authd's -control default).
+	// watchdog's question (authd's -control-socket default).
 	authdControlSocket = "/run/authd/control.sock"
 	// watchdogResetsFile counts the boots in a row that ended with the
 	// watchdog starved because authd did not answer.

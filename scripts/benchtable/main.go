@@ -80,7 +80,9 @@ var figures = []figure{
 }
 
 // spreadMetric is the metric in which a benchmark reports the spread of its
-// own samples: (max - min) / median, in percent.
+// own samples, in percent: (max - min) / median for the VM's figures, the
+// interquartile range / median for the login ratios' rounds and the
+// flasher's.
 const spreadMetric = "spread_%"
 
 // benchLine matches "BenchmarkName-2   	  5	  1234 ns/op	  0.97 ratio".
@@ -138,8 +140,8 @@ type row struct {
 	spread float64 // (max - min) / median, in percent
 	result string  // "pass", "short" or "missing"
 	// samples and sampleSpread: what a single run reported of its own
-	// samples (the "samples" and "spread_%" metrics), for the VM's
-	// figures, whose one run is several boots or presses.
+	// samples (the "samples" and "spread_%" metrics), for the figures
+	// whose one run is several boots, presses or flasher rounds.
 	samples      int
 	sampleSpread float64
 	// besides are the figure's besides as measured (median of the runs).
