@@ -52,7 +52,7 @@ TIMING_PKGS := ./rescue/console ./authd/button ./initramfs/watchdog ./initramfs/
 test-timing: ## the timer-driven packages 20 times each beside a CPU hog on every core
 	scripts/under-load.sh $(GO) test -count=20 -timeout 20m $(TIMING_PKGS)
 
-soak: deps ## the fault and load campaign: SIGKILLs, guessing, load, full and broken storage, serial noise (about 15 min; SOAK=quick about 3)
+soak: deps ## the fault and load campaign: SIGKILLs, guessing, load, full and broken storage, serial noise (about 20 min; SOAK=quick about 4)
 	$(GO) test -tags soak -count=1 -v -timeout 60m ./soak
 
 screenshots: deps ## run the browser journeys and save the pages they check into docs/screenshots (shown in docs/pages.md)

@@ -24,8 +24,8 @@ import (
 	"time"
 )
 
-// scale is how much of each fault the campaign makes: SOAK=quick for a few
-// minutes, the default for about fifteen.
+// scale is how much of each fault the campaign makes: SOAK=quick for about
+// four minutes, the default for about twenty (measured on 2 cores).
 type scale struct {
 	crashKills   int           // SIGKILLs of authd while it writes
 	guesses      int           // wrong passwords and codes
