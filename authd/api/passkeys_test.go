@@ -143,3 +143,87 @@ func TestPasskeyOnlyStepUpNeedsThePasskey(t *testing.T) {
 		t.Errorf("after the RESET the admin has %d passkeys (%v)", len(u.Passkeys), err)
 	}
 }
+
+// givePasskey gives user a passkey (a made-up credential: the ceremonies
+// run in authd/web) and, when secret is not "", an authenticator app's key
+// left from an app turned off.
+func givePasskey(t *testing.T, e *env, user, secret string) {
+	t.Helper()
+	err := e.db.Update(func(tx *store.Tx) error {
+		u, err := tx.User(user)
+		if err != nil {
+			return err
+		}
+		u.Passkeys = append(u.Passkeys, store.Passkey{ID: []byte("fake credential"), Name: "Key", RPID: "localhost", Credential: []byte(`{}`)})
+		u.TOTP.Secret = secret
+		return tx.PutUser(u)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestPasskeyOnlyAccountTakesNoCode: where the second factor is a passkey
+// alone, no code stands in for it, at the login's second step or at a
+// step-up: not one made with an empty key, which anyone can make, nor one
+// of an authenticator app's key left from an app turned off.
+func TestPasskeyOnlyAccountTakesNoCode(t *testing.T) {
+	for _, c := range []struct{ name, secret string }{
+		{"no key", ""},
+		{"a key left from an app turned off", "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnv(t, start())
+			a := e.browser()
+			a.setUpAdmin("correct horse")
+			givePasskey(t, e, "admin", c.secret)
+			code := func() string { return codeAt(t, c.secret, e.clock.Now()) }
+
+			b := e.browser()
+			out := b.must(200, "POST", "/api/v1/login", login("admin", "correct horse"))
+			if jsonString(out["methods"]) != `["passkey"]` {
+				t.Fatalf("methods: %v", out)
+			}
+			b.wantErr(401, "invalid_code", "POST", "/api/v1/login/otp", map[string]any{"challenge": out["challenge"], "code": code()})
+			b.wantErr(401, "unauthorized", "GET", "/api/v1/me", nil)
+
+			if out := a.wantErr(400, "bad_request", "POST", "/api/v1/me/step-up", map[string]any{"password": "correct horse", "code": code()}); !strings.Contains(jsonString(out), "passkey: required") {
+				t.Errorf("step-up with a code: %v", out)
+			}
+			a.wantErr(403, "step_up_required", "PUT", "/api/v1/policy/2fa", map[string]any{"scope": "all"})
+		})
+	}
+}
+
+// TestRemovingTheLastPasskeyEndsTheOtherSessions: the last second factor
+// going is 2FA turned off, as with DELETE /me/2fa: the account's other
+// sessions end and the session that did it goes on under a new token.
+func TestRemovingTheLastPasskeyEndsTheOtherSessions(t *testing.T) {
+	e := newEnv(t, start())
+	a := e.browser()
+	a.setUpAdmin("correct horse")
+	other := e.browser()
+	other.must(200, "POST", "/api/v1/login", login("admin", "correct horse"))
+	givePasskey(t, e, "admin", "")
+	before := sessionCookie(t, a)
+
+	out := a.must(200, "GET", "/api/v1/me/passkeys", nil)
+	list, _ := out["passkeys"].([]any)
+	if len(list) != 1 {
+		t.Fatalf("passkeys: %v", out)
+	}
+	id, _ := list[0].(map[string]any)["id"].(string)
+	a.wantErr(401, "invalid_credentials", "DELETE", "/api/v1/me/passkeys/"+id, map[string]any{"password": "wrong"})
+	other.must(200, "GET", "/api/v1/me", nil)
+	if out := a.must(200, "DELETE", "/api/v1/me/passkeys/"+id, map[string]any{"password": "correct horse"}); out["status"] != "ok" {
+		t.Errorf("removal: %v", out)
+	}
+	other.wantErr(401, "unauthorized", "GET", "/api/v1/me", nil)
+	a.must(200, "GET", "/api/v1/me", nil)
+	if after := sessionCookie(t, a); after == before {
+		t.Error("the session kept its token")
+	}
+	replay := e.browser()
+	replay.hc.Jar.SetCookies(a.baseURL(t), []*http.Cookie{{Name: SessionCookie, Value: before, Path: "/"}})
+	replay.wantErr(401, "unauthorized", "GET", "/api/v1/me", nil)
+}

@@ -77,10 +77,17 @@ func (s *Server) passkeyRoutes() {
 		if err := Decode(w, r, &req); err != nil {
 			return err
 		}
-		if err := s.svc.RemovePasskey(r.Context(), c.Session, r.PathValue("id"), req.Password, c.Client); err != nil {
+		status, token, err := s.svc.RemovePasskey(r.Context(), c.Token, c.Session, r.PathValue("id"), req.Password, c.Client)
+		if err != nil {
 			return err
 		}
-		return OK(w, map[string]string{"status": "ok"})
+		if token == "" {
+			return OK(w, map[string]string{"status": "ok"})
+		}
+		// The last second factor is gone: so are the trusted devices.
+		s.setSessionCookie(w, r, token)
+		clearCookie(w, r, DeviceCookie, "/api/v1/")
+		return OK(w, map[string]string{"status": status})
 	})
 	s.Handle("PUT /api/v1/me/passkeys/sign-in", FullSession, func(w http.ResponseWriter, r *http.Request, c Caller) error {
 		var req struct {

@@ -141,6 +141,13 @@ func (s *Service) Login(ctx context.Context, username, password string, c Client
 // recovery code removed); the caller stores u. It returns the method, and
 // errCodeReused or errInvalidCode when the code is not good.
 func spendSecondFactor(u *store.User, code string, now time.Time) (string, *Error) {
+	if !u.TOTP.Enabled {
+		// No authenticator app, so no code is good: an account whose second
+		// factor is a passkey alone has no key, and a code made with an
+		// empty key, which anyone can make, must not stand in for the
+		// passkey; nor may codes left from an app that was turned off.
+		return methodCode, errInvalidCode
+	}
 	if twofa.LooksLikeTOTP(code) {
 		step, err := twofa.Verify(u.TOTP.Secret, code, now, u.TOTP.LastStep)
 		switch {
@@ -279,6 +286,10 @@ func (s *Service) LoginOTP(ctx context.Context, challenge, code string, trust bo
 	res.DeviceToken = deviceToken
 	return res, err
 }
+
+// methodCode names, in the audit log, a code given to an account that
+// takes none (its second factor is a passkey alone).
+const methodCode = "code"
 
 // looksLikeEmergency tells an 8-digit emergency code from the 6-digit TOTP
 // and the lettered recovery codes.

@@ -316,10 +316,11 @@ func (s *Service) StepUp(ctx context.Context, token string, sess session.Session
 		return "", err
 	}
 	usePasskey := passkey != nil && code == "" && len(u.Passkeys) > 0
-	if u.HasSecondFactor() && code == "" && !usePasskey {
-		if !u.TOTP.Enabled {
-			return "", errBadRequest("passkey: required, as two-factor authentication is on")
-		}
+	switch {
+	case u.HasSecondFactor() && !u.TOTP.Enabled && !usePasskey:
+		// A passkey alone: no code can stand in for it.
+		return "", errBadRequest("passkey: required, as two-factor authentication is on")
+	case u.HasSecondFactor() && code == "" && !usePasskey:
 		return "", errBadRequest("code: required, as two-factor authentication is on")
 	}
 	if len(code) > 64 {

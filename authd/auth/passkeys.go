@@ -315,14 +315,16 @@ func (s *Service) RenamePasskey(user, id, name string) error {
 
 // RemovePasskey removes one of the session's account's passkeys; it takes
 // the password. The last second factor going is 2FA turned off: the other
-// sessions and the trusted devices end, as with DELETE /me/2fa.
-func (s *Service) RemovePasskey(ctx context.Context, sess session.Session, id, password string, c Client) error {
+// sessions and the trusted devices end and the session (token) goes on
+// under a new token, of the kind the policy now allows, as with DELETE
+// /me/2fa; then it returns the status and that token, else "" for both.
+func (s *Service) RemovePasskey(ctx context.Context, token string, sess session.Session, id, password string, c Client) (string, string, error) {
 	u, err := s.User(sess.User)
 	if err != nil {
-		return err
+		return "", "", err
 	}
 	if err := s.checkPassword(ctx, u, password, c); err != nil {
-		return err
+		return "", "", err
 	}
 	var removed string
 	now := s.clock.Now()
@@ -351,10 +353,14 @@ func (s *Service) RemovePasskey(ctx context.Context, sess session.Session, id, p
 		return tx.AppendAudit(store.AuditEntry{Time: now, Event: "passkey_removed", User: u.Name, Client: c.String(), Detail: removed})
 	})
 	if err != nil {
-		return asErr(err)
+		return "", "", asErr(err)
 	}
 	s.notify(u, "passkey_removed", map[string]string{"client": c.String(), "name": removed})
-	return nil
+	if u.HasSecondFactor() {
+		return "", "", nil
+	}
+	s.sessions.RevokeUser(u.Name, token)
+	return s.nextKind(u, token)
 }
 
 // SetPasskeySignIn turns signing in with a passkey alone on or off for the

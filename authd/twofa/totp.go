@@ -127,6 +127,10 @@ func LooksLikeTOTP(s string) bool {
 // candidate is computed and compared in constant time, so the answer's
 // timing does not tell which step matched.
 func Verify(secret, code string, now time.Time, lastStep int64) (int64, error) {
+	if secret == "" {
+		// HMAC takes an empty key, and the codes it makes anyone can make.
+		return 0, errors.New("twofa: no secret to check the code against")
+	}
 	code, err := normalizeCode(code)
 	if err != nil {
 		return 0, err

@@ -124,6 +124,19 @@ func TestVerifyMalformed(t *testing.T) {
 	}
 }
 
+// TestVerifyRefusesAnEmptySecret: HMAC takes an empty key, so the code of
+// an account without one is anyone's to make; Verify takes none.
+func TestVerifyRefusesAnEmptySecret(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	code, err := totp.GenerateCodeCustom("", now, totp.ValidateOpts{Period: Period, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Verify("", code, now, 0); err == nil {
+		t.Errorf("the code of an empty key was accepted")
+	}
+}
+
 func TestEnrollment(t *testing.T) {
 	e, err := NewEnrollment("NAS Living Room", "alice")
 	if err != nil {
