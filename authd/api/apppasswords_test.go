@@ -150,7 +150,16 @@ func TestAppPasswordsForPrograms(t *testing.T) {
 	// The changes that need a step-up need one the program cannot give.
 	ha.want(403, "step_up_required", "PUT", "/api/v1/policy/2fa", map[string]any{"scope": "all"})
 	ha.want(403, "step_up_required", "POST", "/api/v1/users", map[string]any{"name": "eve", "password": "eve passphrase", "role": "admin"})
-	ha.want(403, "step_up_required", "PATCH", "/api/v1/users/admin", map[string]any{"password": "taken over by a program"})
+	// Nor does it reach the account's own sessions or settings through the
+	// admin routes.
+	ha.want(403, "forbidden", "PATCH", "/api/v1/users/admin", map[string]any{"password": "taken over by a program"})
+	sessions, _ := admin.must(200, "GET", "/api/v1/users/admin/sessions", nil)["sessions"].([]any)
+	if len(sessions) == 0 {
+		t.Fatal("the admin has no session to list")
+	}
+	sessionID, _ := sessions[0].(map[string]any)["id"].(string)
+	ha.want(403, "forbidden", "DELETE", "/api/v1/users/admin/sessions/"+sessionID, nil)
+	admin.must(200, "GET", "/api/v1/me", nil)
 	mon := e.program("127.0.0.10", readToken)
 	mon.want(200, "ok", "GET", "/api/v1/audit", nil)
 	mon.want(403, "forbidden", "POST", "/api/v1/groups", map[string]any{"name": "music"})

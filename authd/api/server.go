@@ -259,6 +259,11 @@ func (s *Server) authorizeAppPassword(r *http.Request, c *Caller, access Access,
 		return &auth.Error{Code: auth.CodeForbidden, Message: "an app password cannot change the account's password, 2FA, sessions or security email"}
 	case !read && !slices.Contains(a.Scopes, store.ScopeAdmin):
 		return &auth.Error{Code: auth.CodeForbidden, Message: "the app password has no admin scope"}
+	case !read && r.PathValue("name") == u.Name:
+		// The admin routes reach the app password's own account too (its
+		// sessions, through DELETE /users/{name}/sessions/{id}), which the
+		// /me routes keep from it.
+		return &auth.Error{Code: auth.CodeForbidden, Message: "an app password cannot change its own account or end its sessions"}
 	case (access == Admin) && !u.IsAdmin():
 		return &auth.Error{Code: auth.CodeForbidden, Message: "an administrator account is needed"}
 	}
