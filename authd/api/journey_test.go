@@ -232,6 +232,11 @@ func TestTwoFactorChangesEndOtherSessions(t *testing.T) {
 	// Regenerating recovery codes ends other sessions and voids old codes.
 	ch := other.must(200, "POST", "/api/v1/login", login("admin", "correct horse"))["challenge"]
 	other.must(200, "POST", "/api/v1/login/otp", map[string]any{"challenge": ch, "code": codeAt(t, secret, e.clock.Now())})
+	// New codes need a fresh step-up, made with the second factor: with
+	// the password alone a stolen session would mint codes of its own.
+	a.wantErr(403, "step_up_required", "POST", "/api/v1/me/2fa/recovery-codes", map[string]string{"password": "correct horse"})
+	e.clock.Advance(30 * time.Second) // the other browser spent this step's code
+	a.stepUp()
 	a.wantErr(401, "invalid_credentials", "POST", "/api/v1/me/2fa/recovery-codes", map[string]string{"password": "wrong horse"})
 	codes := a.must(200, "POST", "/api/v1/me/2fa/recovery-codes", map[string]string{"password": "correct horse"})["recovery_codes"].([]any)
 	if len(codes) != 10 {

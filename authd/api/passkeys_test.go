@@ -204,6 +204,9 @@ func TestRemovingTheLastPasskeyEndsTheOtherSessions(t *testing.T) {
 	a.setUpAdmin("correct horse")
 	other := e.browser()
 	other.must(200, "POST", "/api/v1/login", login("admin", "correct horse"))
+	// Stepped up before the passkey came (by password, as 2FA was off):
+	// removing a second factor needs a fresh step-up.
+	a.stepUp()
 	givePasskey(t, e, "admin", "")
 	before := sessionCookie(t, a)
 
@@ -226,4 +229,25 @@ func TestRemovingTheLastPasskeyEndsTheOtherSessions(t *testing.T) {
 	replay := e.browser()
 	replay.hc.Jar.SetCookies(a.baseURL(t), []*http.Cookie{{Name: SessionCookie, Value: before, Path: "/"}})
 	replay.wantErr(401, "unauthorized", "GET", "/api/v1/me", nil)
+}
+
+// TestNewFactorsNeedAFactorStepUp: on an account with a second factor,
+// adding or removing one needs a fresh step-up, made with that factor, and
+// not the password alone: else a stolen session with the password would
+// make a factor of its own and use it where the owner's is asked for.
+func TestNewFactorsNeedAFactorStepUp(t *testing.T) {
+	e := newEnv(t, start())
+	a := e.browser()
+	a.setUpAdmin("correct horse")
+	givePasskey(t, e, "admin", "")
+	list, _ := a.must(200, "GET", "/api/v1/me/passkeys", nil)["passkeys"].([]any)
+	id, _ := list[0].(map[string]any)["id"].(string)
+	a.wantErr(403, "step_up_required", "POST", "/api/v1/me/2fa/enroll", map[string]any{"password": "correct horse"})
+	if st, out := a.byName("POST", "/api/v1/me/passkeys/register", map[string]any{"password": "correct horse"}); st != 403 || errCode(out) != "step_up_required" {
+		t.Errorf("a second passkey by password alone: %d %v", st, out)
+	}
+	a.wantErr(403, "step_up_required", "DELETE", "/api/v1/me/passkeys/"+id, map[string]any{"password": "correct horse"})
+	if u, err := e.svc.User("admin"); err != nil || len(u.Passkeys) != 1 || u.TOTP.PendingSecret != "" {
+		t.Errorf("after the refusals: %d passkeys, pending key %v (%v)", len(u.Passkeys), u.TOTP.PendingSecret != "", err)
+	}
 }

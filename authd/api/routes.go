@@ -303,7 +303,7 @@ func (s *Server) regenerateCodes(w http.ResponseWriter, r *http.Request, c Calle
 	if err := Decode(w, r, &req); err != nil {
 		return err
 	}
-	codes, err := s.svc.RegenerateRecoveryCodes(r.Context(), c.Token, c.User.Name, req.Password, c.Client)
+	codes, err := s.svc.RegenerateRecoveryCodes(r.Context(), c.Token, c.Session, req.Password, c.Client)
 	if err != nil {
 		return err
 	}

@@ -37,7 +37,7 @@ func (s *Server) AttachMail(m *mail.Mailer) {
 		if err := Decode(w, r, &req); err != nil {
 			return err
 		}
-		to, err := s.svc.SetSecurityEmail(r.Context(), c.User.Name, req.Password, req.Email, c.Client)
+		to, err := s.svc.SetSecurityEmail(r.Context(), c.Session, req.Password, req.Email, c.Client)
 		if err != nil {
 			return err
 		}

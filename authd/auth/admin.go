@@ -127,6 +127,32 @@ func (s *Service) Actor(sess session.Session) Actor {
 	return Actor{Name: sess.User, SteppedUp: sess.SteppedUpWithin(s.clock.Now(), stepUpTTL)}
 }
 
+// requireFactorStepUp refuses, on an account that has a second factor, a
+// change that adds or removes a second factor or a way in (recovery codes,
+// a passkey, an authenticator app, the security email that receives
+// emergency codes) unless the session stepped up within five minutes, which
+// for such an account takes that factor. With the password alone, a stolen
+// session could otherwise make a factor of its own and then use it where
+// the owner's was asked for: at a step-up, or to turn 2FA off.
+func (s *Service) requireFactorStepUp(sess session.Session, u store.User) error {
+	if u.HasSecondFactor() && !s.Actor(sess).SteppedUp {
+		return errStepUp
+	}
+	return nil
+}
+
+// checkFactorChange is what a change of the account's second factors or
+// ways in needs from the session sess: a fresh step-up where the account
+// has a second factor (requireFactorStepUp), and the password in the
+// request itself, so that a session taken within minutes of its step-up is
+// not enough.
+func (s *Service) checkFactorChange(ctx context.Context, sess session.Session, u store.User, password string, c Client) error {
+	if err := s.requireFactorStepUp(sess, u); err != nil {
+		return err
+	}
+	return s.checkPassword(ctx, u, password, c)
+}
+
 // RequireStepUp returns the step-up error unless the session stepped up in
 // the last five minutes.
 func (s *Service) RequireStepUp(sess session.Session) error {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/rknas/firmware/authd/mail"
+	"github.com/rknas/firmware/authd/session"
 	"github.com/rknas/firmware/authd/store"
 )
 
@@ -111,9 +112,11 @@ func recentMails(ts []time.Time, now time.Time) []time.Time {
 // SetSecurityEmail starts the verification of a new security email for the
 // account: a 6-digit code is mailed to it. The address is used for
 // emergency codes and notices only once verified. It needs the account's
-// password: the address receives emergency login codes, so a stolen
-// session must not be able to point it elsewhere.
-func (s *Service) SetSecurityEmail(ctx context.Context, user, password, email string, c Client) (string, error) {
+// password, and on an account with a second factor a fresh step-up: the
+// address receives emergency login codes, so a stolen session must not be
+// able to point it elsewhere.
+func (s *Service) SetSecurityEmail(ctx context.Context, sess session.Session, password, email string, c Client) (string, error) {
+	user := sess.User
 	if s.mailer == nil {
 		return "", errMail(mail.ErrNotConfigured)
 	}
@@ -121,14 +124,14 @@ func (s *Service) SetSecurityEmail(ctx context.Context, user, password, email st
 	if err := mail.ValidateAddress(email); err != nil {
 		return "", errBadRequest("email: %v", err)
 	}
-	if password == "" {
-		return "", errBadRequest("password: required to change the security email")
-	}
 	u, err := s.User(user)
 	if err != nil {
 		return "", err
 	}
-	if err := s.checkPassword(ctx, u, password, c); err != nil {
+	if password == "" {
+		return "", errBadRequest("password: required to change the security email")
+	}
+	if err := s.checkFactorChange(ctx, sess, u, password, c); err != nil {
 		return "", err
 	}
 	code, err := randomDigits(6)

@@ -135,7 +135,7 @@ func (s *Service) Enroll(ctx context.Context, sess session.Session, password str
 		if password == "" {
 			return twofa.Enrollment{}, errBadRequest("password: required to turn on two-factor authentication")
 		}
-		if err := s.checkPassword(ctx, u, password, c); err != nil {
+		if err := s.checkFactorChange(ctx, sess, u, password, c); err != nil {
 			return twofa.Enrollment{}, err
 		}
 	}
@@ -266,14 +266,16 @@ func (s *Service) Disable2FA(ctx context.Context, token string, user, password, 
 }
 
 // RegenerateRecoveryCodes voids the old recovery codes and returns new ones;
-// the account's other sessions end. It needs the password again, so a
-// stolen session cannot mint codes of its own.
-func (s *Service) RegenerateRecoveryCodes(ctx context.Context, token, user, password string, c Client) ([]string, error) {
-	u, err := s.User(user)
+// the account's other sessions end. It needs a fresh step-up (made with the
+// second factor) and the password again, so a stolen session cannot mint
+// codes of its own.
+func (s *Service) RegenerateRecoveryCodes(ctx context.Context, token string, sess session.Session, password string, c Client) ([]string, error) {
+	u, err := s.User(sess.User)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.checkPassword(ctx, u, password, c); err != nil {
+	user := u.Name
+	if err := s.checkFactorChange(ctx, sess, u, password, c); err != nil {
 		return nil, err
 	}
 	codes, hashes, err := twofa.NewRecoveryCodes()

@@ -175,6 +175,11 @@ func (s *Service) BeginPasskeyRegistration(ctx context.Context, sess session.Ses
 	if err != nil {
 		return nil, "", err
 	}
+	if sess.Kind == session.Full {
+		if err := s.requireFactorStepUp(sess, u); err != nil {
+			return nil, "", err
+		}
+	}
 	if sess.Kind == session.Full && !s.Actor(sess).SteppedUp {
 		if password == "" {
 			return nil, "", newErr(CodeInvalidCredentials, "password: give the account's password to add a passkey")
@@ -323,7 +328,7 @@ func (s *Service) RemovePasskey(ctx context.Context, token string, sess session.
 	if err != nil {
 		return "", "", err
 	}
-	if err := s.checkPassword(ctx, u, password, c); err != nil {
+	if err := s.checkFactorChange(ctx, sess, u, password, c); err != nil {
 		return "", "", err
 	}
 	var removed string

@@ -139,6 +139,16 @@ func (b *tab) stepUp(pass, back string) {
 	b.submit("#stepup-submit", back)
 }
 
+// stepUpWithCode answers the step-up page of an account with an
+// authenticator app: the password and a code (an app code or a recovery
+// code), and waits for the page the change was made on.
+func (b *tab) stepUpWithCode(pass, code, back string) {
+	b.t.Helper()
+	b.do("wait for the step-up", chromedp.WaitVisible(chromedp.CSS("#view-stepup")))
+	b.do("type the password and a code", fill("#stepup-pass", pass), fill("#stepup-code", code))
+	b.submit("#stepup-submit", back)
+}
+
 func (b *tab) waitNotice(step, prefix string) string {
 	b.t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
@@ -844,8 +854,11 @@ func TestPasskeysInBrowser(t *testing.T) {
 	if got := b.text("#passkeys-list strong"); got != "Laptop key" {
 		t.Errorf("after renaming: %q", got)
 	}
+	// Removing a second factor takes a step-up made with it (the password
+	// and the passkey) first.
 	b.do("remove", chromedp.Click(chromedp.CSS(`#passkeys-list button[aria-label^="Remove"]`)), fill(`#passkeys-list input[type=password]`, pass),
 		chromedp.Click(chromedp.CSS(`#passkeys-list .confirm button.danger`)))
+	b.stepUp(pass, "account")
 	b.waitNotice("remove", "Removed: Laptop key.")
 	if twofa := b.text("#acct-2fa"); twofa != "Off" {
 		t.Errorf("2FA after removing the only passkey: %q", twofa)

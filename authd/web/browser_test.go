@@ -370,9 +370,10 @@ func TestNewOwnerInBrowser(t *testing.T) {
 	b.submit("#code-submit", "account")
 
 	// The security email, set up on the account page with the code mailed
-	// to it.
+	// to it, after a step-up with the second factor (a recovery code here).
 	b.do("type the security email", fill("#email-address", "owner@example.com"), fill("#email-pass", newPassword))
-	b.submit("#email-submit", "account")
+	b.submit("#email-submit", "stepup")
+	b.stepUpWithCode(newPassword, codes[8], "account")
 	b.do("type the mailed code", chromedp.WaitVisible(chromedp.CSS("#email-code")), fill("#email-code", mailed.last()))
 	b.submit("#email-code-submit", "account")
 	if e := b.text("#acct-email"); e != "owner@example.com" {
@@ -414,12 +415,13 @@ func TestNewOwnerInBrowser(t *testing.T) {
 	b.do("type the login", fill("#login-user", "admin"), fill("#login-pass", newPassword))
 	b.submit("#login-submit", "account")
 
-	// The account page's other tools: new recovery codes (the password is
-	// asked for), removing the device, and turning 2FA off with one of the
+	// The account page's other tools: new recovery codes (after a step-up
+	// with the second factor, and the password), removing the device, and turning 2FA off with one of the
 	// new recovery codes.
 	b.submit("#acct-codes", "regen")
 	b.do("type the password", fill("#regen-pass", newPassword))
-	b.submit("#regen-submit", "codes")
+	b.submit("#regen-submit", "stepup")
+	b.stepUpWithCode(newPassword, codes[7], "codes")
 	fresh := evalIn[[]string](b, `[...document.querySelectorAll('#regen-list li')].map(li => li.textContent)`)
 	if len(fresh) != 10 || fresh[0] == codes[0] {
 		t.Fatalf("new recovery codes %q (old first %q)", fresh, codes[0])

@@ -335,6 +335,16 @@ function onSubmit(formId, action, opts) {
   });
 }
 
+// clearUnlessStepUp empties a password field after a failed request,
+// except when the change asks for a step-up first: the form repeats the
+// request after it, with the password still typed.
+function clearUnlessStepUp(input) {
+  return (e) => {
+    if (!(e instanceof ApiError && e.code === 'step_up_required')) input.value = '';
+    throw e;
+  };
+}
+
 // handle shows an error that belongs to no form.
 function handle(e) {
   if (e instanceof ApiError) {
@@ -832,11 +842,16 @@ async function loadPasskeys() {
       remove.addEventListener('click', () => {
         const input = h('input', { id: 'passkey-remove-pass-' + p.id, type: 'password', autocomplete: 'current-password' });
         const go = h('button', { type: 'button', class: 'danger small' }, 'Remove ' + p.name);
-        go.addEventListener('click', () =>
+        const removeIt = () =>
           api('DELETE', '/me/passkeys/' + encodeURIComponent(p.id), { password: input.value })
             .then(() => openAccount())
-            .then(() => showNotice('Removed: ' + p.name + '.'))
-            .catch((e) => (e instanceof ApiError && e.code === 'invalid_credentials' ? fieldError(input, 'The password is not right.') : handle(e))),
+            .then(() => showNotice('Removed: ' + p.name + '.'));
+        go.addEventListener('click', () =>
+          removeIt().catch((e) => {
+            if (e instanceof ApiError && e.code === 'step_up_required') openStepUp(removeIt);
+            else if (e instanceof ApiError && e.code === 'invalid_credentials') fieldError(input, 'The password is not right.');
+            else handle(e);
+          }),
         );
         box.replaceChildren(h('label', { for: input.id }, 'Your password, to remove ' + p.name), input, h('p', { class: 'buttons' }, go));
         input.focus();
@@ -855,9 +870,9 @@ async function loadPasskeys() {
 onSubmit(
   'form-passkey',
   async () => {
-    const pass = $('passkey-pass').value;
-    $('passkey-pass').value = '';
-    const res = await addPasskey($('passkey-name').value.trim(), pass);
+    const pass = $('passkey-pass');
+    const res = await addPasskey($('passkey-name').value.trim(), pass.value).catch(clearUnlessStepUp(pass));
+    pass.value = '';
     $('passkey-name').value = '';
     await openAccount();
     showNotice('Passkey added: ' + res.passkey.name + '.');
@@ -1154,9 +1169,8 @@ onSubmit(
   'form-setup',
   async () => {
     const pass = $('setup-pass');
-    const password = pass.value;
+    await openWizard(false, pass.value).catch(clearUnlessStepUp(pass));
     pass.value = '';
-    await openWizard(false, password);
   },
   { fields: { invalid_credentials: 'password', locked: 'password' } },
 );
@@ -1177,9 +1191,8 @@ onSubmit(
   'form-regen',
   async () => {
     const pass = $('regen-pass');
-    const res = await api('POST', '/me/2fa/recovery-codes', { password: pass.value }).finally(() => {
-      pass.value = '';
-    });
+    const res = await api('POST', '/me/2fa/recovery-codes', { password: pass.value }).catch(clearUnlessStepUp(pass));
+    pass.value = '';
     fillCodes('regen-list', res.recovery_codes);
     show('codes');
   },
