@@ -492,7 +492,7 @@ func (s *Server) createGroup(w http.ResponseWriter, r *http.Request, c Caller) e
 }
 
 func (s *Server) deleteGroup(w http.ResponseWriter, r *http.Request, c Caller) error {
-	if err := s.svc.DeleteGroup(c.User.Name, r.PathValue("name"), c.Client); err != nil {
+	if err := s.svc.DeleteGroup(s.svc.Actor(c.Session), r.PathValue("name"), c.Client); err != nil {
 		return err
 	}
 	return OK(w, map[string]string{"status": "ok"})

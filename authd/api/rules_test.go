@@ -221,3 +221,38 @@ func adminAndAlice(t *testing.T) (*env, *browser, *browser) {
 	alice.password = "alice passphrase"
 	return e, a, alice
 }
+
+// TestDeletingAGroupThatCountsNeedsAStepUp: deleting a group that the 2FA
+// policy names, or that holds an admin, changes the policy or an admin
+// account, which needs a step-up made directly; a group of no consequence
+// goes without one.
+func TestDeletingAGroupThatCountsNeedsAStepUp(t *testing.T) {
+	e, a, _ := adminAndAlice(t)
+	for _, g := range []string{"staff", "ops", "media"} {
+		a.must(201, "POST", "/api/v1/groups", map[string]any{"name": g})
+	}
+	a.must(200, "PUT", "/api/v1/policy/2fa", map[string]any{"scope": "selected", "groups": []string{"staff"}})
+	a.must(200, "PATCH", "/api/v1/users/admin", map[string]any{"groups": []string{"ops"}})
+	a.must(200, "PATCH", "/api/v1/users/alice", map[string]any{"groups": []string{"media"}})
+	e.clock.Advance(6 * time.Minute) // the step-up is over
+	a.wantErr(403, "step_up_required", "DELETE", "/api/v1/groups/staff", nil)
+	a.wantErr(403, "step_up_required", "DELETE", "/api/v1/groups/ops", nil)
+	a.must(200, "DELETE", "/api/v1/groups/media", nil)
+	if p := a.must(200, "GET", "/api/v1/policy/2fa", nil); jsonString(p["groups"]) != `["staff"]` {
+		t.Errorf("the policy after the refusals: %v", p)
+	}
+	a.stepUp()
+	a.must(200, "DELETE", "/api/v1/groups/staff", nil)
+	a.must(200, "DELETE", "/api/v1/groups/ops", nil)
+}
+
+// TestRoleChangeEndsTheAccountsSessions: a session opened as a user does
+// not become an admin's session when the account is made an admin (under
+// an admins-only 2FA policy it would be one without the second factor).
+func TestRoleChangeEndsTheAccountsSessions(t *testing.T) {
+	_, a, alice := adminAndAlice(t)
+	alice.must(200, "GET", "/api/v1/me", nil)
+	a.must(200, "PATCH", "/api/v1/users/alice", map[string]any{"role": "admin"})
+	alice.wantErr(401, "unauthorized", "GET", "/api/v1/users", nil)
+	alice.wantErr(401, "unauthorized", "GET", "/api/v1/me", nil)
+}

@@ -303,6 +303,10 @@ func (s *Service) UpdateUser(ctx context.Context, actor Actor, name string, p Us
 				return newErr(CodeForbidden, "the built-in admin account keeps the admin role")
 			}
 			u.Role = *p.Role
+			// A session opened as a user would otherwise act as an admin
+			// at once, without the second factor an admin's login may
+			// need under the policy; the account signs in again.
+			revoke = true
 			changes = append(changes, "role "+u.Role)
 		}
 		if p.Groups != nil {
@@ -478,13 +482,29 @@ func (s *Service) CreateGroup(actor, name string, c Client) (GroupView, error) {
 }
 
 // DeleteGroup removes a group, its memberships and its place in the policy.
-func (s *Service) DeleteGroup(actor, name string, c Client) error {
+// Where that changes an admin account (a member) or the 2FA policy (it
+// names the group), it needs a step-up, as those changes do made directly.
+func (s *Service) DeleteGroup(actor Actor, name string, c Client) error {
 	err := s.store.Update(func(tx *store.Tx) error {
-		if err := tx.DeleteGroup(name); err != nil {
-			return err
-		}
 		users, err := tx.Users()
 		if err != nil {
+			return err
+		}
+		p, err := tx.Policy()
+		if err != nil {
+			return err
+		}
+		if !actor.SteppedUp {
+			if slices.Contains(p.Groups, name) {
+				return errStepUp
+			}
+			for _, u := range users {
+				if u.IsAdmin() && slices.Contains(u.Groups, name) {
+					return errStepUp
+				}
+			}
+		}
+		if err := tx.DeleteGroup(name); err != nil {
 			return err
 		}
 		for _, u := range users {
@@ -495,23 +515,19 @@ func (s *Service) DeleteGroup(actor, name string, c Client) error {
 				}
 			}
 		}
-		p, err := tx.Policy()
-		if err != nil {
-			return err
-		}
 		if i := slices.Index(p.Groups, name); i >= 0 {
 			p.Groups = slices.Delete(p.Groups, i, i+1)
 			if err := tx.PutPolicy(p); err != nil {
 				return err
 			}
 		}
-		return tx.AppendAudit(store.AuditEntry{Time: s.clock.Now(), Event: "group_deleted", Actor: actor, Client: c.String(), Detail: name})
+		return tx.AppendAudit(store.AuditEntry{Time: s.clock.Now(), Event: "group_deleted", Actor: actor.Name, Client: c.String(), Detail: name})
 	})
 	if errors.Is(err, store.ErrNotFound) {
 		return newErr(CodeNotFound, "no such group")
 	}
 	if err != nil {
-		return errInternal(err)
+		return asErr(err)
 	}
 	return nil
 }
