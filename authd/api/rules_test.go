@@ -256,3 +256,22 @@ func TestRoleChangeEndsTheAccountsSessions(t *testing.T) {
 	alice.wantErr(401, "unauthorized", "GET", "/api/v1/users", nil)
 	alice.wantErr(401, "unauthorized", "GET", "/api/v1/me", nil)
 }
+
+// TestPromotionGivesNoOldAppPasswordAdminReads: a read-only app password
+// made while the account was a user keeps reading the account after an
+// admin promotes it, and not the admin routes; one made as an admin reads
+// them; the account's role is kept with the token.
+func TestPromotionGivesNoOldAppPasswordAdminReads(t *testing.T) {
+	e, a, alice := adminAndAlice(t)
+	made := alice.must(201, "POST", "/api/v1/me/app-passwords", map[string]any{"name": "monitor", "scopes": []string{"read"}, "password": alice.password})
+	old := e.program("127.0.0.9", made["token"].(string))
+	old.want(403, "forbidden", "GET", "/api/v1/users", nil)
+	a.must(200, "PATCH", "/api/v1/users/alice", map[string]any{"role": "admin"})
+	old.want(200, "ok", "GET", "/api/v1/me", nil)
+	old.want(403, "forbidden", "GET", "/api/v1/users", nil)
+	old.want(403, "forbidden", "GET", "/api/v1/audit", nil)
+
+	alice.must(200, "POST", "/api/v1/login", login("alice", "alice passphrase"))
+	made = alice.must(201, "POST", "/api/v1/me/app-passwords", map[string]any{"name": "admin monitor", "scopes": []string{"read"}, "password": alice.password})
+	e.program("127.0.0.10", made["token"].(string)).want(200, "ok", "GET", "/api/v1/users", nil)
+}

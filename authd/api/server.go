@@ -266,6 +266,10 @@ func (s *Server) authorizeAppPassword(r *http.Request, c *Caller, access Access,
 		return &auth.Error{Code: auth.CodeForbidden, Message: "an app password cannot change its own account or end its sessions"}
 	case (access == Admin) && !u.IsAdmin():
 		return &auth.Error{Code: auth.CodeForbidden, Message: "an administrator account is needed"}
+	case access == Admin && !a.MadeByAdmin():
+		// A read-only token the account made as a user must not start
+		// reading every account when an admin promotes it.
+		return &auth.Error{Code: auth.CodeForbidden, Message: "this app password was made before the account became an administrator: make a new one for the admin routes"}
 	}
 	c.Session = session.Session{ID: "app-" + a.ID, User: u.Name, Kind: session.Full}
 	c.User, c.AppPassword = u, a.Name

@@ -77,7 +77,7 @@ func (s *Service) CreateAppPassword(ctx context.Context, sess session.Session, n
 	if err != nil {
 		return AppPasswordView{}, "", errInternal(err)
 	}
-	a := store.AppPassword{TokenHash: session.HashToken(token), ID: id[:12], User: u.Name, Name: name, Scopes: scopes, Created: s.clock.Now().UTC()}
+	a := store.AppPassword{TokenHash: session.HashToken(token), ID: id[:12], User: u.Name, Name: name, Scopes: scopes, Created: s.clock.Now().UTC(), Role: u.Role}
 	err = s.store.Update(func(tx *store.Tx) error {
 		have, err := tx.AppPasswords(u.Name)
 		if err != nil {

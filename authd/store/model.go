@@ -1,6 +1,9 @@
 package store
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // Roles of an account.
 const (
@@ -134,6 +137,18 @@ type AppPassword struct {
 	Created   time.Time `json:"created"`
 	LastUsed  time.Time `json:"last_used,omitzero"`
 	LastAddr  string    `json:"last_addr,omitempty"`
+	// Role is the account's role when the app password was made. An app
+	// password never has more than its account had then: a user's
+	// read-only token stays one after the account becomes an admin.
+	// Empty in app passwords made before it was recorded.
+	Role string `json:"role,omitempty"`
+}
+
+// MadeByAdmin tells whether the app password was made while its account
+// was an administrator. One made before the role was recorded counts as an
+// admin's only if it has the admin scope, which only admins are given.
+func (a AppPassword) MadeByAdmin() bool {
+	return a.Role == RoleAdmin || a.Role == "" && slices.Contains(a.Scopes, ScopeAdmin)
 }
 
 // Scopes of an app password.

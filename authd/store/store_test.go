@@ -247,6 +247,26 @@ func TestPolicyRequires(t *testing.T) {
 	}
 }
 
+// TestAppPasswordMadeByAdmin: the role kept with an app password decides;
+// one made before roles were kept is an admin's only with the admin scope.
+func TestAppPasswordMadeByAdmin(t *testing.T) {
+	tests := []struct {
+		a    AppPassword
+		want bool
+	}{
+		{AppPassword{Role: RoleAdmin, Scopes: []string{ScopeRead}}, true},
+		{AppPassword{Role: RoleUser, Scopes: []string{ScopeRead}}, false},
+		{AppPassword{Role: RoleUser, Scopes: []string{ScopeAdmin, ScopeRead}}, false},
+		{AppPassword{Scopes: []string{ScopeAdmin, ScopeRead}}, true},
+		{AppPassword{Scopes: []string{ScopeRead}}, false},
+	}
+	for _, tc := range tests {
+		if got := tc.a.MadeByAdmin(); got != tc.want {
+			t.Errorf("role %q scopes %v: MadeByAdmin %v, want %v", tc.a.Role, tc.a.Scopes, got, tc.want)
+		}
+	}
+}
+
 // TestOpenWritesOnlyWhatNeedsIt: opening a database that is up to date
 // writes nothing (every boot would otherwise wear the eMMC and wait for
 // two fsyncs), and one that lacks a bucket gets it.
