@@ -14,6 +14,7 @@ import (
 
 	"github.com/rknas/firmware/authd/account"
 	"github.com/rknas/firmware/authd/recovery"
+	"github.com/rknas/firmware/authd/store"
 	"github.com/rknas/firmware/board"
 )
 
@@ -243,7 +244,7 @@ func TestStolenSessionCannotEnrolOrMoveTheEmail(t *testing.T) {
 // liveReset is what authd wires into the recovery: the auth core's view.
 type liveReset struct{ e *env }
 
-func (l liveReset) AdminReset(source string) { l.e.svc.AdminReset(source) }
+func (l liveReset) AdminReset(source, noticeTo string) { l.e.svc.AdminReset(source, noticeTo) }
 
 type noNetwork struct{}
 
@@ -347,5 +348,45 @@ func TestAPIAnswersCarryTheSecurityHeaders(t *testing.T) {
 				t.Errorf("%s: GET %s: %s = %q, want exactly %q", tc.name, tc.path, k, got, v)
 			}
 		}
+	}
+}
+
+// TestResetsTakeTheSecurityEmail: an admin's 2FA reset of an account, and a
+// RESET at the device for the admin, remove the account's security email,
+// so an address someone else set while holding the account gets no
+// emergency codes once 2FA is on again; the notice of each reset still goes
+// to the address that was verified. Mail goes through a real SMTP server.
+func TestResetsTakeTheSecurityEmail(t *testing.T) {
+	me := newMailEnv(t)
+	a, bob := me.adminAndBobWithMail(t)
+	bob.enroll()
+	if n := me.waitMail(t, 3); n.To[0] != "bob@example.com" {
+		t.Fatalf("mail 3 went to %v", n.To)
+	}
+
+	a.must(200, "DELETE", "/api/v1/users/bob/2fa", nil)
+	if n := me.waitMail(t, 4); n.To[0] != "bob@example.com" || !strings.Contains(mailText(t, n), "turned off") {
+		t.Fatalf("the 2FA reset's notice went to %v:\n%s", n.To, mailText(t, n))
+	}
+	if u := a.must(200, "GET", "/api/v1/users/bob", nil); u["security_email"] != nil || u["security_email_verified"] != false {
+		t.Errorf("after an admin's 2FA reset bob has %v (verified %v)", u["security_email"], u["security_email_verified"])
+	}
+
+	err := recovery.Run(context.Background(), recovery.Deps{Store: me.db, Hasher: testHasher(t), DefaultPassword: testDefaultPassword,
+		Network: noNetwork{}, Live: liveReset{me.env}, Clock: me.clock, Log: discardLog()}, "button")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := me.waitMail(t, 5); n.To[0] != "owner@example.com" || !strings.Contains(mailText(t, n), "RESET button") {
+		t.Fatalf("the RESET's notice went to %v:\n%s", n.To, mailText(t, n))
+	}
+	o := me.browserFrom("127.0.0.5")
+	o.must(200, "POST", "/api/v1/login", login("admin", testDefaultPassword))
+	if u := o.must(200, "GET", "/api/v1/me", nil); u["security_email"] != nil || u["security_email_verified"] != false {
+		t.Errorf("after the RESET the admin has %v (verified %v)", u["security_email"], u["security_email_verified"])
+	}
+	entries, err := me.svc.AuditLogMatching(2, 0, store.AuditFilter{Event: "physical_reset"})
+	if err != nil || len(entries) != 2 || entries[1].Event != "physical_reset" || !strings.Contains(entries[1].Detail, "security email removed") {
+		t.Errorf("the RESET's audit entries: %+v (%v)", entries, err)
 	}
 }

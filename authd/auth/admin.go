@@ -395,9 +395,10 @@ func (s *Service) DeleteUser(actor Actor, name string, c Client) error {
 }
 
 // AdminDisable2FA turns off another account's 2FA (the owner lost the
-// phone): key, recovery codes, passkeys and trusted devices go, sessions
-// end. For an
-// admin account it needs a step-up.
+// phone, or someone else took the account): key, recovery codes, passkeys,
+// trusted devices and the security email go, sessions end. The notice goes
+// to the address that was verified. For an admin account it needs a
+// step-up.
 func (s *Service) AdminDisable2FA(actor Actor, name string, c Client) error {
 	if actor.Name == name {
 		// One's own 2FA goes off only with the password and a code
@@ -405,22 +406,28 @@ func (s *Service) AdminDisable2FA(actor Actor, name string, c Client) error {
 		return newErr(CodeForbidden, "turn off your own two-factor authentication with your password and a code (DELETE /api/v1/me/2fa)")
 	}
 	now := s.clock.Now()
-	u, err := s.updateUser(name, func(tx *store.Tx, u *store.User) error {
+	var before store.User
+	_, err := s.updateUser(name, func(tx *store.Tx, u *store.User) error {
 		if err := guardAdmin(actor, *u); err != nil {
 			return err
 		}
+		before = *u
 		u.TOTP = store.TOTP{}
 		u.Passkeys, u.PasskeySignIn = nil, false
+		// An address someone else set while holding the account would
+		// otherwise get its emergency codes once 2FA is on again.
+		u.SecurityEmail, u.SecurityEmailVerified = "", false
+		u.EmailPending, u.EmailCodeHash, u.EmailCodeExpires, u.EmailCodeTries = "", "", time.Time{}, 0
 		if _, err := tx.DeleteDevices(u.Name); err != nil {
 			return err
 		}
-		return tx.AppendAudit(store.AuditEntry{Time: now, Event: "2fa_disabled", User: u.Name, Actor: actor.Name, Client: c.String(), Detail: "by an admin"})
+		return tx.AppendAudit(store.AuditEntry{Time: now, Event: "2fa_disabled", User: u.Name, Actor: actor.Name, Client: c.String(), Detail: "by an admin; security email removed"})
 	})
 	if err != nil {
 		return asErr(err)
 	}
 	s.sessions.RevokeUser(name, "")
-	s.notify(u, "2fa_disabled", map[string]string{"client": c.String(), "by": actor.Name})
+	s.notify(before, "2fa_disabled", map[string]string{"client": c.String(), "by": actor.Name})
 	return nil
 }
 

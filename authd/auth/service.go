@@ -313,8 +313,9 @@ func (s *Service) AuditLogMatching(limit int, before uint64, f store.AuditFilter
 // physical reset: every admin account's sessions and pending logins end
 // (an attacker's admin account must not take the built-in admin back), and
 // the admin's failure counters are cleared, so the owner standing at the
-// device gets straight in. It also sends the admin's security notice.
-func (s *Service) AdminReset(source string) {
+// device gets straight in. It also sends the reset's notice to noticeTo,
+// the admin's security email until the reset removed it.
+func (s *Service) AdminReset(source, noticeTo string) {
 	s.sessions.RevokeUser(store.AdminName, "")
 	if users, err := s.Users(); err == nil {
 		for _, u := range users {
@@ -327,7 +328,8 @@ func (s *Service) AdminReset(source string) {
 	}
 	s.accounts.Reset(store.AdminName)
 	s.forgetKept(BlockAccount, store.AdminName)
-	if u, err := s.user(store.AdminName); err == nil {
+	if u, err := s.user(store.AdminName); err == nil && noticeTo != "" {
+		u.SecurityEmail, u.SecurityEmailVerified = noticeTo, true
 		s.notify(u, "physical_reset", map[string]string{"source": source})
 	}
 }

@@ -1,6 +1,6 @@
 // Package recovery is the one physical-reset action: the built-in admin gets
 // the device's default password back (to be changed at the next login) with
-// no 2FA, trusted devices or sessions, and the network goes back to DHCP. It
+// no 2FA, trusted devices, sessions or security email, and the network goes back to DHCP. It
 // is journaled, so a power cut half way is finished at the next start, and it
 // never touches other accounts, groups, the policy or data.
 package recovery
@@ -30,6 +30,10 @@ type Journal struct {
 	// the admin is reset exactly once per journal.
 	AdminDone   bool `json:"admin_done"`
 	NetworkDone bool `json:"network_done"`
+	// NoticeTo is the admin's verified security email before the reset,
+	// which the reset removes: the notice of the reset still goes there,
+	// after a power cut too.
+	NoticeTo string `json:"notice_to,omitempty"`
 }
 
 // Last describes the most recent completed recovery, for the status page.
@@ -49,9 +53,10 @@ type Network interface {
 }
 
 // Live receives the in-memory consequences (sessions end, counters reset,
-// the admin is notified); auth.Service implements it. Optional.
+// the notice goes to noticeTo, the admin's security email before the reset,
+// if it had one); auth.Service implements it. Optional.
 type Live interface {
-	AdminReset(source string)
+	AdminReset(source, noticeTo string)
 }
 
 // Deps are what a recovery works on.
@@ -109,7 +114,7 @@ func resetEvent(source string) string {
 // whether the network was put back to DHCP too.
 func Done(network bool) string {
 	msg := "the admin account is back to the device's default password (printed on the label the flasher made, " +
-		"and in rknas/default-password on the boot partition), without 2FA (app or passkeys), sessions, trusted devices or app passwords; " +
+		"and in rknas/default-password on the boot partition), without 2FA (app or passkeys), sessions, trusted devices, app passwords or security email; " +
 		"set a new password at the next login"
 	if network {
 		msg += "; the network is back to DHCP on every Ethernet port (the NAS may have a new address)"
@@ -164,7 +169,7 @@ func finish(ctx context.Context, d Deps, j Journal, fresh bool) error {
 	// The in-memory part is repeated on every run: it is idempotent and
 	// lost anyway if the process died.
 	if d.Live != nil {
-		d.Live.AdminReset(j.Source)
+		d.Live.AdminReset(j.Source, j.NoticeTo)
 	}
 	if !j.NetworkDone {
 		if d.Network != nil {
@@ -241,6 +246,15 @@ func resetAdmin(ctx context.Context, d Deps, j *Journal, fresh bool) error {
 		u.Disabled = false
 		u.TOTP = store.TOTP{}
 		u.Passkeys, u.PasskeySignIn = nil, false
+		// The security email goes too: one an intruder set while holding
+		// the account would otherwise receive the admin's emergency
+		// codes once the owner turns 2FA on again. The notice of this
+		// reset still goes to it (NoticeTo), in case it is the owner's.
+		if u.SecurityEmailVerified {
+			cur.NoticeTo = u.SecurityEmail
+		}
+		u.SecurityEmail, u.SecurityEmailVerified = "", false
+		u.EmailPending, u.EmailCodeHash, u.EmailCodeExpires, u.EmailCodeTries = "", "", time.Time{}, 0
 		if err := tx.PutUser(u); err != nil {
 			return err
 		}
@@ -258,7 +272,7 @@ func resetAdmin(ctx context.Context, d Deps, j *Journal, fresh bool) error {
 		}
 		*j = cur
 		return tx.AppendAudit(store.AuditEntry{Time: now, Event: resetEvent(j.Source), User: store.AdminName, Actor: j.Source,
-			Detail: "id " + j.ID + "; admin back to the default password, 2FA (authenticator and passkeys), trusted devices and app passwords removed"})
+			Detail: "id " + j.ID + "; admin back to the default password, 2FA (authenticator and passkeys), trusted devices, app passwords and security email removed"})
 	})
 	if err != nil {
 		return fmt.Errorf("recovery: reset admin: %w", err)

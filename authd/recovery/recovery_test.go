@@ -42,9 +42,15 @@ func (n *fileNetwork) ResetToDefault(context.Context) error {
 	return atomicfile.Write(n.path, []byte(`{"hostname":"rknas","interfaces":[{"name":"eth0","mode":"dhcp"}]}`), 0o600)
 }
 
-type liveRecorder struct{ sources []string }
+type liveRecorder struct{ sources, noticesTo []string }
 
-func (l *liveRecorder) AdminReset(source string) { l.sources = append(l.sources, source) }
+func (l *liveRecorder) AdminReset(source, noticeTo string) {
+	l.sources = append(l.sources, source)
+	l.noticesTo = append(l.noticesTo, noticeTo)
+}
+
+// ownerAddress is the admin's verified security email in the seed.
+const ownerAddress = "owner@example.net"
 
 // seed writes a database with an admin that has 2FA and a trusted device, a
 // second user with 2FA, a group and a policy.
@@ -61,7 +67,8 @@ func seed(t testing.TB, dir string) {
 			return err
 		}
 		admin := store.User{Name: "admin", Role: store.RoleAdmin, PasswordHash: "$argon2id$old", Created: now,
-			TOTP: store.TOTP{Enabled: true, Secret: "JBSWY3DPEHPK3PXP", LastStep: 5, RecoveryCodes: []string{"aa"}}}
+			TOTP:          store.TOTP{Enabled: true, Secret: "JBSWY3DPEHPK3PXP", LastStep: 5, RecoveryCodes: []string{"aa"}},
+			SecurityEmail: ownerAddress, SecurityEmailVerified: true, EmailPending: "other@example.net", EmailCodeHash: "h", EmailCodeExpires: now.Add(time.Hour)}
 		alice := store.User{Name: "alice", Role: store.RoleUser, Groups: []string{"media"}, PasswordHash: "$argon2id$alice", Created: now,
 			TOTP: store.TOTP{Enabled: true, Secret: "KRSXG5CTMVRXEZLU", LastStep: 9}}
 		for _, u := range []store.User{admin, alice} {
@@ -129,7 +136,8 @@ func checkAdminReset(t testing.TB, s *store.Store, h *account.Hasher) {
 		return nil
 	})
 	ok, err := h.Verify(context.Background(), defaultPW, admin.PasswordHash)
-	if err != nil || !ok || !admin.MustChangePassword || admin.TOTP.Enabled || admin.TOTP.Secret != "" || len(admin.TOTP.RecoveryCodes) != 0 || admin.Disabled || len(devs) != 0 {
+	if err != nil || !ok || !admin.MustChangePassword || admin.TOTP.Enabled || admin.TOTP.Secret != "" || len(admin.TOTP.RecoveryCodes) != 0 || admin.Disabled || len(devs) != 0 ||
+		admin.SecurityEmail != "" || admin.SecurityEmailVerified || admin.EmailPending != "" || admin.EmailCodeHash != "" {
 		t.Fatalf("admin not reset: %+v devices %v (default password ok=%v, %v)", admin, devs, ok, err)
 	}
 }
@@ -168,8 +176,8 @@ func TestRecoveryResetsAdminAndNothingElse(t *testing.T) {
 	if after := take(t, s); !reflect.DeepEqual(before, after) {
 		t.Fatalf("other state changed:\nbefore %+v\nafter  %+v", before, after)
 	}
-	if net.calls != 1 || !reflect.DeepEqual(live.sources, []string{"button"}) {
-		t.Fatalf("network calls %d, live %v", net.calls, live.sources)
+	if net.calls != 1 || !reflect.DeepEqual(live.sources, []string{"button"}) || !reflect.DeepEqual(live.noticesTo, []string{ownerAddress}) {
+		t.Fatalf("network calls %d, live %v, notices to %q", net.calls, live.sources, live.noticesTo)
 	}
 	if resets := countResets(t, s); len(resets) != 1 {
 		t.Fatalf("physical_reset entries %v", resets)
@@ -186,7 +194,8 @@ func TestRecoveryResetsAdminAndNothingElse(t *testing.T) {
 func TestNetworkFailureIsFinishedLater(t *testing.T) {
 	dir, s := seededStore(t)
 	net := &fileNetwork{path: filepath.Join(dir, "network.json"), fails: 1}
-	d := deps(t, s, net, nil)
+	live := &liveRecorder{}
+	d := deps(t, s, net, live)
 	if err := Run(context.Background(), d, "button"); err == nil {
 		t.Fatal("Run succeeded with the network failing")
 	}
@@ -238,7 +247,8 @@ func TestDurableOnceTheAdminStepIsOnDisk(t *testing.T) {
 func TestResumeFinishesAPendingJournal(t *testing.T) {
 	dir, s := seededStore(t)
 	net := &fileNetwork{path: filepath.Join(dir, "network.json"), fails: 1}
-	d := deps(t, s, net, nil)
+	live := &liveRecorder{}
+	d := deps(t, s, net, live)
 	if err := Run(context.Background(), d, "button"); err == nil {
 		t.Fatal("Run succeeded with the network failing")
 	}
@@ -259,6 +269,11 @@ func TestResumeFinishesAPendingJournal(t *testing.T) {
 	}
 	if resets := countResets(t, s); len(resets) != 1 {
 		t.Fatalf("admin reset more than once: %v", resets)
+	}
+	// The address the reset removed is kept in the journal for the notice
+	// of the run that finishes it.
+	if !reflect.DeepEqual(live.noticesTo, []string{ownerAddress, ownerAddress}) {
+		t.Fatalf("the reset's notices went to %q", live.noticesTo)
 	}
 	if resumed, err := Resume(context.Background(), d); err != nil || resumed {
 		t.Fatalf("Resume with no journal = %v, %v; want false, nil", resumed, err)
