@@ -251,3 +251,32 @@ func TestNewFactorsNeedAFactorStepUp(t *testing.T) {
 		t.Errorf("after the refusals: %d passkeys, pending key %v (%v)", len(u.Passkeys), u.TOTP.PendingSecret != "", err)
 	}
 }
+
+// TestPasskeySignInCeremoniesAreKeptPerAddress: anyone may ask to sign in
+// with a passkey alone (where the policy allows it); one address asking
+// again and again replaces its own ceremonies and leaves another address's
+// in place.
+func TestPasskeySignInCeremoniesAreKeptPerAddress(t *testing.T) {
+	e := newEnv(t, start())
+	a := e.browser()
+	a.setUpAdmin("correct horse")
+	a.stepUp()
+	a.must(200, "PUT", "/api/v1/policy/2fa", map[string]any{"scope": "none", "passkey_sign_in": true})
+	owner := e.browserFrom("127.0.0.3")
+	st, out := owner.byName("POST", "/api/v1/login/passkey", map[string]any{})
+	if st != 200 || out["ceremony"] == nil {
+		t.Fatalf("a passkey sign-in: %d %v", st, out)
+	}
+	flood := e.browserFrom("127.0.0.4")
+	for i := 0; i < 1100; i++ {
+		if st, out := flood.byName("POST", "/api/v1/login/passkey", map[string]any{}); st != 200 {
+			t.Fatalf("passkey sign-in %d from one address: %d %v", i, st, out)
+		}
+	}
+	// The owner's ceremony is still there: its (made-up) answer is checked
+	// and refused, not taken for an unknown ceremony.
+	st, out = owner.byName("POST", "/api/v1/login/passkey/finish", map[string]any{"ceremony": out["ceremony"], "credential": map[string]any{"id": "x"}})
+	if st != 401 || errCode(out) != "invalid_credentials" {
+		t.Errorf("the owner's ceremony after another address asked 1100 times: %d %v", st, out)
+	}
+}

@@ -55,13 +55,27 @@ const (
 	ceremonySignIn       = "sign_in"
 )
 
+// maxCeremonies bounds the passkey ceremonies in progress on the device;
+// maxCeremoniesPerOwner those of one owner: the client address that asks
+// to sign in with a passkey alone (anyone may), or the account of the
+// others. An owner's oldest ceremony gives way to its next, so one address
+// asking again and again replaces its own and leaves the room to others.
+const (
+	maxCeremonies         = 1000
+	maxCeremoniesPerOwner = 4
+)
+
 type ceremony struct {
+	// owner is "client " and the client's throttling key for a sign-in
+	// with a passkey alone, "account " and the account's name otherwise.
+	owner     string
 	kind      string
 	user      string // register, second_factor
 	sessionID string // register: the session that began it
 	challenge string // second_factor: the login challenge
 	rp        RP
 	data      webauthn.SessionData
+	created   time.Time
 	expires   time.Time
 }
 
@@ -81,15 +95,34 @@ func (cs *ceremonies) put(now time.Time, c *ceremony) (string, error) {
 	if cs.m == nil {
 		cs.m = map[string]*ceremony{}
 	}
+	mine, oldest := 0, ""
 	for k, v := range cs.m {
-		if now.After(v.expires) {
+		switch {
+		case now.After(v.expires):
 			delete(cs.m, k)
+		case v.owner == c.owner:
+			mine++
+			if oldest == "" || v.created.Before(cs.m[oldest].created) {
+				oldest = k
+			}
 		}
 	}
-	if len(cs.m) >= 1000 {
-		return "", errBusy()
+	if mine >= maxCeremoniesPerOwner {
+		delete(cs.m, oldest)
 	}
-	c.expires = now.Add(ceremonyTTL)
+	if len(cs.m) >= maxCeremonies {
+		// Many owners at once: those that have waited half their time
+		// give way, as login challenges do.
+		for k, v := range cs.m {
+			if now.Sub(v.created) >= ceremonyTTL/2 {
+				delete(cs.m, k)
+			}
+		}
+		if len(cs.m) >= maxCeremonies {
+			return "", errBusy()
+		}
+	}
+	c.created, c.expires = now, now.Add(ceremonyTTL)
 	cs.m[id] = c
 	return id, nil
 }
@@ -216,7 +249,7 @@ func (s *Service) BeginPasskeyRegistration(ctx context.Context, sess session.Ses
 	if err != nil {
 		return nil, "", errInternal(err)
 	}
-	id, err := s.passkeyCeremonies.put(s.clock.Now(), &ceremony{kind: ceremonyRegister, user: u.Name, sessionID: sess.ID, rp: rp, data: *data})
+	id, err := s.passkeyCeremonies.put(s.clock.Now(), &ceremony{owner: "account " + u.Name, kind: ceremonyRegister, user: u.Name, sessionID: sess.ID, rp: rp, data: *data})
 	if err != nil {
 		return nil, "", err
 	}
@@ -416,7 +449,7 @@ func (s *Service) BeginPasskeyLogin(challenge string, rp RP, c Client) (any, str
 		if err != nil {
 			return nil, "", errInternal(err)
 		}
-		id, err := s.passkeyCeremonies.put(now, &ceremony{kind: ceremonySignIn, rp: rp, data: *data})
+		id, err := s.passkeyCeremonies.put(now, &ceremony{owner: "client " + c.Key(), kind: ceremonySignIn, rp: rp, data: *data})
 		return assertionOptions(assertion), id, err
 	}
 	ch, err := s.sessions.Challenge(challenge, c.Key())
@@ -443,7 +476,7 @@ func (s *Service) beginAssertion(w *webauthn.WebAuthn, u store.User, cer *ceremo
 	if err != nil {
 		return nil, "", errInternal(err)
 	}
-	cer.data = *data
+	cer.data, cer.owner = *data, "account "+u.Name
 	id, err := s.passkeyCeremonies.put(s.clock.Now(), cer)
 	return assertionOptions(assertion), id, err
 }
