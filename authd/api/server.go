@@ -302,6 +302,7 @@ var httpStatus = map[string]int{
 	auth.CodeCodeReused:             http.StatusUnauthorized,
 	auth.CodeChallengeExpired:       http.StatusUnauthorized,
 	auth.CodeClockNotSynchronized:   http.StatusUnauthorized,
+	auth.CodePasskeyCopied:          http.StatusUnauthorized,
 	auth.CodeUnauthorized:           http.StatusUnauthorized,
 	auth.CodeLocked:                 http.StatusTooManyRequests,
 	auth.CodePasswordChangeRequired: http.StatusForbidden,

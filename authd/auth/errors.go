@@ -25,7 +25,10 @@ const (
 	CodeBusy                   = "busy"
 	CodeClockNotSynchronized   = "clock_not_synchronized"
 	CodeStepUpRequired         = "step_up_required"
-	CodeInternal               = "internal"
+	// CodePasskeyCopied: a passkey answered with a signature counter not
+	// above the last one seen, so a copy of it may exist.
+	CodePasskeyCopied = "passkey_copied"
+	CodeInternal      = "internal"
 	// CodeWrongHost: the request named a host the device does not answer
 	// to (a DNS-rebinding page, or a stale bookmark).
 	CodeWrongHost = "wrong_host"

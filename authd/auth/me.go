@@ -346,12 +346,12 @@ func (s *Service) StepUp(ctx context.Context, token string, sess session.Session
 		return "", newErr(CodeInvalidCredentials, "the password is wrong")
 	}
 	if usePasskey {
-		cred, err := s.checkPasskeyStepUp(u, sess, passkey)
+		cred, err := s.checkPasskeyStepUp(u, sess, passkey, c)
 		if err != nil {
 			g.fail()
 			s.audit(store.AuditEntry{Event: "step_up_failed", User: u.Name, Client: c.String(), Detail: "passkey: " + protocolDetail(err)})
-			if e, ok := err.(*Error); ok && e.Code == CodeChallengeExpired {
-				return "", e
+			if e, ok := err.(*Error); ok {
+				return "", e // says why: expired, or a copied passkey
 			}
 			return "", newErr(CodeInvalidCode, "the passkey was not accepted")
 		}

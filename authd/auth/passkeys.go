@@ -168,6 +168,10 @@ func (w waUser) WebAuthnCredentials() []webauthn.Credential {
 		}
 		var c webauthn.Credential
 		if json.Unmarshal(p.Credential, &c) == nil {
+			// The library sets the warning when an answer's counter is
+			// not above the stored one; cleared here, it speaks of the
+			// answer being checked alone (see clonedPasskey).
+			c.Authenticator.CloneWarning = false
 			out = append(out, c)
 		}
 	}
@@ -503,7 +507,7 @@ func (s *Service) BeginPasskeyStepUp(sess session.Session, rp RP) (any, string, 
 }
 
 // checkPasskeyStepUp verifies a passkey answer for a step-up of sess.
-func (s *Service) checkPasskeyStepUp(u store.User, sess session.Session, a *PasskeyAnswer) (*webauthn.Credential, error) {
+func (s *Service) checkPasskeyStepUp(u store.User, sess session.Session, a *PasskeyAnswer, c Client) (*webauthn.Credential, error) {
 	cer, ok := s.passkeyCeremonies.take(s.clock.Now(), a.Ceremony)
 	if !ok || cer.kind != ceremonyStepUp || cer.user != u.Name || cer.sessionID != sess.ID || cer.rp != a.RP {
 		return nil, newErr(CodeChallengeExpired, "the passkey confirmation is unknown or took longer than 5 minutes: start again")
@@ -516,7 +520,11 @@ func (s *Service) checkPasskeyStepUp(u store.User, sess session.Session, a *Pass
 	if err != nil {
 		return nil, err
 	}
-	return w.ValidateLogin(waUser{u: u, rpID: a.RP.ID}, cer.data, parsed)
+	cred, err := w.ValidateLogin(waUser{u: u, rpID: a.RP.ID}, cer.data, parsed)
+	if err != nil {
+		return nil, err
+	}
+	return cred, s.clonedPasskey(u, cred, c)
 }
 
 func assertionOptions(a *protocol.CredentialAssertion) any {
@@ -561,6 +569,10 @@ func (s *Service) FinishPasskeyLogin(ceremonyID string, credential []byte, trust
 		end(true)
 		s.audit(store.AuditEntry{Event: "login_code_failed", User: u.Name, Client: c.String(), Detail: "passkey: " + protocolDetail(firstErr(perr, err))})
 		return LoginResult{}, newErr(CodeInvalidCode, "the passkey was not accepted")
+	}
+	if err := s.clonedPasskey(u, cred, c); err != nil {
+		end(true)
+		return LoginResult{}, err
 	}
 	end(false)
 	if !s.sessions.Consume(cer.challenge) {
@@ -610,9 +622,32 @@ func (s *Service) finishPasskeySignIn(w *webauthn.WebAuthn, cer *ceremony, parse
 		s.audit(store.AuditEntry{Event: "login_failed", User: found.Name, Client: c.String(), Detail: "passkey sign-in: " + protocolDetail(firstErr(perr, err))})
 		return LoginResult{}, newErr(CodeInvalidCredentials, "the passkey does not sign in here: use the password, or turn on passkey sign-in on the account page")
 	}
+	if err := s.clonedPasskey(found, cred, c); err != nil {
+		g.fail()
+		return LoginResult{}, err
+	}
 	g.release()
 	found = s.passkeyUsed(found, cred)
 	return s.finish(found, c)
+}
+
+// clonedPasskey refuses an answer whose signature counter is not above the
+// one the passkey gave last time (the WebAuthn library's clone warning):
+// two authenticators hold the key, and the one answering may be a copy.
+// Passkeys that keep no counter (all zeros, as synced ones do) pass.
+func (s *Service) clonedPasskey(u store.User, cred *webauthn.Credential, c Client) error {
+	if cred == nil || !cred.Authenticator.CloneWarning {
+		return nil
+	}
+	name := ""
+	for _, p := range u.Passkeys {
+		if bytes.Equal(p.ID, cred.ID) {
+			name = p.Name
+		}
+	}
+	s.audit(store.AuditEntry{Event: "passkey_clone_suspected", User: u.Name, Client: c.String(),
+		Detail: name + ": the counter is not above " + strconv.FormatUint(uint64(cred.Authenticator.SignCount), 10) + ", the last one seen"})
+	return newErr(CodePasskeyCopied, "this passkey's signature counter went backwards, so a copy of it may exist: sign in another way and remove the passkey")
 }
 
 // passkeyUsed records the passkey's new sign counter and last use.

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/webauthn"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
@@ -763,15 +764,57 @@ func TestAppPasswordInBrowser(t *testing.T) {
 // virtualAuthenticator gives the browser a passkey authenticator, as a
 // laptop's fingerprint reader would be: resident keys, user verification
 // that succeeds, presence without a touch.
-func (b *tab) virtualAuthenticator() {
+func (b *tab) virtualAuthenticator() webauthn.AuthenticatorID {
 	b.t.Helper()
 	if _, err := chromedp.Call(b.ctx, webauthn.Enable, webauthn.EnableParams{}); err != nil {
 		b.t.Fatalf("WebAuthn domain: %v", err)
 	}
-	if _, err := chromedp.Call(b.ctx, webauthn.AddVirtualAuthenticator, webauthn.AddVirtualAuthenticatorParams{Options: &webauthn.VirtualAuthenticatorOptions{
+	res, err := chromedp.Call(b.ctx, webauthn.AddVirtualAuthenticator, webauthn.AddVirtualAuthenticatorParams{Options: &webauthn.VirtualAuthenticatorOptions{
 		Protocol: webauthn.AuthenticatorProtocolCtap2, Ctap2version: webauthn.Ctap2versionCtap21, Transport: webauthn.AuthenticatorTransportInternal,
-		HasResidentKey: true, HasUserVerification: true, IsUserVerified: true, AutomaticPresenceSimulation: true}}); err != nil {
+		HasResidentKey: true, HasUserVerification: true, IsUserVerified: true, AutomaticPresenceSimulation: true}})
+	if err != nil {
 		b.t.Fatalf("virtual authenticator: %v", err)
+	}
+	return res.AuthenticatorID
+}
+
+// passkeyCopy is what a copy of the authenticator's one passkey would
+// hold: its key and its signature counter as of now.
+func (b *tab) passkeyCopy(id webauthn.AuthenticatorID) webauthn.Credential {
+	b.t.Helper()
+	res, err := chromedp.Call(b.ctx, webauthn.GetCredentials, webauthn.GetCredentialsParams{AuthenticatorID: id})
+	if err != nil || len(res.Credentials) != 1 {
+		b.t.Fatalf("the authenticator's passkeys: %v (%v)", res, err)
+	}
+	return *res.Credentials[0]
+}
+
+// putPasskey puts c in the authenticator in place of the passkey of its ID.
+func (b *tab) putPasskey(id webauthn.AuthenticatorID, c webauthn.Credential) {
+	b.t.Helper()
+	if _, err := chromedp.Call(b.ctx, webauthn.RemoveCredential, webauthn.RemoveCredentialParams{AuthenticatorID: id, CredentialID: c.CredentialID}); err != nil {
+		b.t.Fatalf("remove the passkey: %v", err)
+	}
+	// Sent without the CMTG fields, which this authenticator refuses even
+	// when empty.
+	type credential struct {
+		CredentialID         []byte  `json:"credentialId"`
+		IsResidentCredential bool    `json:"isResidentCredential"`
+		RpID                 string  `json:"rpId"`
+		PrivateKey           []byte  `json:"privateKey"`
+		UserHandle           []byte  `json:"userHandle,omitempty"`
+		SignCount            float64 `json:"signCount"`
+		UserName             string  `json:"userName,omitempty"`
+		UserDisplayName      string  `json:"userDisplayName,omitempty"`
+	}
+	type params struct {
+		AuthenticatorID webauthn.AuthenticatorID `json:"authenticatorId"`
+		Credential      credential               `json:"credential"`
+	}
+	add := cdp.Command[params, cdp.Empty]{Method: webauthn.CommandAddCredential}
+	if _, err := chromedp.Call(b.ctx, add, params{AuthenticatorID: id, Credential: credential{CredentialID: c.CredentialID, IsResidentCredential: c.IsResidentCredential,
+		RpID: c.RpID, PrivateKey: c.PrivateKey, UserHandle: c.UserHandle, SignCount: c.SignCount, UserName: c.UserName, UserDisplayName: c.UserDisplayName}}); err != nil {
+		b.t.Fatalf("put the passkey back: %v", err)
 	}
 }
 
@@ -788,7 +831,7 @@ func TestPasskeysInBrowser(t *testing.T) {
 	// A passkey needs a name: the device as the browser reaches it.
 	url = strings.Replace(url, "127.0.0.1", "localhost", 1)
 	b := newTab(t, 3*time.Minute)
-	b.virtualAuthenticator()
+	authenticator := b.virtualAuthenticator()
 	const pass = "admin correct horse"
 	b.signInAsNewAdmin(url, pass)
 	if rp := b.text("#passkey-rp"); rp != "localhost" {
@@ -810,6 +853,31 @@ func TestPasskeysInBrowser(t *testing.T) {
 		t.Error("the code step of a passkey-only account shows the code form, or no passkey button")
 	}
 	b.check("code-step-passkey")
+	b.submit("#code-passkey", "account")
+
+	// A copy of the passkey, taken now, answers with an older counter once
+	// the passkey itself has been used again: refused, and logged.
+	copied := b.passkeyCopy(authenticator)
+	b.submit("#nav-signout", "login")
+	b.do("type the login", fill("#login-user", "admin"), fill("#login-pass", pass))
+	b.submit("#login-submit", "code")
+	b.submit("#code-passkey", "account")
+	if used := b.passkeyCopy(authenticator); used.SignCount <= copied.SignCount {
+		t.Fatalf("the authenticator's counter went from %v to %v: it cannot show a copy", copied.SignCount, used.SignCount)
+	}
+	current := b.passkeyCopy(authenticator)
+	b.putPasskey(authenticator, copied)
+	b.submit("#nav-signout", "login")
+	b.do("type the login", fill("#login-user", "admin"), fill("#login-pass", pass))
+	b.submit("#login-submit", "code")
+	if msg := b.submitErr("#code-passkey"); !strings.Contains(msg, "a copy of it may exist") {
+		t.Errorf("a copied passkey's answer: %q", msg)
+	}
+	if entries, err := svc.AuditLogMatching(1, 0, store.AuditFilter{Event: "passkey_clone_suspected"}); err != nil || len(entries) != 1 || !strings.HasPrefix(entries[0].Detail, "Test key:") {
+		t.Errorf("the copied passkey in the audit log: %+v (%v)", entries, err)
+	}
+	// The passkey itself still answers.
+	b.putPasskey(authenticator, current)
 	b.submit("#code-passkey", "account")
 
 	// Alone: the policy allows it (after a step-up, by password: no app

@@ -158,6 +158,8 @@ function sentence(e, ctx) {
       return 'That code was just used. Wait until the app shows the next one (at most 30 seconds), then type it.';
     case 'clock_not_synchronized':
       return 'That code was not accepted.';
+    case 'passkey_copied':
+      return 'This passkey counted backwards, so a copy of it may exist. Sign in another way, then remove the passkey.';
     case 'challenge_expired':
       return 'This sign-in took too long. Sign in again.';
     case 'locked':
