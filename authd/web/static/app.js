@@ -451,7 +451,7 @@ function forgotText() {
   let s = 'The admin account: ';
   if (r.present) {
     s += 'at the device, hold the RESET button on the back for ' + r.hold_seconds + ' seconds, until the LED blinks fast, then let go (before ' + r.cancel_seconds +
-      ' seconds). The admin account gets back the default password printed on the device\'s label, without two-factor authentication, and the network goes back to DHCP. Other accounts and all data stay.';
+      ' seconds). The admin account gets back the default password printed on the device\'s label, without two-factor authentication or security email, and the network goes back to DHCP. Other accounts and all data stay.';
   } else {
     s += 'this device has no RESET button that the firmware watches.';
   }
@@ -1356,7 +1356,7 @@ onSubmit('form-user-password', async () => {
   showNotice('The password of ' + currentUser + ' was set. Their other sign-ins ended.');
 });
 click('user-2fa-off', () =>
-  confirmInBox('user-2fa-box', currentUser + ' will sign in with the password alone, and their trusted browsers are forgotten.', 'Turn it off', async () => {
+  confirmInBox('user-2fa-box', currentUser + ' will sign in with the password alone; their trusted browsers and security email are forgotten.', 'Turn it off', async () => {
     await api('DELETE', '/users/' + encodeURIComponent(currentUser) + '/2fa');
     await openUser(currentUser);
     showNotice('Two-factor authentication of ' + currentUser + ' is off.');
@@ -1785,7 +1785,7 @@ async function openSystem() {
     : 'Not watched' + (b.error ? ': ' + b.error : '.');
   const r = (state.device && state.device.reset_button) || {};
   $('sys-button-does').textContent = r.present
-    ? 'Held ' + r.hold_seconds + ' to ' + r.cancel_seconds + ' seconds (the LED blinks fast: let go): the admin account gets the default password back, without two-factor authentication, and the network goes back to DHCP. Other accounts and data stay.'
+    ? 'Held ' + r.hold_seconds + ' to ' + r.cancel_seconds + ' seconds (the LED blinks fast: let go): the admin account gets the default password back, without two-factor authentication or security email, and the network goes back to DHCP. Other accounts and data stay.'
     : 'Nothing: no button is watched.';
   const lr = st.last_reset;
   $('sys-reset').textContent = lr && lr.started ? when(lr.started) + ' (' + (lr.source || 'button') + (lr.finished ? ', finished' : ', not finished') + ')' : 'Never';
