@@ -109,7 +109,10 @@ func (s *Server) AttachSystem(sys *System) {
 		s.svc.Audit(auditEntry("time_sync", &c, boolDetail(err)))
 		return OK(w, res)
 	}))
-	s.Handle("PUT /api/v1/time", Admin, needTime(func(w http.ResponseWriter, r *http.Request, c Caller) error {
+	// Setting the clock, or choosing who sets it, needs a step-up: a wrong
+	// clock makes every authenticator code fail, and a stolen session or
+	// an app password must not be able to lock the owners out with it.
+	s.Handle("PUT /api/v1/time", AdminStepUp, needTime(func(w http.ResponseWriter, r *http.Request, c Caller) error {
 		var req struct {
 			Time time.Time `json:"time"`
 		}
@@ -135,7 +138,7 @@ func (s *Server) AttachSystem(sys *System) {
 		set := sys.Time.Settings()
 		return OK(w, timeSettings{NTPEnabled: set.Enabled, NTPServers: append([]string{}, set.Servers...)})
 	}))
-	s.Handle("PUT /api/v1/settings/time", Admin, needTime(func(w http.ResponseWriter, r *http.Request, c Caller) error {
+	s.Handle("PUT /api/v1/settings/time", AdminStepUp, needTime(func(w http.ResponseWriter, r *http.Request, c Caller) error {
 		var req timeSettings
 		if err := Decode(w, r, &req); err != nil {
 			return err

@@ -151,6 +151,8 @@ func TestStepUp(t *testing.T) {
 		{"PUT", "/api/v1/policy/2fa", map[string]any{"scope": "all"}},
 		{"PUT", "/api/v1/settings/security", map[string]any{"allow_list": []string{"192.168.1.0/24"}}},
 		{"PUT", "/api/v1/settings/network", map[string]any{"hostname": "nas"}},
+		{"PUT", "/api/v1/time", map[string]any{"time": "2030-01-01T00:00:00Z"}},
+		{"PUT", "/api/v1/settings/time", map[string]any{"ntp_enabled": true, "ntp_servers": []string{"ntp.attacker.example"}}},
 		// (SMTP settings: mail_test.go.)
 	} {
 		a.wantErr(403, "step_up_required", tt.method, tt.path, tt.body)

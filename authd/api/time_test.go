@@ -40,7 +40,7 @@ func TestWrongClockIsNamedAndNTPFixesIt(t *testing.T) {
 	b.setUpAdmin("correct horse")
 	// Enrol on the device's (wrong) clock, as a phone scanning the QR code
 	// would not notice.
-	secret, _ := b.enroll()
+	secret, codes := b.enroll()
 
 	// The status tells the truth on a fresh start: not synchronized.
 	st := b.must(200, "GET", "/api/v1/time/status", nil)
@@ -68,8 +68,12 @@ func TestWrongClockIsNamedAndNTPFixesIt(t *testing.T) {
 	ch = b.must(200, "POST", "/api/v1/login", login("admin", "correct horse"))["challenge"]
 	b.wantErr(401, "code_reused", "POST", "/api/v1/login/otp", map[string]any{"challenge": ch, "code": codeAt(t, secret, devClock.Now().Add(-30*time.Second))})
 
-	// The admin's session from the enrolment is still open: point NTP at
-	// a server that answers.
+	// The admin's session from the enrolment is still open. Pointing NTP
+	// elsewhere needs a step-up, which the phone's code cannot give while
+	// the clock is wrong: a recovery code does.
+	b.wantErr(403, "step_up_required", "PUT", "/api/v1/settings/time", map[string]any{"ntp_enabled": true, "ntp_servers": []string{chrony}})
+	b.wantErr(401, "clock_not_synchronized", "POST", "/api/v1/me/step-up", map[string]string{"password": "correct horse", "code": codeAt(t, secret, phone)})
+	b.must(200, "POST", "/api/v1/me/step-up", map[string]string{"password": "correct horse", "code": codes[0]})
 	b.wantErr(400, "bad_request", "PUT", "/api/v1/settings/time", map[string]any{"ntp_enabled": true, "ntp_servers": []string{"bad host name!"}})
 	b.must(200, "PUT", "/api/v1/settings/time", map[string]any{"ntp_enabled": true, "ntp_servers": []string{chrony}})
 	if got := b.must(200, "GET", "/api/v1/settings/time", nil); got["ntp_servers"].([]any)[0] != chrony {
