@@ -21,6 +21,7 @@ import (
 	"github.com/rknas/firmware/authd/recovery"
 	"github.com/rknas/firmware/authd/store"
 	"github.com/rknas/firmware/authd/timesync"
+	"github.com/rknas/firmware/authd/tlscert"
 	"github.com/rknas/firmware/board"
 )
 
@@ -347,11 +348,23 @@ func (c controlBackend) NewCertificate(context.Context) (string, error) {
 	if c.sys.TLS == nil {
 		return "", errors.New("authd serves no certificate of its own here (it runs without -tls auto)")
 	}
+	// The console is the way back from an imported certificate that
+	// broke the pages: it goes too.
+	imported := c.sys.TLS.Info().Source == tlscert.SourceOwner
+	if imported {
+		if _, err := c.sys.TLS.UseDevice(); err != nil {
+			return "", err
+		}
+	}
 	info, err := c.sys.TLS.Regenerate()
 	if err != nil {
 		return "", err
 	}
-	c.svc.Audit(store.AuditEntry{Event: "certificate_regenerated", Actor: "rescue", Detail: "SHA-256 " + info.Fingerprint})
+	detail := "SHA-256 " + info.Fingerprint
+	if imported {
+		detail += "; the imported certificate removed"
+	}
+	c.svc.Audit(store.AuditEntry{Event: "certificate_regenerated", Actor: "rescue", Detail: detail})
 	return info.Fingerprint, nil
 }
 

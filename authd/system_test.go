@@ -2,18 +2,29 @@ package main
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"io"
 	"log/slog"
+	"math/big"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/rknas/firmware/authd/account"
+	"github.com/rknas/firmware/authd/api"
 	"github.com/rknas/firmware/authd/auth"
 	"github.com/rknas/firmware/authd/clock"
 	"github.com/rknas/firmware/authd/recovery"
 	"github.com/rknas/firmware/authd/store"
+	"github.com/rknas/firmware/authd/tlscert"
 )
 
 type failingNetwork struct{}
@@ -112,5 +123,62 @@ func TestPrecomputeHashWaitsForTheStart(t *testing.T) {
 				t.Fatalf("%d argon2 runs, want 3", n)
 			}
 		})
+	}
+}
+
+// TestConsoleNewCertificateRemovesAnImportedOne: the serial console's new
+// certificate is the way back from an imported certificate that broke the
+// pages: the imported one goes, a new device certificate is served, and the
+// audit log says so.
+func TestConsoleNewCertificateRemovesAnImportedOne(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	db, err := store.Open(filepath.Join(dir, "auth.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	hasher, err := account.NewHasher(account.Params{Time: 1, MemKiB: 8 * 1024, Threads: 1, KeyLen: 32, SaltLen: 16}, 1, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := auth.DefaultConfig()
+	cfg.DefaultPassword = "Dflt-Pass-1234"
+	svc, err := auth.New(ctx, cfg, auth.Deps{Store: db, Clock: clock.System{}, Hasher: hasher, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	certs, err := tlscert.Open(filepath.Join(dir, "tls"), tlscert.Names{Hostname: "rknas-test"}, clock.System{}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	device := certs.Info()
+
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "rknas-test"}, DNSNames: []string{"rknas-test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, _ := x509.MarshalPKCS8PrivateKey(key)
+	if _, err := certs.Import(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})); err != nil {
+		t.Fatal(err)
+	}
+
+	fp, err := controlBackend{svc: svc, sys: &api.System{TLS: certs}}.NewCertificate(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if now := certs.Info(); now.Source != tlscert.SourceDevice || now.Fingerprint != fp || fp == device.Fingerprint {
+		t.Errorf("after the console's new certificate: %+v (the device's was %s)", now, device.Fingerprint)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "tls", tlscert.OwnerFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the imported certificate's file is still there: %v", err)
+	}
+	entries, err := svc.AuditLogMatching(1, 0, store.AuditFilter{Event: "certificate_regenerated"})
+	if err != nil || len(entries) != 1 || !strings.Contains(entries[0].Detail, "the imported certificate removed") {
+		t.Errorf("audit: %+v (%v)", entries, err)
 	}
 }

@@ -350,22 +350,24 @@ func (d *direct) resetAdmin(ctx context.Context) (string, error) {
 	return recovery.Done(true), nil
 }
 
-// newCertificate removes the device certificate: authd makes a new one
-// when it starts.
+// newCertificate removes the device certificate, and an imported one:
+// authd makes a new device certificate when it starts.
 func (d *direct) newCertificate() (string, error) {
 	path := filepath.Join(d.opts.StateDir, "tls", tlscert.DeviceFile)
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return "", err
+	for _, name := range []string{tlscert.OwnerFile, tlscert.DeviceFile} {
+		if err := os.Remove(filepath.Join(filepath.Dir(path), name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return "", err
+		}
 	}
 	if err := atomicfile.SyncDir(filepath.Dir(path)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return "", err
 	}
 	_ = d.withStore(func(s *store.Store) error {
 		return s.Update(func(tx *store.Tx) error {
-			return tx.AppendAudit(store.AuditEntry{Time: time.Now(), Event: "certificate_regenerated", Actor: "rescue", Detail: "device certificate removed in failsafe mode; made anew at the next start"})
+			return tx.AppendAudit(store.AuditEntry{Time: time.Now(), Event: "certificate_regenerated", Actor: "rescue", Detail: "device certificate (and any imported one) removed in failsafe mode; made anew at the next start"})
 		})
 	})
-	return "the device certificate is removed: authd makes a new one at the next normal start, and prints its fingerprint on the console", nil
+	return "the device certificate (and any imported one) is removed: authd makes a new one at the next normal start, and prints its fingerprint on the console", nil
 }
 
 func (d *direct) resetNetwork(ctx context.Context) (string, error) {

@@ -9,6 +9,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -236,6 +237,9 @@ func (s *Store) Import(chainPEM, keyPEM []byte) (Info, error) {
 	case !now.Before(leaf.NotAfter):
 		return Info{}, fmt.Errorf("%w: it expired on %s", ErrInvalid, leaf.NotAfter.UTC().Format(time.RFC3339))
 	}
+	if err := checkServerLeaf(leaf); err != nil {
+		return Info{}, fmt.Errorf("%w: %s", ErrInvalid, err)
+	}
 	host := s.Hostname()
 	if err := leaf.VerifyHostname(host); err != nil {
 		return Info{}, fmt.Errorf("%w: it does not name this device's hostname %q (it names %s)", ErrInvalid, host, strings.Join(leafNames(leaf), ", "))
@@ -258,6 +262,37 @@ func (s *Store) Import(chainPEM, keyPEM []byte) (Info, error) {
 	s.cur.Store(&own)
 	s.log.Warn("serving an imported certificate", "fingerprint_sha256", own.info.Fingerprint, "names", own.info.Names)
 	return own.info, nil
+}
+
+// checkServerLeaf refuses a certificate the browsers would not take from a
+// server, as they would refuse it only at the next connection, with no
+// way past the error and no page left to import another: a key type they
+// do not speak (Ed25519), a weak or oversized RSA key, key usages without
+// the signature a TLS server makes, extended key usages without serverAuth.
+func checkServerLeaf(leaf *x509.Certificate) error {
+	switch k := leaf.PublicKey.(type) {
+	case *ecdsa.PublicKey:
+		if k.Curve != elliptic.P256() && k.Curve != elliptic.P384() {
+			return fmt.Errorf("its ECDSA key is on %s; browsers take P-256 and P-384", k.Curve.Params().Name)
+		}
+	case *rsa.PublicKey:
+		if n := k.N.BitLen(); n < 2048 || n > 4096 {
+			return fmt.Errorf("its RSA key has %d bits; 2048 to 4096 are accepted", n)
+		}
+	default:
+		return fmt.Errorf("its key is %s; browsers take ECDSA (P-256, P-384) and RSA", leaf.PublicKeyAlgorithm)
+	}
+	// TLS 1.3 and every ECDHE exchange sign with the key; browsers hold
+	// RSA certificates to it too.
+	if leaf.KeyUsage != 0 && leaf.KeyUsage&x509.KeyUsageDigitalSignature == 0 {
+		return errors.New("its key usage does not allow digital signatures, which a TLS server makes")
+	}
+	if len(leaf.ExtKeyUsage) > 0 || len(leaf.UnknownExtKeyUsage) > 0 {
+		if !slices.Contains(leaf.ExtKeyUsage, x509.ExtKeyUsageServerAuth) && !slices.Contains(leaf.ExtKeyUsage, x509.ExtKeyUsageAny) {
+			return errors.New("its extended key usage does not include TLS server authentication (serverAuth)")
+		}
+	}
+	return nil
 }
 
 // UseDevice goes back to the device certificate and deletes the imported

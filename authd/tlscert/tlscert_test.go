@@ -1,9 +1,12 @@
 package tlscert
 
 import (
+	"crypto"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -152,6 +155,75 @@ func issue(t *testing.T, dnsNames []string, notBefore, notAfter time.Time) (chai
 	kd, _ := x509.MarshalECPrivateKey(key)
 	chainPEM = append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})...)
 	return chainPEM, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kd})
+}
+
+// issueLeaf is issue with the leaf's key given and its template changed by
+// edit.
+func issueLeaf(t *testing.T, key crypto.Signer, edit func(*x509.Certificate)) (chainPEM, keyPEM []byte) {
+	t.Helper()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Owner CA"}, NotBefore: now.Add(-time.Hour),
+		NotAfter: now.Add(time.Hour * 24 * 365), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, caKey.Public(), caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caCert, _ := x509.ParseCertificate(caDER)
+	leaf := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "rknas-1234"}, DNSNames: []string{"rknas-1234"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	edit(leaf)
+	der, err := x509.CreateCertificate(rand.Reader, leaf, caCert, key.Public(), caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kd, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kd})
+}
+
+// TestImportRefusesWhatBrowsersRefuse: a certificate a browser would not
+// take from a server is refused at the import, not served: the owner would
+// meet the error only at the next connection, with no page left to put
+// another one in.
+func TestImportRefusesWhatBrowsersRefuse(t *testing.T) {
+	s := open(t, t.TempDir(), names)
+	device := s.Info()
+	_, edKey, _ := ed25519.GenerateKey(rand.Reader)
+	p224, _ := ecdsa.GenerateKey(elliptic.P224(), rand.Reader)
+	rsa1024, _ := rsa.GenerateKey(rand.Reader, 1024)
+	rsa2048, _ := rsa.GenerateKey(rand.Reader, 2048)
+	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	same := func(*x509.Certificate) {}
+	for _, tc := range []struct {
+		name string
+		key  crypto.Signer
+		edit func(*x509.Certificate)
+		want string // "" for accepted
+	}{
+		{"Ed25519", edKey, same, "its key is Ed25519"},
+		{"ECDSA P-224", p224, same, "P-224"},
+		{"RSA 1024", rsa1024, same, "1024 bits"},
+		{"client authentication only", p384, func(c *x509.Certificate) { c.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth} }, "serverAuth"},
+		{"certificate signing only", rsa2048, func(c *x509.Certificate) { c.KeyUsage = x509.KeyUsageCertSign }, "digital signatures"},
+		{"RSA 2048", rsa2048, func(c *x509.Certificate) { c.KeyUsage = x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment }, ""},
+		{"ECDSA P-384, no extended key usage", p384, func(c *x509.Certificate) { c.ExtKeyUsage = nil }, ""},
+	} {
+		chain, key := issueLeaf(t, tc.key, tc.edit)
+		_, err := s.Import(chain, key)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v, want it served", tc.name, err)
+		case tc.want != "" && (!errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+		case tc.want != "" && s.Info().Source != device.Source:
+			t.Errorf("%s: refused, yet what is served changed", tc.name)
+		}
+		if _, err := s.UseDevice(); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 func TestImport(t *testing.T) {

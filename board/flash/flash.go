@@ -81,7 +81,7 @@ func Flash(ctx context.Context, j Job) (*Result, error) {
 				return nil, err
 			}
 		}
-		if m, size, err = OpenDevice(j.Target); err != nil {
+		if m, size, err = OpenTarget(t); err != nil {
 			return nil, err
 		}
 	case err == nil && !fi.Mode().IsRegular():

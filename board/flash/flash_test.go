@@ -204,8 +204,24 @@ func TestFlashRefusesFiles(t *testing.T) {
 	if b, _ := os.ReadFile(precious); string(b) != "years of work" {
 		t.Fatal("the refused file changed")
 	}
+	// A symbolic link is not followed, even with Overwrite: one planted
+	// in a shared directory would send the write (as root) elsewhere.
+	link := filepath.Join(dir, "vm.img")
+	if err := os.Symlink(precious, link); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Flash(context.Background(), Job{Image: img, Target: link, Personal: personal(t), Overwrite: true}); err == nil || !strings.Contains(err.Error(), "symbolic link") {
+		t.Errorf("Flash to a symbolic link: %v", err)
+	}
+	if b, _ := os.ReadFile(precious); string(b) != "years of work" {
+		t.Fatal("the file behind a symbolic link changed")
+	}
 	if _, err := Flash(context.Background(), Job{Image: img, Target: precious, Personal: personal(t), Overwrite: true}); err != nil {
 		t.Fatalf("with Overwrite: %v", err)
+	}
+	// It holds the device's default password now: the owner's alone.
+	if fi, err := os.Stat(precious); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("the written image file: %v (%v), want mode 0600", fi.Mode(), err)
 	}
 }
 

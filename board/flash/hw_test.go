@@ -4,6 +4,7 @@ package flash_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -177,6 +178,46 @@ func TestHWFlashRefusals(t *testing.T) {
 			t.Logf("%s refused: %s", tt.dev, strings.TrimSpace(out))
 		})
 	}
+}
+
+// TestHWFlashChecksTheDiskItOpens: the disk is checked by the path given,
+// then the operator confirms; if by then the path names another disk (a
+// card pulled and another disk come up under its name), the writer sees it
+// on the disk it opened and writes nothing, not even to a disk the checks
+// would have let through.
+func TestHWFlashChecksTheDiskItOpens(t *testing.T) {
+	requireVM(t)
+	d := findDisks(t)
+	img, err := flash.OpenImage("rknas-qemu-virt.img")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer img.Close()
+	p, err := flash.NewPersonal("vm-flash-test-password", "rknas-swapped")
+	if err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(t.TempDir(), "card")
+	if err := os.Symlink(d.target, link); err != nil {
+		t.Fatal(err)
+	}
+	before := fingerprint(t, d.fixed)
+	_, err = flash.Flash(context.Background(), flash.Job{Image: img, Target: link, Personal: p, Inspector: flash.NewInspector(),
+		Confirm: func(*flash.Target) error {
+			// While the operator reads the question, the name moves to
+			// the fixed disk.
+			if err := os.Remove(link); err != nil {
+				return err
+			}
+			return os.Symlink(d.fixed, link)
+		}})
+	if err == nil || !strings.Contains(err.Error(), "no longer the disk that was checked") {
+		t.Errorf("flashing a name that moved to %s after the checks: %v", d.fixed, err)
+	}
+	if after := fingerprint(t, d.fixed); after != before {
+		t.Errorf("%s changed: the flasher wrote to a disk it never checked", d.fixed)
+	}
+	t.Logf("refused: %v", err)
 }
 
 // TestHWFlashRemovable writes the image to the removable USB disk as an

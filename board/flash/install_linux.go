@@ -74,7 +74,7 @@ func Install(ctx context.Context, j InstallJob) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, size, err := OpenDevice(j.Target)
+	m, size, err := OpenTarget(t)
 	if err != nil {
 		return nil, err
 	}

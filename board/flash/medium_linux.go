@@ -72,6 +72,30 @@ func OpenDevice(path string) (Medium, int64, error) {
 	return &device{f: f, scratch: scratch}, int64(size), nil
 }
 
+// OpenTarget opens the disk t describes, as OpenDevice does, and makes sure
+// it is still that disk: between the checks and the open (the operator's
+// confirmation may take minutes) the path may have come to name another
+// disk, one the checks would refuse (a card pulled, another disk come up
+// under its name).
+func OpenTarget(t *Target) (Medium, int64, error) {
+	m, size, err := OpenDevice(t.Path)
+	if err != nil {
+		return nil, 0, err
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(m.(*device).f.Fd()), &st); err != nil {
+		m.Close()
+		return nil, 0, fmt.Errorf("flash: %s: %w", t.Path, err)
+	}
+	rdev := uint64(st.Rdev) // uint32 on some architectures
+	if dev := fmt.Sprintf("%d:%d", unix.Major(rdev), unix.Minor(rdev)); dev != t.Dev || size != t.Size {
+		m.Close()
+		return nil, 0, fmt.Errorf("flash: %s is no longer the disk that was checked (%s, %d bytes; now %s, %d bytes): nothing was written; start again",
+			t.Path, t.Dev, t.Size, dev, size)
+	}
+	return m, size, nil
+}
+
 func (d *device) WriteAt(p []byte, off int64) (int, error) {
 	if aligned(p) {
 		return d.f.WriteAt(p, off)

@@ -18,6 +18,9 @@ type Target struct {
 	Path string
 	// Name is the kernel name of the whole disk, e.g. "sdb", "mmcblk1".
 	Name string
+	// Dev is its device number, "major:minor": what the writer checks it
+	// opened.
+	Dev string
 	// Size in bytes (/sys/class/block/NAME/size * 512); 0 for a card reader
 	// without a card.
 	Size int64
@@ -271,7 +274,7 @@ func (in Inspector) Inspect(p string) (*Target, error) {
 	} else if ok {
 		return nil, fmt.Errorf("flash: %s %w of %s; give the whole disk /dev/%s", p, ErrPartition, parent, parent)
 	}
-	t := &Target{Path: p, Name: name, Transport: transportOf(dir, name)}
+	t := &Target{Path: p, Name: name, Dev: fmt.Sprintf("%d:%d", maj, min), Transport: transportOf(dir, name)}
 	if err := g.attributes(t); err != nil {
 		return nil, fmt.Errorf("flash: inspect %s: %w", p, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"syscall"
 	"time"
 )
 
@@ -218,7 +219,21 @@ func NewProgress(w io.Writer, what string) Progress {
 }
 
 // openFile opens an image-file target for writing; the caller made sure it
-// is not the source image.
+// is not the source image. The file gets the device's default password and
+// later, once a VM ran on it, its accounts: it is the owner's alone (0600,
+// an existing file too). A symbolic link is refused, not followed: one
+// planted in a shared directory must not send the write elsewhere.
 func openFile(path string) (*os.File, error) {
-	return os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
+	if errors.Is(err, syscall.ELOOP) {
+		return nil, fmt.Errorf("%s is a symbolic link: give the image file's own path", path)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }

@@ -233,7 +233,7 @@ func New(cfg Config) (*Console, error) {
 			confirm: true, word: "INSTALL", timeout: InstallTimeout, run: c.doInstallEMMC,
 			tells: "everything on the board's eMMC is erased; this firmware, its accounts and settings are copied there."},
 		{key: "10", name: ActionNewCertificate, help: "a new HTTPS certificate (browsers warn)", confirm: true, word: "CERT", run: c.doNewCertificate,
-			tells: "the login pages get a new certificate; every browser that accepted the old one warns again."},
+			tells: "the login pages get a new device certificate (an imported one is removed); every browser that accepted the old one warns again."},
 		{key: "11", name: ActionSetAsideDatabase, help: "set a damaged accounts database aside", confirm: true, word: "DATABASE",
 			run: c.doSetAsideDatabase,
 			tells: "the damaged accounts database (auth.db) is renamed and kept beside the new one the login service makes " +
