@@ -105,17 +105,22 @@ func (s Settings) Resolved() Settings {
 
 // Merge returns the settings a PUT of update leads to: update, resolved,
 // with the stored password kept when update's password is empty (the API
-// never shows the password, so a form sends it back empty). The result
-// still needs Validate.
+// never shows the password, so a form sends it back empty) and the server
+// and user name are the same. For another server or user name the password
+// is given again: the stored one (often the owner's mail account's) must
+// not be sent to a server an admin names, nor logged in with as someone
+// else. The result still needs Validate, which then asks for it.
 func (s Settings) Merge(update Settings) Settings {
-	if update.Password == "" {
+	update = update.Resolved()
+	cur := s.Resolved()
+	if update.Password == "" && update.Host == cur.Host && update.Port == cur.Port && update.Security == cur.Security && update.Username == cur.Username {
 		update.Password = s.Password
 	}
 	// Dropping the user name drops the password too: AUTH is off.
 	if update.Username == "" {
 		update.Password = ""
 	}
-	return update.Resolved()
+	return update
 }
 
 // Validate checks resolved settings and returns a *FieldError naming the
@@ -146,7 +151,7 @@ func (s Settings) Validate() error {
 		return fieldErr("password", "%v", err)
 	}
 	if s.Username != "" && s.Password == "" {
-		return fieldErr("password", "required when a username is set")
+		return fieldErr("password", "required when a username is set (given again when the server or the user name changes)")
 	}
 	if s.Username == "" && s.Password != "" {
 		return fieldErr("username", "required when a password is set")

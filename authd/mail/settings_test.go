@@ -130,13 +130,27 @@ func TestRedactedAndPasswordKept(t *testing.T) {
 	// A PUT with an empty password keeps the stored one.
 	put := s
 	put.Password = ""
-	put.Host = "smtp2.example.com"
+	put.From = "nas2@example.com"
 	r, err := store.Update(put)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !r.PasswordSet || r.Host != "smtp2.example.com" {
+	if !r.PasswordSet || r.From != "nas2@example.com" {
 		t.Errorf("after PUT: %+v", r)
+	}
+	// Not for another server, port or user name: the stored password
+	// would go to a server an admin names.
+	for _, change := range []func(*mail.Settings){
+		func(s *mail.Settings) { s.Host = "smtp.attacker.example" },
+		func(s *mail.Settings) { s.Port = 2525 },
+		func(s *mail.Settings) { s.Username = "someone-else" },
+	} {
+		other := put
+		change(&other)
+		var fe *mail.FieldError
+		if _, err := store.Update(other); !errors.As(err, &fe) || fe.Field != "password" {
+			t.Errorf("PUT %+v without the password: %v, want it asked for", other, err)
+		}
 	}
 	// Reload from disk: same settings, file mode 0600.
 	store2, err := mail.OpenSettings(dir)
@@ -144,7 +158,7 @@ func TestRedactedAndPasswordKept(t *testing.T) {
 		t.Fatal(err)
 	}
 	cur, err := store2.Current()
-	if err != nil || cur.Password != s.Password || cur.Host != "smtp2.example.com" {
+	if err != nil || cur.Password != s.Password || cur.From != "nas2@example.com" || cur.Host != s.Host {
 		t.Errorf("reloaded %+v, %v", cur, err)
 	}
 	fi, err := os.Stat(filepath.Join(dir, mail.SettingsFileName))
