@@ -119,6 +119,7 @@ func runConsole(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&wo.ControlSocket, "control", "/run/authd/control.sock", "authd's control socket")
 	fs.StringVar(&wo.StateDir, "state", "/state/authd", "authd's state directory, used directly in failsafe mode")
 	fs.StringVar(&wo.DefaultPasswordFile, "default-password-file", "", "the device's default admin password (default: STATE/default-password)")
+	fs.StringVar(&wo.DefaultHostname, "default-hostname", "", "the hostname the flasher provisioned, which a network reset puts back (default: the firmware's)")
 	fs.StringVar(&wo.Board, "board", "auto", "board profile: a name or auto")
 	fs.StringVar(&wo.StateMount, "state-mount", "/state", "where the state partition is mounted (install-emmc copies it)")
 	if err := fs.Parse(args); err != nil {

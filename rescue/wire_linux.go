@@ -35,7 +35,11 @@ type wireOptions struct {
 	ControlSocket       string
 	StateDir            string
 	DefaultPasswordFile string
-	Board               string
+	// DefaultHostname is the hostname the flasher provisioned: the
+	// network configuration's default, which a reset puts back ("": the
+	// firmware's).
+	DefaultHostname string
+	Board           string
 	// StateMount is where the state partition is mounted (the state
 	// directory lies in it); install-emmc copies it.
 	StateMount string
@@ -323,7 +327,7 @@ func (d *direct) network() (*netconf.Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	return netconf.NewManager(netconf.Options{Dir: d.opts.StateDir, Applier: ap, RunDefaultIfCorrupt: true, Logger: d.log})
+	return netconf.NewManager(netconf.Options{Dir: d.opts.StateDir, Applier: ap, RunDefaultIfCorrupt: true, DefaultHostname: d.opts.DefaultHostname, Logger: d.log})
 }
 
 func (d *direct) resetAdmin(ctx context.Context) (string, error) {

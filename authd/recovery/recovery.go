@@ -46,6 +46,17 @@ type Last struct {
 
 const lastKey = "recovery_last"
 
+// noticeKey keeps the notice of a recovery made while authd was not
+// running (the failsafe console, with no Live): authd gives it at its next
+// start.
+const noticeKey = "recovery_notice"
+
+// pendingNotice is a recovery's notice not yet given.
+type pendingNotice struct {
+	Source   string `json:"source"`
+	NoticeTo string `json:"notice_to"`
+}
+
 // Network puts the network configuration back to its default and applies
 // it; netconf.Manager implements it. It must be idempotent.
 type Network interface {
@@ -122,15 +133,42 @@ func Done(network bool) string {
 	return msg
 }
 
-// Resume finishes a recovery left unfinished by a power cut; it does nothing
-// when the journal is empty. authd calls it at start.
+// Resume finishes a recovery left unfinished by a power cut, and gives the
+// notice of one made while authd was not running; it does nothing when
+// there is neither. authd calls it at start, with Live. It reports whether
+// it finished a recovery.
 func Resume(ctx context.Context, d Deps) (bool, error) {
 	j, ok, err := pending(d.Store)
-	if err != nil || !ok {
+	if err != nil {
 		return false, err
 	}
-	d.Log.Warn("finishing an interrupted recovery", "id", j.ID, "source", j.Source)
-	return true, finish(ctx, d, j, false)
+	if ok {
+		d.Log.Warn("finishing an interrupted recovery", "id", j.ID, "source", j.Source)
+		if err := finish(ctx, d, j, false); err != nil {
+			return true, err
+		}
+	}
+	return ok, giveNotice(d)
+}
+
+// giveNotice hands a kept notice to Live, then forgets it.
+func giveNotice(d Deps) error {
+	if d.Live == nil {
+		return nil
+	}
+	var n pendingNotice
+	err := d.Store.View(func(tx *store.Tx) error { return tx.Get(noticeKey, &n) })
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("recovery: read the kept notice: %w", err)
+	}
+	d.Live.AdminReset(n.Source, n.NoticeTo)
+	if err := d.Store.Update(func(tx *store.Tx) error { return tx.Delete(noticeKey) }); err != nil {
+		return fmt.Errorf("recovery: forget the given notice: %w", err)
+	}
+	return nil
 }
 
 // LastRecovery returns the most recent finished recovery, if any.
@@ -188,6 +226,13 @@ func finish(ctx context.Context, d Deps, j Journal, fresh bool) error {
 		}
 		if err := tx.Put(lastKey, Last{ID: j.ID, Source: j.Source, Started: j.Started, Finished: now}); err != nil {
 			return err
+		}
+		if d.Live == nil && j.NoticeTo != "" {
+			// The journal goes, and with it the address the reset
+			// removed: keep it for the notice authd gives at its start.
+			if err := tx.Put(noticeKey, pendingNotice{Source: j.Source, NoticeTo: j.NoticeTo}); err != nil {
+				return err
+			}
 		}
 		// The audit says what was done: the network only where authd
 		// manages it.

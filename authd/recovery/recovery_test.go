@@ -417,3 +417,26 @@ func seededStore(t *testing.T) (string, *store.Store) {
 	t.Cleanup(func() { s.Close() })
 	return dir, s
 }
+
+// TestNoticeOfAResetWithoutAuthdWaitsForIt: a reset made while authd is not
+// running (the failsafe console has no Live) removes the security email
+// like any other; its notice, to that address, is given when authd starts,
+// once.
+func TestNoticeOfAResetWithoutAuthdWaitsForIt(t *testing.T) {
+	dir, s := seededStore(t)
+	d := deps(t, s, &fileNetwork{path: filepath.Join(dir, "network.json")}, nil)
+	if err := Run(context.Background(), d, "rescue"); err != nil {
+		t.Fatal(err)
+	}
+	checkAdminReset(t, s, d.Hasher)
+	live := &liveRecorder{}
+	d.Live = live
+	for i := 0; i < 2; i++ {
+		if resumed, err := Resume(context.Background(), d); err != nil || resumed {
+			t.Fatalf("start %d: Resume = %v, %v; want false, nil (no recovery to finish)", i+1, resumed, err)
+		}
+	}
+	if !reflect.DeepEqual(live.sources, []string{"rescue"}) || !reflect.DeepEqual(live.noticesTo, []string{ownerAddress}) {
+		t.Errorf("at authd's starts the reset's notice went %v to %q, want once to %s", live.sources, live.noticesTo, ownerAddress)
+	}
+}

@@ -290,6 +290,9 @@ func run(ctx context.Context, args []string, console io.Writer) error {
 		if prov.passwordFile != "" {
 			args = append(args, "--default-password-file", prov.passwordFile)
 		}
+		if prov.hostname != "" {
+			args = append(args, "--default-hostname", prov.hostname)
+		}
 		if failsafe {
 			args = append(args, "--failsafe")
 		}
