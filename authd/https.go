@@ -160,6 +160,18 @@ func redirectHandler(health http.Handler, httpsPort func() int) http.Handler {
 	})
 }
 
+// servedPort is the HTTPS port to announce: the confirmed one of the
+// owner's port settings (a change on trial is not announced until it is
+// confirmed), -listen's when authd serves no port settings.
+func servedPort(listen int, ports api.PortSettings) int {
+	if ports != nil {
+		if cur, _ := ports.Current(); cur.HTTPS != 0 {
+			return cur.HTTPS
+		}
+	}
+	return listen
+}
+
 // announce keeps the device announced over mDNS as <hostname>.local with an
 // _https._tcp service on the port authd serves, on the interfaces authd
 // manages (all when it manages none), until ctx ends.
@@ -194,7 +206,8 @@ func announce(ctx context.Context, o *options, sys *api.System, log *slog.Logger
 		if len(instance) > 63 {
 			instance = host
 		}
-		return mdns.Config{Hostname: host, Instance: instance, Port: port, Ifaces: ifaces,
+		// Looked up each time: the owner may move the HTTPS port.
+		return mdns.Config{Hostname: host, Instance: instance, Port: servedPort(port, sys.Ports), Ifaces: ifaces,
 			Text: map[string]string{"model": model, "board": sys.Board.Name, "version": sys.Version, "path": "/"}}, nil
 	}
 	mdns.Keep(ctx, current, 10*time.Second, log.With("component", "mdns"))

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/rknas/firmware/authd/api"
+	"github.com/rknas/firmware/authd/portconf"
 	"github.com/rknas/firmware/authd/tlscert"
 )
 
@@ -250,5 +251,25 @@ func TestCertCommandBeforeTheFirstStart(t *testing.T) {
 	err := run(context.Background(), []string{"cert", "-state", t.TempDir()}, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "makes the device certificate at its first start with -tls auto") {
 		t.Fatalf("authd cert with no certificate: %v", err)
+	}
+}
+
+// fixedPorts is port settings that stay as they are.
+type fixedPorts struct{ cur portconf.Ports }
+
+func (f fixedPorts) Current() (portconf.Ports, *portconf.Pending) {
+	return f.cur, &portconf.Pending{Ports: portconf.Ports{HTTPS: 9443}}
+}
+func (fixedPorts) Apply(portconf.Ports) (portconf.Pending, error) { return portconf.Pending{}, nil }
+func (fixedPorts) Confirm(string, int) error                      { return nil }
+
+// TestAnnouncedPortFollowsTheOwnersPorts: mDNS announces the HTTPS port
+// the owner confirmed, not -listen's, and not one still on trial.
+func TestAnnouncedPortFollowsTheOwnersPorts(t *testing.T) {
+	if got := servedPort(443, fixedPorts{portconf.Ports{HTTPS: 8443, HTTP: 8080}}); got != 8443 {
+		t.Errorf("announced port %d after the owner moved HTTPS to 8443", got)
+	}
+	if got := servedPort(443, nil); got != 443 {
+		t.Errorf("announced port %d with no port settings, want -listen's 443", got)
 	}
 }
