@@ -146,6 +146,12 @@ func (m *Machine) Edge(ev Event) []Effect {
 // Tick tells the machine the time is now.
 func (m *Machine) Tick(now time.Duration) []Effect {
 	out := m.settle(now)
+	// A release still within its debounce may end the press before a
+	// threshold that falls in between: the thresholds wait for it. If it
+	// turns out a glitch, the next Tick crosses them, at their own time.
+	if m.pending && !m.pendingLevel && m.pendingAt < now {
+		now = m.pendingAt
+	}
 	return append(out, m.advance(now)...)
 }
 
@@ -161,6 +167,10 @@ func (m *Machine) Deadline() (time.Duration, bool) {
 	}
 	if m.pending {
 		set(m.pendingAt + m.t.Debounce)
+		if !m.pendingLevel {
+			// The thresholds wait for a pending release (see Tick).
+			return d, ok
+		}
 	}
 	switch m.state {
 	case StatePressed:

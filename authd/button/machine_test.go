@@ -72,6 +72,10 @@ func TestMachine(t *testing.T) {
 			"pressed@0 short-press@3900/3900", StateIdle},
 		{"3.999 s does nothing", d, "S0, P 0, T 30, R 3999, T 4100",
 			"pressed@0 short-press@3999/3999", StateIdle},
+		{"a release pending at 4 s does not arm", d, "S0, P 0, T 30, R 3990, T 4000, T 4020",
+			"pressed@0 short-press@3990/3990", StateIdle},
+		{"a glitch across 4 s arms at 4 s", d, "S0, P 0, T 30, R 3990, T 4000, P 4005, T 4100, R 4200, T 4230",
+			"pressed@0 glitch@4005/15 armed@4000/4000 recover@4200/4200", StateIdle},
 		{"exactly 4 s resets", d, "S0, P 0, T 30, T 4000, R 4000, T 4030",
 			"pressed@0 armed@4000/4000 recover@4000/4000", StateIdle},
 		{"4.1 s resets", d, "S0, P 0, T 30, T 4000, R 4100, T 4130",
@@ -80,6 +84,8 @@ func TestMachine(t *testing.T) {
 			"pressed@0 armed@4000/4000 recover@14000/14000", StateIdle},
 		{"14.999 s resets", d, "S0, P 0, T 30, T 4000, R 14999, T 15100",
 			"pressed@0 armed@4000/4000 recover@14999/14999", StateIdle},
+		{"a release pending at 15 s does not cancel", d, "S0, P 0, T 30, T 4000, R 14990, T 15000, T 15020",
+			"pressed@0 armed@4000/4000 recover@14990/14990", StateIdle},
 		{"16 s cancels", d, "S0, P 0, T 30, T 4000, T 15000, R 16000, T 16030",
 			"pressed@0 armed@4000/4000 cancelled@15000/15000 cancel-release@16000/16000", StateIdle},
 		{"bouncing edges", d, "S0, P 0, R 2, P 4, R 6, P 8, T 38, T 4008, R 5008, P 5010, R 5012, T 5042",
@@ -139,6 +145,17 @@ func TestMachineDeadline(t *testing.T) {
 	m.Tick(130 * ms)
 	if d, _ := m.Deadline(); d != 4100*ms {
 		t.Fatalf("reset deadline = %v, want 4.1s", d)
+	}
+	// A release just before the threshold: the next tick is when it has
+	// settled, not the threshold, which waits for it (a tick there would
+	// find the same deadline again, and again).
+	m.Edge(Event{Pressed: false, At: 4090 * ms})
+	if d, _ := m.Deadline(); d != 4120*ms {
+		t.Fatalf("deadline with a release pending = %v, want 4.12s", d)
+	}
+	m.Edge(Event{Pressed: true, At: 4095 * ms}) // a glitch: the press goes on
+	if d, _ := m.Deadline(); d != 4100*ms {
+		t.Fatalf("reset deadline after the glitch = %v, want 4.1s", d)
 	}
 	m.Tick(4100 * ms)
 	if d, _ := m.Deadline(); d != 15100*ms {

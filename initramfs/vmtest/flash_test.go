@@ -67,7 +67,10 @@ func TestVMFlash(t *testing.T) {
 		t.Fatalf("mkfs.ext4: %v\n%s", err, b)
 	}
 
-	v := newVM(t, "flash1", disk, "rknas.hwtest")
+	// The flasher's tests run before authd starts and take over a minute
+	// and a half under emulation, longer than the watchdog's default grace
+	// for a silent authd: the board would reset under them.
+	v := newVM(t, "flash1", disk, "rknas.hwtest rknas.watchdog-grace=600")
 	v.env = append(v.env, "RKNAS_VM_VIRTIO="+fixed, "RKNAS_VM_USB="+strings.Join([]string{target, small, mountable}, ","))
 	v.script("start")
 	v.t.Cleanup(func() {
