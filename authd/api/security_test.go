@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -390,5 +391,66 @@ func TestResetsTakeTheSecurityEmail(t *testing.T) {
 	entries, err := me.svc.AuditLogMatching(2, 0, store.AuditFilter{Event: "physical_reset"})
 	if err != nil || len(entries) != 2 || entries[1].Event != "physical_reset" || !strings.Contains(entries[1].Detail, "security email removed") {
 		t.Errorf("the RESET's audit entries: %+v (%v)", entries, err)
+	}
+}
+
+// TestParallelPasswordChangesLandOnce: sessions that change the password
+// at once, each with the same current password, do not all land: the first
+// does, the others find current_password is no longer it, and the password
+// in effect is the one whose request was answered 200.
+func TestParallelPasswordChangesLandOnce(t *testing.T) {
+	e := newEnv(t, start())
+	a := e.browserFrom("127.0.0.2")
+	a.setUpAdmin("correct horse")
+	a.stepUp()
+	a.must(200, "PUT", "/api/v1/settings/security", map[string]any{"allow_list": []string{"127.0.1.0/24"}})
+	const n = 8
+	bs := make([]*browser, n)
+	for i := range bs {
+		bs[i] = e.browserFrom(fmt.Sprintf("127.0.1.%d", i+1))
+		bs[i].must(200, "POST", "/api/v1/login", login("admin", "correct horse"))
+	}
+	changes := func() int {
+		entries, err := e.svc.AuditLogMatching(100, 0, store.AuditFilter{Event: "password_changed"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(entries)
+	}
+	before := changes()
+	var mu sync.Mutex
+	next := make(chan int, n)
+	for i := 0; i < n; i++ {
+		next <- i
+	}
+	status := make([]int, n)
+	burst(n, func() (int, string) {
+		i := <-next
+		st, code := bs[i].raw("PUT", "/api/v1/me/password", map[string]string{"current_password": "correct horse", "new_password": fmt.Sprint("new horse ", i)})
+		mu.Lock()
+		status[i] = st
+		mu.Unlock()
+		return st, code
+	})
+	won := -1
+	for i, st := range status {
+		if st == 200 {
+			if won >= 0 {
+				t.Errorf("two changes answered 200: %v", status)
+			}
+			won = i
+		}
+	}
+	if won < 0 {
+		t.Fatalf("no change landed: %v", status)
+	}
+	if n := changes() - before; n != 1 {
+		t.Errorf("%d password changes recorded, want 1", n)
+	}
+	for i := range bs {
+		st, _ := e.browserFrom("127.0.1.99").raw("POST", "/api/v1/login", login("admin", fmt.Sprint("new horse ", i)))
+		if (st == 200) != (i == won) {
+			t.Errorf("new password %d (its change answered %d) signs in: %d", i, status[i], st)
+		}
 	}
 }

@@ -68,10 +68,17 @@ func (s *Service) Login(ctx context.Context, username, password string, c Client
 	if len(password) > 4*account.MaxPasswordLen {
 		return LoginResult{}, errBadRequest("password: longer than %d characters", account.MaxPasswordLen)
 	}
+	// Read before the account: a change that ends the account's sessions
+	// while this login checks the old password moves it on, and the
+	// session this login would make is refused (session.ErrStale).
+	gen := s.sessions.Generation(username)
 	u, err := s.user(username)
 	exists := err == nil
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return LoginResult{}, errInternal(err)
+	}
+	if s.testHookAccountRead != nil {
+		s.testHookAccountRead()
 	}
 	device, deviceOK := s.trustedDevice(u, exists, deviceToken)
 	limits := []limit{s.client(c)}
@@ -112,11 +119,15 @@ func (s *Service) Login(ctx context.Context, username, password string, c Client
 	if u.HasSecondFactor() {
 		if deviceOK {
 			s.touchDevice(device, c)
-			res, err := s.finish(u, c)
+			res, err := s.finish(u, c, gen, errInvalidCredentials)
 			res.DeviceUsed = true
 			return res, err
 		}
-		ch, err := s.sessions.NewChallenge(u.Name, c.Key())
+		ch, err := s.sessions.NewChallenge(u.Name, c.Key(), gen)
+		if errors.Is(err, session.ErrStale) {
+			s.staleLogin(u.Name, c)
+			return LoginResult{}, errInvalidCredentials
+		}
 		if err != nil {
 			return LoginResult{}, errBusy()
 		}
@@ -133,7 +144,7 @@ func (s *Service) Login(ctx context.Context, username, password string, c Client
 		s.audit(store.AuditEntry{Event: "login_password_ok", User: u.Name, Client: c.String(), Detail: "code required"})
 		return LoginResult{Status: StatusOTPRequired, Challenge: ch, Methods: methods}, nil
 	}
-	return s.finish(u, c)
+	return s.finish(u, c, gen, errInvalidCredentials)
 }
 
 // spendSecondFactor checks code, a TOTP code or a recovery code, against
@@ -179,13 +190,20 @@ func (s *Service) rehash(ctx context.Context, name, password string) {
 	}
 }
 
-// finish creates the session a login ends in.
-func (s *Service) finish(u store.User, c Client) (LoginResult, error) {
+// finish creates the session a login ends in. gen is the account's session
+// generation read before the account was; if the account's sessions were
+// ended since, the login ends with stale instead (the password or second
+// factor it checked may be gone).
+func (s *Service) finish(u store.User, c Client, gen uint64, stale *Error) (LoginResult, error) {
 	kind, status, err := s.restriction(u)
 	if err != nil {
 		return LoginResult{}, err
 	}
-	token, sess, err := s.sessions.Create(u.Name, kind, c.String(), c.UserAgent)
+	token, sess, err := s.sessions.Create(u.Name, kind, c.String(), c.UserAgent, gen)
+	if errors.Is(err, session.ErrStale) {
+		s.staleLogin(u.Name, c)
+		return LoginResult{}, stale
+	}
 	if err != nil {
 		return LoginResult{}, errInternal(err)
 	}
@@ -282,9 +300,15 @@ func (s *Service) LoginOTP(ctx context.Context, challenge, code string, trust bo
 			return LoginResult{}, err
 		}
 	}
-	res, err := s.finish(u, c)
+	res, err := s.finish(u, c, ch.Gen, errChallengeExpired)
 	res.DeviceToken = deviceToken
 	return res, err
+}
+
+// staleLogin records a login refused because the account's sessions were
+// ended while it ran (a password change, 2FA turned on, a role change).
+func (s *Service) staleLogin(user string, c Client) {
+	s.audit(store.AuditEntry{Event: "login_failed", User: user, Client: c.String(), Detail: "the account changed during the login"})
 }
 
 // methodCode names, in the audit log, a code given to an account that

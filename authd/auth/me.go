@@ -66,7 +66,16 @@ func (s *Service) ChangePassword(ctx context.Context, token string, sess session
 		return "", "", errInternal(err)
 	}
 	now := s.clock.Now()
+	checked := u.PasswordHash
+	var verr error
 	u, err = s.updateUser(u.Name, func(tx *store.Tx, u *store.User) error {
+		if u.PasswordHash != checked {
+			// Another request changed it since current was checked:
+			// current is no longer the password, and of two changes
+			// made at once only the first may land.
+			verr = newErr(CodeInvalidCredentials, "the password was changed meanwhile by another request: current_password is no longer it")
+			return verr
+		}
 		u.PasswordHash, u.MustChangePassword, u.PasswordChanged = hash, false, now
 		if revokeAppPasswords {
 			if err := deleteAppPasswords(tx, u.Name, now, c, "with the password change"); err != nil {
@@ -75,6 +84,9 @@ func (s *Service) ChangePassword(ctx context.Context, token string, sess session
 		}
 		return tx.AppendAudit(store.AuditEntry{Time: now, Event: "password_changed", User: u.Name, Client: c.String()})
 	})
+	if verr != nil {
+		return "", "", verr
+	}
 	if err != nil {
 		return "", "", errInternal(err)
 	}

@@ -552,7 +552,7 @@ func (s *Service) FinishPasskeyLogin(ceremonyID string, credential []byte, trust
 	if cer.kind == ceremonySignIn {
 		return s.finishPasskeySignIn(w, cer, parsed, perr, c)
 	}
-	_, end, err := s.beginCode(cer.challenge, c)
+	ch, end, err := s.beginCode(cer.challenge, c)
 	if err != nil {
 		return LoginResult{}, err
 	}
@@ -585,7 +585,7 @@ func (s *Service) FinishPasskeyLogin(ceremonyID string, credential []byte, trust
 			return LoginResult{}, err
 		}
 	}
-	res, err := s.finish(u, c)
+	res, err := s.finish(u, c, ch.Gen, errChallengeExpired)
 	res.DeviceToken = deviceToken
 	return res, err
 }
@@ -599,15 +599,17 @@ func (s *Service) finishPasskeySignIn(w *webauthn.WebAuthn, cer *ceremony, parse
 		return LoginResult{}, err
 	}
 	var found store.User
+	var gen uint64
 	handler := func(rawID, userHandle []byte) (webauthn.User, error) {
 		users, err := s.Users()
 		if err != nil {
 			return nil, err
 		}
 		for _, v := range users {
+			g := s.sessions.Generation(v.Name) // before the account: see Login
 			u, err := s.user(v.Name)
 			if err == nil && len(u.WebAuthnID) > 0 && bytes.Equal(u.WebAuthnID, userHandle) {
-				found = u
+				found, gen = u, g
 				return waUser{u: u, rpID: cer.rp.ID}, nil
 			}
 		}
@@ -628,7 +630,7 @@ func (s *Service) finishPasskeySignIn(w *webauthn.WebAuthn, cer *ceremony, parse
 	}
 	g.release()
 	found = s.passkeyUsed(found, cred)
-	return s.finish(found, c)
+	return s.finish(found, c, gen, errInvalidCredentials)
 }
 
 // clonedPasskey refuses an answer whose signature counter is not above the

@@ -115,6 +115,9 @@ type Service struct {
 	allow       atomic.Pointer[[]netip.Prefix]
 	blockAlerts blockAlerts
 	log         *slog.Logger
+	// testHookAccountRead, if set, runs when a login has read the account
+	// and not yet checked the password: tests change the account there.
+	testHookAccountRead func()
 
 	clockState ClockState
 	notifier   Notifier

@@ -121,6 +121,8 @@ type Challenge struct {
 	User    string
 	Client  string
 	Created time.Time
+	// Gen is the account's Generation the password step read.
+	Gen uint64
 	// Emergency holds the hash of an emailed emergency code for this
 	// challenge, if one was sent.
 	EmergencyHash  string
@@ -144,21 +146,40 @@ type Manager struct {
 	cfg        Config
 	sessions   map[tokenHash]*Session
 	challenges map[tokenHash]*Challenge
+	// gens counts each account's RevokeUser calls (see Generation).
+	gens map[string]uint64
 }
+
+// ErrStale says the account's sessions were ended after the login read the
+// account: it checked a password or a second factor that may be gone.
+var ErrStale = errors.New("session: the account changed during the login")
 
 // NewManager returns an empty Manager.
 func NewManager(c clock.Clock, cfg Config) (*Manager, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("session: %w", err)
 	}
-	return &Manager{clock: c, cfg: cfg, sessions: map[tokenHash]*Session{}, challenges: map[tokenHash]*Challenge{}}, nil
+	return &Manager{clock: c, cfg: cfg, sessions: map[tokenHash]*Session{}, challenges: map[tokenHash]*Challenge{}, gens: map[string]uint64{}}, nil
 }
 
 // Config returns the manager's configuration.
 func (m *Manager) Config() Config { return m.cfg }
 
-// Create starts a session and returns its token.
-func (m *Manager) Create(user string, kind Kind, client, userAgent string) (string, Session, error) {
+// Generation returns user's session generation, which every RevokeUser
+// moves on. A login reads it before it reads the account and gives it to
+// NewChallenge and Create, which refuse with ErrStale if it moved since: a
+// password change (or any change that ends the account's sessions) made
+// while the login checked the old password must not be outlived by the
+// session that login makes.
+func (m *Manager) Generation(user string) uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.gens[user]
+}
+
+// Create starts a session and returns its token; gen is the account's
+// Generation read before the account was.
+func (m *Manager) Create(user string, kind Kind, client, userAgent string, gen uint64) (string, Session, error) {
 	token, err := NewToken()
 	if err != nil {
 		return "", Session{}, err
@@ -171,6 +192,9 @@ func (m *Manager) Create(user string, kind Kind, client, userAgent string) (stri
 	s := &Session{ID: id[:16], User: user, Kind: kind, Created: now, LastSeen: now, Client: client, UserAgent: userAgent}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.gens[user] != gen {
+		return "", Session{}, ErrStale
+	}
 	m.expireLocked(now)
 	m.boundLocked(user)
 	m.sessions[hashToken(token)] = s
@@ -246,11 +270,13 @@ func (m *Manager) Delete(token string) {
 
 // RevokeUser ends every session of user except the one of keepToken ("" for
 // none), and every pending challenge of user, and says how many sessions
-// ended.
+// ended. It moves the account's Generation on, so a login that read the
+// account before cannot start a session after.
 func (m *Manager) RevokeUser(user, keepToken string) int {
 	keep := hashToken(keepToken)
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.gens[user]++
 	n := 0
 	for h, s := range m.sessions {
 		if s.User == user && (keepToken == "" || h != keep) {
@@ -363,8 +389,9 @@ func (m *Manager) boundLocked(user string) {
 }
 
 // NewChallenge records that user passed the password step from client and
-// returns the challenge token for the code step.
-func (m *Manager) NewChallenge(user, client string) (string, error) {
+// returns the challenge token for the code step; gen is as for Create, and
+// the challenge keeps it for the session the code step makes.
+func (m *Manager) NewChallenge(user, client string, gen uint64) (string, error) {
 	token, err := NewToken()
 	if err != nil {
 		return "", err
@@ -372,6 +399,9 @@ func (m *Manager) NewChallenge(user, client string) (string, error) {
 	now := m.clock.Now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.gens[user] != gen {
+		return "", ErrStale
+	}
 	m.expireLocked(now)
 	var oldest tokenHash
 	var oldestT time.Time
@@ -397,7 +427,7 @@ func (m *Manager) NewChallenge(user, client string) (string, error) {
 			return "", errors.New("session: too many pending logins")
 		}
 	}
-	m.challenges[hashToken(token)] = &Challenge{User: user, Client: client, Created: now}
+	m.challenges[hashToken(token)] = &Challenge{User: user, Client: client, Created: now, Gen: gen}
 	return token, nil
 }
 

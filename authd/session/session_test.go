@@ -20,7 +20,7 @@ func newManager(t *testing.T, cfg Config) (*Manager, *clocktest.Clock) {
 
 func TestSessionExpiry(t *testing.T) {
 	m, c := newManager(t, DefaultConfig)
-	tok, s, err := m.Create("alice", Full, "192.0.2.1", "ua")
+	tok, s, err := m.Create("alice", Full, "192.0.2.1", "ua", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +46,7 @@ func TestSessionsAreBoundedPerUserAndInTotal(t *testing.T) {
 	m, c := newManager(t, cfg)
 	var first string
 	for i := 0; i < 5; i++ {
-		tok, _, err := m.Create("alice", Full, "a", "")
+		tok, _, err := m.Create("alice", Full, "a", "", 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -62,7 +62,7 @@ func TestSessionsAreBoundedPerUserAndInTotal(t *testing.T) {
 		t.Fatal("the oldest session survived the bound")
 	}
 	for i := 0; i < 30; i++ {
-		if _, _, err := m.Create(string(rune('a'+i)), Full, "a", ""); err != nil {
+		if _, _, err := m.Create(string(rune('a'+i)), Full, "a", "", 0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -73,9 +73,9 @@ func TestSessionsAreBoundedPerUserAndInTotal(t *testing.T) {
 
 func TestRevokeUserKeepsOne(t *testing.T) {
 	m, _ := newManager(t, DefaultConfig)
-	keep, _, _ := m.Create("alice", Full, "a", "")
-	other, _, _ := m.Create("alice", Full, "b", "")
-	bob, _, _ := m.Create("bob", Full, "c", "")
+	keep, _, _ := m.Create("alice", Full, "a", "", 0)
+	other, _, _ := m.Create("alice", Full, "b", "", 0)
+	bob, _, _ := m.Create("bob", Full, "c", "", 0)
 	if n := m.RevokeUser("alice", keep); n != 1 {
 		t.Fatalf("revoked %d", n)
 	}
@@ -90,9 +90,35 @@ func TestRevokeUserKeepsOne(t *testing.T) {
 	}
 }
 
+// TestALoginThatReadTheAccountBeforeARevokeStartsNothing: a login reads the
+// account's generation, then the account; if the account's sessions are
+// ended meanwhile (a password change), neither its challenge nor its
+// session comes to be, while a login that read after does.
+func TestALoginThatReadTheAccountBeforeARevokeStartsNothing(t *testing.T) {
+	m, _ := newManager(t, DefaultConfig)
+	gen := m.Generation("alice")
+	bobGen := m.Generation("bob")
+	m.RevokeUser("alice", "")
+	if _, _, err := m.Create("alice", Full, "a", "", gen); !errors.Is(err, ErrStale) {
+		t.Errorf("a session from before the revoke: %v, want ErrStale", err)
+	}
+	if _, err := m.NewChallenge("alice", "a", gen); !errors.Is(err, ErrStale) {
+		t.Errorf("a challenge from before the revoke: %v, want ErrStale", err)
+	}
+	if n := m.Count("alice"); n != 0 {
+		t.Errorf("%d sessions of alice", n)
+	}
+	if _, _, err := m.Create("alice", Full, "a", "", m.Generation("alice")); err != nil {
+		t.Errorf("a login that read after the revoke: %v", err)
+	}
+	if _, _, err := m.Create("bob", Full, "a", "", bobGen); err != nil {
+		t.Errorf("another account's login: %v", err)
+	}
+}
+
 func TestChallenges(t *testing.T) {
 	m, c := newManager(t, DefaultConfig)
-	ch, err := m.NewChallenge("alice", "192.0.2.1")
+	ch, err := m.NewChallenge("alice", "192.0.2.1", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +134,7 @@ func TestChallenges(t *testing.T) {
 	}
 	// An emailed emergency code keeps its challenge alive as long as the
 	// code is valid.
-	ch, _ = m.NewChallenge("alice", "192.0.2.1")
+	ch, _ = m.NewChallenge("alice", "192.0.2.1", 0)
 	m.SetEmergency(ch, "hash", c.Now().Add(10*time.Minute))
 	c.Advance(9 * time.Minute)
 	if _, err := m.Challenge(ch, "192.0.2.1"); err != nil {
@@ -119,7 +145,7 @@ func TestChallenges(t *testing.T) {
 	}
 	// Outstanding challenges per user are bounded.
 	for i := 0; i < 100; i++ {
-		if _, err := m.NewChallenge("mallory", "x"); err != nil {
+		if _, err := m.NewChallenge("mallory", "x", 0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -153,7 +179,7 @@ func TestConfigValidate(t *testing.T) {
 
 func TestRotateAndStepUp(t *testing.T) {
 	m, c := newManager(t, DefaultConfig)
-	old, s, err := m.Create("alice", PasswordChange, "192.0.2.1", "ua")
+	old, s, err := m.Create("alice", PasswordChange, "192.0.2.1", "ua", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +209,7 @@ func TestRotateAndStepUp(t *testing.T) {
 
 func TestBeginCodeCapsAChallenge(t *testing.T) {
 	m, _ := newManager(t, DefaultConfig)
-	ch, err := m.NewChallenge("alice", "192.0.2.1")
+	ch, err := m.NewChallenge("alice", "192.0.2.1", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
