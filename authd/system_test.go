@@ -27,6 +27,28 @@ import (
 	"github.com/rknas/firmware/authd/tlscert"
 )
 
+// newTestService returns a login service on a fresh database in dir, with
+// cheap hashing, and its database and hasher.
+func newTestService(t *testing.T, dir, defaultPass string, log *slog.Logger) (*auth.Service, *store.Store, *account.Hasher) {
+	t.Helper()
+	db, err := store.Open(filepath.Join(dir, "auth.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	hasher, err := account.NewHasher(account.Params{Time: 1, MemKiB: 8 * 1024, Threads: 1, KeyLen: 32, SaltLen: 16}, 2, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := auth.DefaultConfig()
+	cfg.DefaultPassword = defaultPass
+	svc, err := auth.New(context.Background(), cfg, auth.Deps{Store: db, Clock: clock.System{}, Hasher: hasher, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc, db, hasher
+}
+
 type failingNetwork struct{}
 
 func (failingNetwork) ResetToDefault(context.Context) error {
@@ -39,22 +61,8 @@ func TestStartFinishesAnInterruptedReset(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	db, err := store.Open(filepath.Join(dir, "auth.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	hasher, err := account.NewHasher(account.Params{Time: 1, MemKiB: 8 * 1024, Threads: 1, KeyLen: 32, SaltLen: 16}, 2, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
 	const defaultPass = "Dflt-Pass-1234"
-	cfg := auth.DefaultConfig()
-	cfg.DefaultPassword = defaultPass
-	svc, err := auth.New(ctx, cfg, auth.Deps{Store: db, Clock: clock.System{}, Hasher: hasher, Log: log})
-	if err != nil {
-		t.Fatal(err)
-	}
+	svc, db, hasher := newTestService(t, dir, defaultPass, log)
 	cut := recovery.Deps{Store: db, Hasher: hasher, DefaultPassword: defaultPass, Network: failingNetwork{}, Clock: clock.System{}, Log: log}
 	if err := recovery.Run(ctx, cut, "button"); err == nil {
 		t.Fatal("the recovery finished with its network step failing")
@@ -134,21 +142,7 @@ func TestConsoleNewCertificateRemovesAnImportedOne(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	db, err := store.Open(filepath.Join(dir, "auth.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	hasher, err := account.NewHasher(account.Params{Time: 1, MemKiB: 8 * 1024, Threads: 1, KeyLen: 32, SaltLen: 16}, 1, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := auth.DefaultConfig()
-	cfg.DefaultPassword = "Dflt-Pass-1234"
-	svc, err := auth.New(ctx, cfg, auth.Deps{Store: db, Clock: clock.System{}, Hasher: hasher, Log: log})
-	if err != nil {
-		t.Fatal(err)
-	}
+	svc, _, _ := newTestService(t, dir, "Dflt-Pass-1234", log)
 	certs, err := tlscert.Open(filepath.Join(dir, "tls"), tlscert.Names{Hostname: "rknas-test"}, clock.System{}, log)
 	if err != nil {
 		t.Fatal(err)

@@ -137,28 +137,15 @@ func TestBrokenDeviceFileIsReplaced(t *testing.T) {
 // own CA or Let's Encrypt would.
 func issue(t *testing.T, dnsNames []string, notBefore, notAfter time.Time) (chainPEM, keyPEM []byte) {
 	t.Helper()
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	ca := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Owner CA"}, NotBefore: now.Add(-time.Hour),
-		NotAfter: now.Add(time.Hour * 24 * 365), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, caKey.Public(), caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caCert, _ := x509.ParseCertificate(caDER)
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	leaf := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: dnsNames[0]}, DNSNames: dnsNames,
-		NotBefore: notBefore, NotAfter: notAfter, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, leaf, caCert, key.Public(), caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kd, _ := x509.MarshalECPrivateKey(key)
-	chainPEM = append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})...)
-	return chainPEM, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kd})
+	return issueLeaf(t, key, func(c *x509.Certificate) {
+		c.Subject.CommonName, c.DNSNames, c.NotBefore, c.NotAfter = dnsNames[0], dnsNames, notBefore, notAfter
+	})
 }
 
-// issueLeaf is issue with the leaf's key given and its template changed by
-// edit.
+// issueLeaf returns a certificate for key, issued by a CA of its own (the
+// chain holds both), and key as PKCS#8: a leaf for rknas-1234, valid for
+// the hour around now, for TLS servers, changed by edit.
 func issueLeaf(t *testing.T, key crypto.Signer, edit func(*x509.Certificate)) (chainPEM, keyPEM []byte) {
 	t.Helper()
 	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -180,7 +167,8 @@ func issueLeaf(t *testing.T, key crypto.Signer, edit func(*x509.Certificate)) (c
 	if err != nil {
 		t.Fatal(err)
 	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kd})
+	chainPEM = append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})...)
+	return chainPEM, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kd})
 }
 
 // TestImportRefusesWhatBrowsersRefuse: a certificate a browser would not
