@@ -49,6 +49,9 @@ type Session struct {
 }
 
 // SteppedUpWithin reports whether the session stepped up at most d before now.
+// With the system clock both times carry Go's monotonic reading, so the
+// difference is time that really passed: setting the wall clock back does
+// not make an old step-up fresh again (and forward does not end one).
 func (s Session) SteppedUpWithin(now time.Time, d time.Duration) bool {
 	return !s.SteppedUp.IsZero() && now.Sub(s.SteppedUp) <= d && !now.Before(s.SteppedUp)
 }
