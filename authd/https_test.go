@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"os"
@@ -23,6 +22,7 @@ import (
 	"github.com/rknas/firmware/authd/api"
 	"github.com/rknas/firmware/authd/portconf"
 	"github.com/rknas/firmware/authd/tlscert"
+	"github.com/rknas/firmware/internal/porttest"
 )
 
 // lockedBuffer is authd's stderr, read while it runs.
@@ -206,15 +206,7 @@ func TestHTTPSEndToEnd(t *testing.T) {
 	}
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
+func freePort(t *testing.T) int { return porttest.Free(t) }
 
 func portOf(t *testing.T, url string) int {
 	t.Helper()

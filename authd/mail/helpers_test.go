@@ -6,7 +6,6 @@ import (
 	"io"
 	"mime"
 	"mime/quotedprintable"
-	"net"
 	netmail "net/mail"
 	"strconv"
 	"strings"
@@ -16,6 +15,7 @@ import (
 	"github.com/rknas/firmware/authd/clock/clocktest"
 	"github.com/rknas/firmware/authd/mail"
 	"github.com/rknas/firmware/authd/mail/mailtest"
+	"github.com/rknas/firmware/internal/porttest"
 )
 
 const (
@@ -53,16 +53,7 @@ func settingsFor(s *mailtest.Server, security string) mail.Settings {
 }
 
 // freePort returns a loopback port nothing listens on.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	return port
-}
+func freePort(t *testing.T) int { return porttest.Free(t) }
 
 func newComposer(t *testing.T, clk *clocktest.Clock) *mail.Composer {
 	t.Helper()

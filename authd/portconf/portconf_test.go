@@ -13,19 +13,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rknas/firmware/internal/porttest"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
+func freePort(t *testing.T) int { return porttest.Free(t) }
 
 // serve answers "https" or "http" on each listener, as authd's servers
 // answer HTTPS or redirects.

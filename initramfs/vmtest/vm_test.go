@@ -7,7 +7,6 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -23,6 +22,7 @@ import (
 	"github.com/rknas/firmware/authd/tlscert"
 	"github.com/rknas/firmware/board/diskimage"
 	"github.com/rknas/firmware/initramfs/vmrig"
+	"github.com/rknas/firmware/internal/porttest"
 )
 
 // vm is one VM instance driven through scripts/vm, with its own run
@@ -424,14 +424,7 @@ func moduleRoot(t testing.TB) string {
 	return filepath.Dir(strings.TrimSpace(string(out)))
 }
 
-func freePort(t testing.TB) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+func freePort(t testing.TB) int { return porttest.Free(t) }
 
 func isDir(p string) bool {
 	fi, err := os.Stat(p)
