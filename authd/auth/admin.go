@@ -416,8 +416,7 @@ func (s *Service) AdminDisable2FA(actor Actor, name string, c Client) error {
 		u.Passkeys, u.PasskeySignIn = nil, false
 		// An address someone else set while holding the account would
 		// otherwise get its emergency codes once 2FA is on again.
-		u.SecurityEmail, u.SecurityEmailVerified = "", false
-		u.EmailPending, u.EmailCodeHash, u.EmailCodeExpires, u.EmailCodeTries = "", "", time.Time{}, 0
+		u.DropSecurityEmail()
 		if _, err := tx.DeleteDevices(u.Name); err != nil {
 			return err
 		}

@@ -298,8 +298,7 @@ func resetAdmin(ctx context.Context, d Deps, j *Journal, fresh bool) error {
 		if u.SecurityEmailVerified {
 			cur.NoticeTo = u.SecurityEmail
 		}
-		u.SecurityEmail, u.SecurityEmailVerified = "", false
-		u.EmailPending, u.EmailCodeHash, u.EmailCodeExpires, u.EmailCodeTries = "", "", time.Time{}, 0
+		u.DropSecurityEmail()
 		if err := tx.PutUser(u); err != nil {
 			return err
 		}

@@ -93,6 +93,14 @@ type TOTP struct {
 // IsAdmin tells whether the account has the admin role.
 func (u User) IsAdmin() bool { return u.Role == RoleAdmin }
 
+// DropSecurityEmail forgets the account's security email and any
+// verification pending, as the resets do: an address someone else set
+// while holding the account must not receive its emergency codes.
+func (u *User) DropSecurityEmail() {
+	u.SecurityEmail, u.SecurityEmailVerified = "", false
+	u.EmailPending, u.EmailCodeHash, u.EmailCodeExpires, u.EmailCodeTries = "", "", time.Time{}, 0
+}
+
 // InGroup tells whether the account is a member of group.
 func (u User) InGroup(group string) bool {
 	for _, g := range u.Groups {
