@@ -61,8 +61,15 @@ func (s *Service) accountLimit(name string, exists bool) limit {
 // the browser sent one.
 func (s *Service) Login(ctx context.Context, username, password string, c Client, deviceToken string) (LoginResult, error) {
 	if username == "" || len(username) > account.MaxNameLen || !utf8.ValidString(username) {
-		// Still cost a hash, so malformed names are not a fast oracle.
-		_, _ = s.hasher.Verify(ctx, password, "")
+		// No account can have such a name, so there is nothing to hide
+		// and no hash to run: a hash here, before any throttle, let one
+		// address keep every hash slot busy. It counts as the address's
+		// failure like any other wrong login.
+		g, err := s.begin(c, s.client(c))
+		if err != nil {
+			return LoginResult{}, err
+		}
+		g.fail()
 		return LoginResult{}, errInvalidCredentials
 	}
 	if len(password) > 4*account.MaxPasswordLen {

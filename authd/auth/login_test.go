@@ -2,6 +2,8 @@ package auth_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -40,11 +42,11 @@ func newService(t *testing.T) (*auth.Service, *account.Hasher) {
 }
 
 // TestEveryPasswordAttemptCostsOneHash: a login with a name that does not
-// exist, or cannot exist, costs the same single argon2 run as one with a
-// real name, so the answer's timing does not tell which names are real.
+// exist costs the same single argon2 run as one with a real name, so the
+// answer's timing does not tell which names are real.
 func TestEveryPasswordAttemptCostsOneHash(t *testing.T) {
 	svc, hasher := newService(t)
-	for i, name := range []string{"admin", "nobody", "", strings.Repeat("x", 300), "bad\xffname", "admin"} {
+	for i, name := range []string{"admin", "nobody", strings.Repeat("x", account.MaxNameLen), "admin"} {
 		// Each from its own address, so no attempt is refused by the
 		// address's limit before it is judged.
 		c := auth.Client{Addr: netip.AddrFrom4([4]byte{127, 0, 1, byte(i + 1)})}
@@ -55,5 +57,41 @@ func TestEveryPasswordAttemptCostsOneHash(t *testing.T) {
 		if n := hasher.Runs() - before; n != 1 {
 			t.Errorf("login as %q ran argon2 %d times, want once", name, n)
 		}
+	}
+}
+
+// TestNamesNoAccountCanHaveRunNoHashAndCountAsFailures: a name no account
+// can have (empty, too long, not UTF-8) is refused without an argon2 run,
+// which before any throttle let one address keep every hash slot busy, and
+// counts as the address's failure, so the address is blocked as after
+// wrong passwords.
+func TestNamesNoAccountCanHaveRunNoHashAndCountAsFailures(t *testing.T) {
+	codeOf := func(err error) string {
+		var e *auth.Error
+		if errors.As(err, &e) {
+			return e.Code
+		}
+		return fmt.Sprint(err)
+	}
+	svc, hasher := newService(t)
+	c := auth.Client{Addr: netip.MustParseAddr("192.0.2.7")}
+	names := []string{"", strings.Repeat("x", account.MaxNameLen+1), "bad\xffname", "", ""}
+	for _, name := range names {
+		before := hasher.Runs()
+		_, err := svc.Login(context.Background(), name, "guess", c, "")
+		if codeOf(err) != auth.CodeInvalidCredentials {
+			t.Fatalf("login as %q: %v, want invalid credentials", name, err)
+		}
+		if n := hasher.Runs() - before; n != 0 {
+			t.Errorf("login as %q ran argon2 %d times, want none", name, n)
+		}
+	}
+	_, err := svc.Login(context.Background(), "admin", "Dflt-Pass-1234", c, "")
+	if codeOf(err) != auth.CodeLocked {
+		t.Fatalf("after %d logins with impossible names the address's right login gave %v, want it blocked", len(names), err)
+	}
+	other := auth.Client{Addr: netip.MustParseAddr("192.0.2.8")}
+	if _, err := svc.Login(context.Background(), "admin", "Dflt-Pass-1234", other, ""); err != nil {
+		t.Fatalf("another address's right login: %v", err)
 	}
 }
