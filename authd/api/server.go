@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/rknas/firmware/authd/auth"
+	"github.com/rknas/firmware/authd/regulate"
 	"github.com/rknas/firmware/authd/session"
 	"github.com/rknas/firmware/authd/store"
 )
@@ -292,7 +293,13 @@ func clientOf(r *http.Request) auth.Client {
 	if len(ua) > 256 {
 		ua = ua[:256]
 	}
-	return auth.Client{Addr: addr.Unmap(), UserAgent: ua}
+	c := auth.Client{Addr: addr.Unmap(), UserAgent: ua}
+	if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+		if local, err := netip.ParseAddrPort(la.String()); err == nil {
+			c.OnLink = regulate.OnLink(c.Addr, local.Addr())
+		}
+	}
+	return c
 }
 
 // httpStatus maps error codes to HTTP status codes.

@@ -34,7 +34,7 @@ const (
 // Block is a running ban as admins see it.
 type Block struct {
 	Kind  string    `json:"kind"` // BlockClient or BlockAccount
-	Key   string    `json:"key"`  // the address (IPv6: its /64) or the account
+	Key   string    `json:"key"`  // the address (IPv6 from beyond a router: its /64) or the account
 	Since time.Time `json:"since,omitzero"`
 	Until time.Time `json:"until"`
 	// Offences counts the bans in a row; each lasts twice the one before.

@@ -11,7 +11,7 @@ import (
 // Kinds of ban: what a lockout error names, what is kept across restarts
 // and listed for admins.
 const (
-	BlockClient  = "client"  // a client address (IPv6: its /64)
+	BlockClient  = "client"  // a client address (IPv6 from beyond a router: its /64)
 	BlockAccount = "account" // an account, whatever the address
 )
 

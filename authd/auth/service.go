@@ -86,10 +86,14 @@ type Notifier interface {
 type Client struct {
 	Addr      netip.Addr
 	UserAgent string
+	// OnLink tells that an IPv6 client is on the device's own link
+	// (regulate.OnLink): it is then throttled by its own address, not its
+	// /64.
+	OnLink bool
 }
 
 // Key is the throttling key of the client.
-func (c Client) Key() string { return regulate.ClientKey(c.Addr) }
+func (c Client) Key() string { return regulate.ClientKey(c.Addr, c.OnLink) }
 
 // String is the address for logs and the audit log.
 func (c Client) String() string { return c.Addr.String() }

@@ -362,15 +362,33 @@ func (r *Regulator) evict(now time.Time) {
 }
 
 // ClientKey returns the throttling key of a client address: the address
-// itself for IPv4, its /64 for IPv6 (one host usually owns a whole /64, so
-// counting single IPv6 addresses would let it rotate freely).
-func ClientKey(addr netip.Addr) string {
-	addr = addr.Unmap()
-	if addr.Is6() {
+// itself for IPv4, and for an IPv6 client on the device's own link (see
+// OnLink), where every host has its addresses in one shared /64 and
+// counting the /64 let one neighbour's failures block all of them; the /64
+// of an IPv6 client from beyond a router, whose site usually owns a whole
+// /64 and could rotate through it.
+func ClientKey(addr netip.Addr, onLink bool) string {
+	addr = addr.Unmap().WithZone("")
+	if addr.Is6() && !onLink {
 		p, err := addr.Prefix(64)
 		if err == nil {
 			return p.String()
 		}
 	}
 	return addr.String()
+}
+
+// OnLink reports whether the IPv6 peer is on the device's own link as seen
+// from local, the device's address it reached: a link-local peer, or one in
+// local's /64.
+func OnLink(peer, local netip.Addr) bool {
+	peer, local = peer.Unmap(), local.Unmap()
+	if !peer.Is6() || !local.Is6() {
+		return false
+	}
+	if peer.IsLinkLocalUnicast() {
+		return true
+	}
+	p, err := local.Prefix(64)
+	return err == nil && p.Contains(peer)
 }

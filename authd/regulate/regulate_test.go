@@ -148,16 +148,51 @@ func TestMemoryIsBoundedAndBansSurviveFlood(t *testing.T) {
 }
 
 func TestClientKey(t *testing.T) {
-	tests := map[string]string{
-		"192.0.2.7":             "192.0.2.7",
-		"::ffff:192.0.2.7":      "192.0.2.7",
-		"2001:db8:1:2:3:4:5:6":  "2001:db8:1:2::/64",
-		"2001:db8:1:2:ffff::99": "2001:db8:1:2::/64",
-		"::1":                   "::/64",
+	tests := []struct {
+		addr   string
+		onLink bool
+		want   string
+	}{
+		{"192.0.2.7", false, "192.0.2.7"},
+		{"::ffff:192.0.2.7", false, "192.0.2.7"},
+		{"2001:db8:1:2:3:4:5:6", false, "2001:db8:1:2::/64"},
+		{"2001:db8:1:2:ffff::99", false, "2001:db8:1:2::/64"},
+		{"::1", false, "::/64"},
+		// A neighbour on the device's link is counted alone.
+		{"2001:db8:1:2:3:4:5:6", true, "2001:db8:1:2:3:4:5:6"},
+		{"fe80::3c1d:9ff:fe21:7b10", true, "fe80::3c1d:9ff:fe21:7b10"},
+		{"fe80::3c1d:9ff:fe21:7b10%eth0", true, "fe80::3c1d:9ff:fe21:7b10"},
 	}
-	for in, want := range tests {
-		if got := ClientKey(netip.MustParseAddr(in)); got != want {
-			t.Errorf("ClientKey(%s) = %s, want %s", in, got, want)
+	for _, tt := range tests {
+		if got := ClientKey(netip.MustParseAddr(tt.addr), tt.onLink); got != tt.want {
+			t.Errorf("ClientKey(%s, on link %v) = %s, want %s", tt.addr, tt.onLink, got, tt.want)
+		}
+	}
+}
+
+func TestOnLink(t *testing.T) {
+	tests := []struct {
+		peer, local string
+		want        bool
+	}{
+		{"2001:db8:1:2::a", "2001:db8:1:2::10", true},
+		{"fe80::dead:beef", "fe80::1", true},
+		{"fe80::dead:beef%eth0", "fe80::1%eth0", true},
+		{"fe80::dead:beef", "2001:db8:1:2::10", true},
+		{"fd00:1:2:3::a", "fd00:1:2:3::10", true},
+		{"2001:db8:1:3::a", "2001:db8:1:2::10", false}, // beyond a router
+		{"2001:db8:9::a", "2001:db8:1:2::10", false},
+		{"192.0.2.7", "192.0.2.1", false},
+		{"::ffff:192.0.2.7", "::ffff:192.0.2.1", false},
+		{"2001:db8:1:2::a", "", false}, // the local address is unknown
+	}
+	for _, tt := range tests {
+		var local netip.Addr
+		if tt.local != "" {
+			local = netip.MustParseAddr(tt.local)
+		}
+		if got := OnLink(netip.MustParseAddr(tt.peer), local); got != tt.want {
+			t.Errorf("OnLink(%s, %s) = %v, want %v", tt.peer, tt.local, got, tt.want)
 		}
 	}
 }

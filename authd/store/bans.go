@@ -17,7 +17,7 @@ const MaxBansPerKind = 2048
 // account refused until Until for failed attempts.
 type Ban struct {
 	Kind  string    `json:"kind"` // "client" or "account"
-	Key   string    `json:"key"`  // the address (IPv6: its /64) or the login name
+	Key   string    `json:"key"`  // the address (IPv6 from beyond a router: its /64) or the login name
 	Until time.Time `json:"until"`
 	// Offences is how many bans in a row the key has earned.
 	Offences int       `json:"offences"`
