@@ -25,6 +25,7 @@ import (
 	"github.com/rknas/firmware/authd/atomicfile"
 	"github.com/rknas/firmware/authd/auth"
 	"github.com/rknas/firmware/authd/clock"
+	"github.com/rknas/firmware/authd/connlimit"
 	"github.com/rknas/firmware/authd/control"
 	"github.com/rknas/firmware/authd/mail"
 	"github.com/rknas/firmware/authd/netconf"
@@ -328,10 +329,14 @@ func serve(ctx context.Context, o *options, h http.Handler, certs *tlscert.Store
 	}
 	var ports atomic.Pointer[portconf.Manager]
 	errc := make(chan error, 4)
+	// One limit over every port served, a trial port's included.
+	conns := connlimit.New(connlimit.DefaultLimits, log.With("component", "connections"))
+	errLog := newHTTPErrorLog(log)
 	serveOne := func(ln net.Listener, secure bool) portconf.Server {
+		ln = conns.Listen(ln)
 		var hs *http.Server
 		if secure {
-			hs = newHTTPServer(h, log)
+			hs = newHTTPServer(h, errLog, conns)
 			hs.TLSConfig = tc
 		} else {
 			hs = newHTTPServer(redirectHandler(h, func() int {
@@ -340,7 +345,7 @@ func serve(ctx context.Context, o *options, h http.Handler, certs *tlscert.Store
 					return cur.HTTPS
 				}
 				return def.HTTPS
-			}), log)
+			}), errLog, conns)
 			log.Info("plain HTTP answered with redirects", "listen", ln.Addr().String())
 		}
 		go func() {
@@ -427,9 +432,10 @@ func servePlain(ctx context.Context, o *options, h http.Handler, sys *system, lo
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", o.listen, err)
 	}
-	hs := newHTTPServer(h, log)
+	conns := connlimit.New(connlimit.DefaultLimits, log.With("component", "connections"))
+	hs := newHTTPServer(h, newHTTPErrorLog(log), conns)
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
+	go func() { errc <- hs.Serve(conns.Listen(ln)) }()
 	log.Info("authd ready", "url", "http://"+ln.Addr().String(), "version", version)
 	sys.started()
 	select {
@@ -454,18 +460,6 @@ func splitPort(addr string) (string, int, error) {
 		return "", 0, fmt.Errorf("port %q: a number from 0 to 65535", p)
 	}
 	return host, port, nil
-}
-
-func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
-	return &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
 }
 
 // secretConsole opens where a generated password may be shown: path (a

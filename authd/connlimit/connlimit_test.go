@@ -1,0 +1,226 @@
+package connlimit
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// server serves "ok" over HTTP/1.1 on loopback through a Limiter with
+// limits, as authd does.
+func server(t *testing.T, limits Limits) (string, *Limiter) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := New(limits, nil)
+	hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }),
+		ConnState: l.ConnState, ReadHeaderTimeout: time.Minute}
+	go hs.Serve(l.Listen(ln))
+	t.Cleanup(func() { hs.Close() })
+	return ln.Addr().String(), l
+}
+
+// client is one TCP connection from a loopback address of its own.
+type client struct {
+	t *testing.T
+	c net.Conn
+	r *bufio.Reader
+}
+
+func dial(t *testing.T, addr, from string) *client {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 10 * time.Second}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &client{t: t, c: c, r: bufio.NewReader(c)}
+}
+
+// get sends one request and reports whether it was answered; a connection
+// the limits refused or closed is not.
+func (c *client) get() bool {
+	c.c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c.c, "GET / HTTP/1.1\r\nHost: nas\r\n\r\n"); err != nil {
+		return false
+	}
+	resp, err := http.ReadResponse(c.r, nil)
+	if err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || strings.Contains(err.Error(), "reset") {
+			return false
+		}
+		c.t.Fatalf("read: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode == 200 && string(body) == "ok"
+}
+
+// closed reports whether the server closed the connection: a read that
+// waits for nothing (no request was sent) ends at once with EOF, not at
+// the deadline.
+func (c *client) closed() bool {
+	c.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, err := c.r.ReadByte()
+	var ne net.Error
+	return err != nil && !(errors.As(err, &ne) && ne.Timeout())
+}
+
+// waitOpen waits until the Limiter counts n connections: Accept runs on the
+// server's goroutine, after the client's connect has returned.
+func waitOpen(t *testing.T, l *Limiter, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); l.Open() != n; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections counted, want %d", l.Open(), n)
+		}
+	}
+}
+
+// hold opens n connections from from that send nothing yet: as the server
+// sees them, new and not idle.
+func hold(t *testing.T, addr, from string, n int) []*client {
+	var cs []*client
+	for range n {
+		cs = append(cs, dial(t, addr, from))
+	}
+	return cs
+}
+
+func TestAClientIsHeldToItsShare(t *testing.T) {
+	addr, l := server(t, Limits{Total: 100, PerClient: 4})
+	held := hold(t, addr, "127.0.0.2", 4)
+	waitOpen(t, l, 4)
+	if dial(t, addr, "127.0.0.2").get() {
+		t.Fatal("a fifth connection of a client holding 4 busy ones was served")
+	}
+	if !dial(t, addr, "127.0.0.3").get() {
+		t.Fatal("another client was refused")
+	}
+	for i, c := range held {
+		if !c.get() {
+			t.Errorf("held connection %d was closed", i)
+		}
+	}
+}
+
+func TestAClientRecyclesItsOwnIdleConnections(t *testing.T) {
+	addr, l := server(t, Limits{Total: 100, PerClient: 4})
+	cs := hold(t, addr, "127.0.0.2", 4)
+	for _, c := range cs {
+		if !c.get() { // now idle, kept alive
+			t.Fatal("not served")
+		}
+	}
+	waitOpen(t, l, 4)
+	if !dial(t, addr, "127.0.0.2").get() {
+		t.Fatal("a client at its share was refused a new connection although it left some idle")
+	}
+	if !cs[0].closed() {
+		t.Fatal("the client's oldest idle connection was not the one closed")
+	}
+	if !cs[1].get() {
+		t.Fatal("a newer idle connection was closed")
+	}
+}
+
+func TestRoomIsMadeForANewcomer(t *testing.T) {
+	addr, l := server(t, Limits{Total: 6, PerClient: 6})
+	mine := hold(t, addr, "127.0.0.3", 1)
+	waitOpen(t, l, 1)
+	attacker := hold(t, addr, "127.0.0.2", 5)
+	waitOpen(t, l, 6)
+	if !dial(t, addr, "127.0.0.3").get() {
+		t.Fatal("the owner was refused a second connection while another client held all the rest")
+	}
+	if !attacker[0].closed() {
+		t.Fatal("the oldest connection of the client holding the most was not the one closed")
+	}
+	if !mine[0].get() {
+		t.Fatal("the owner's first connection was closed")
+	}
+	if l.Open() > 6 {
+		t.Fatalf("%d connections open, limit 6", l.Open())
+	}
+}
+
+// TestTheIdleOfTheClientHoldingTheMostGoFirst: an idle connection of the
+// client holding the most goes before an older idle one of another.
+func TestTheIdleOfTheClientHoldingTheMostGoFirst(t *testing.T) {
+	addr, l := server(t, Limits{Total: 4, PerClient: 4})
+	other := dial(t, addr, "127.0.0.3")
+	if !other.get() {
+		t.Fatal("not served")
+	}
+	waitOpen(t, l, 1)
+	most := hold(t, addr, "127.0.0.2", 3)
+	for _, c := range most {
+		if !c.get() {
+			t.Fatal("not served")
+		}
+	}
+	waitOpen(t, l, 4)
+	if !dial(t, addr, "127.0.0.4").get() {
+		t.Fatal("a newcomer was refused")
+	}
+	if !most[0].closed() {
+		t.Fatal("the oldest idle connection of the client holding the most was not the one closed")
+	}
+	if !other.get() {
+		t.Fatal("the other client's older idle connection was closed instead")
+	}
+}
+
+func TestIdleConnectionsGoFirst(t *testing.T) {
+	addr, l := server(t, Limits{Total: 4, PerClient: 4})
+	busy := hold(t, addr, "127.0.0.2", 2)
+	waitOpen(t, l, 2)
+	idle := hold(t, addr, "127.0.0.3", 2)
+	for _, c := range idle {
+		if !c.get() {
+			t.Fatal("not served")
+		}
+	}
+	waitOpen(t, l, 4)
+	if !dial(t, addr, "127.0.0.4").get() {
+		t.Fatal("a newcomer was refused although idle connections could make room")
+	}
+	if !idle[0].closed() {
+		t.Fatal("the oldest idle connection was not the one closed")
+	}
+	for i, c := range busy {
+		if !c.get() {
+			t.Errorf("busy connection %d was cut although an idle one could go", i)
+		}
+	}
+}
+
+func TestANewcomerGetsInAmongEquals(t *testing.T) {
+	addr, l := server(t, Limits{Total: 4, PerClient: 4})
+	var first []*client
+	for i, from := range []string{"127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"} {
+		first = append(first, hold(t, addr, from, 1)...)
+		waitOpen(t, l, i+1)
+	}
+	newcomer := dial(t, addr, "127.0.0.6")
+	if !first[0].closed() {
+		t.Fatal("a client holding nothing did not get the oldest connection's place")
+	}
+	waitOpen(t, l, 4)
+	// A client that already holds as many as anyone is not let in by
+	// cutting another's request.
+	if dial(t, addr, "127.0.0.3").get() {
+		t.Fatal("a client holding one connection cut another's to get a second")
+	}
+	if !newcomer.get() {
+		t.Fatal("the newcomer was not served")
+	}
+}
