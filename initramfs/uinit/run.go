@@ -175,7 +175,11 @@ func run(ctx context.Context, args []string, console io.Writer) error {
 
 	// authdReady is closed at authd's first "authd ready" line.
 	authdReady := &lineWatch{marker: []byte(`msg="authd ready"`), seen: make(chan struct{})}
-	logOut := supervise.Tee{console, authdReady}
+	// authd's lines reach the console through a queue: anyone on the LAN
+	// can make authd log, and authd must never wait on the console's baud
+	// rate. The log file below keeps every line.
+	authdConsole := supervise.NewConsoleQueue(console, 256<<10)
+	logOut := supervise.Tee{authdConsole, authdReady}
 	var logFile *supervise.RotatingFile
 	if persistent {
 		if err := os.MkdirAll(filepath.Join(stateDir, "log"), 0o750); err == nil {
@@ -316,6 +320,7 @@ func run(ctx context.Context, args []string, console io.Writer) error {
 	log.Info("shutting down", "action", map[int]string{unix.LINUX_REBOOT_CMD_POWER_OFF: "power-off"}[cmd])
 	stopServices()
 	waitTimeout(&wg, 20*time.Second)
+	authdConsole.Flush(2 * time.Second) // authd's last lines say how it stopped
 	if logFile != nil {
 		_ = logFile.Close() // an open file keeps /state busy
 	}

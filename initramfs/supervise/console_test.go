@@ -1,0 +1,91 @@
+package supervise
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// device is a console that takes nothing until it is let go.
+type device struct {
+	mu   sync.Mutex
+	out  bytes.Buffer
+	gate chan struct{}
+}
+
+func (d *device) Write(p []byte) (int, error) {
+	<-d.gate
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.out.Write(p)
+}
+
+func (d *device) String() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.out.String()
+}
+
+// TestConsoleQueueNeverWaitsForTheDevice: while the console takes nothing,
+// writes still return; what fits is shown in order once it takes again,
+// and what did not is counted on it.
+func TestConsoleQueueNeverWaitsForTheDevice(t *testing.T) {
+	d := &device{gate: make(chan struct{})}
+	q := NewConsoleQueue(d, 1000)
+	wrote := make(chan struct{})
+	go func() {
+		for i := range 50 {
+			fmt.Fprintf(q, "line %02d %s\n", i, strings.Repeat("x", 91)) // 100 bytes
+		}
+		close(wrote)
+	}()
+	select {
+	case <-wrote:
+	case <-time.After(10 * time.Second):
+		t.Fatal("writes waited for a console that takes nothing")
+	}
+	close(d.gate)
+	if !q.Flush(10 * time.Second) {
+		t.Fatal("Flush did not return once the console took again")
+	}
+	out := d.String()
+	var want strings.Builder
+	// The first line may be in the device's hands already; the queue holds
+	// 1000 bytes more.
+	shown := strings.Count(out, "line ")
+	if shown < 10 || shown > 11 {
+		t.Fatalf("%d lines shown, want the 10 or 11 that fit:\n%s", shown, out)
+	}
+	for i := range shown {
+		fmt.Fprintf(&want, "line %02d %s\n", i, strings.Repeat("x", 91))
+	}
+	fmt.Fprintf(&want, "\n[%d bytes of log not shown here: they came faster than the console carries them]\n", (50-shown)*100)
+	if out != want.String() {
+		t.Fatalf("the console shows:\n%s\nwant:\n%s", out, want.String())
+	}
+}
+
+// TestConsoleQueueShowsEverythingWhenTheDeviceKeepsUp: nothing is lost or
+// reordered when the console keeps up.
+func TestConsoleQueueShowsEverythingWhenTheDeviceKeepsUp(t *testing.T) {
+	d := &device{gate: make(chan struct{})}
+	close(d.gate)
+	q := NewConsoleQueue(d, 1000)
+	var want strings.Builder
+	for i := range 500 {
+		fmt.Fprintf(q, "line %d\n", i)
+		fmt.Fprintf(&want, "line %d\n", i)
+		if i%50 == 0 && !q.Flush(10*time.Second) {
+			t.Fatal("Flush timed out")
+		}
+	}
+	if !q.Flush(10 * time.Second) {
+		t.Fatal("Flush timed out")
+	}
+	if d.String() != want.String() {
+		t.Fatalf("the console shows %d bytes, want %d", len(d.String()), want.Len())
+	}
+}
