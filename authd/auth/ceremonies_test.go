@@ -57,3 +57,37 @@ func TestCeremoniesOfOneOwnerGiveWay(t *testing.T) {
 		t.Errorf("a ceremony once the others waited half their time: %v", err)
 	}
 }
+
+// TestSignInsLeaveRoomForAccounts: sign-ins with a passkey alone, which
+// anyone may begin, from enough addresses to fill the table, get busy at
+// half of it; an account's ceremony still finds room.
+func TestSignInsLeaveRoomForAccounts(t *testing.T) {
+	var cs ceremonies
+	now := time.Unix(1.7e9, 0)
+	busy := 0
+	for a := 1; a <= 250; a++ {
+		for range maxCeremoniesPerOwner {
+			_, err := cs.put(now, &ceremony{owner: fmt.Sprintf("client 192.0.2.%d", a), kind: ceremonySignIn})
+			var e *Error
+			switch {
+			case errors.As(err, &e) && e.Code == CodeBusy:
+				busy++
+			case err != nil:
+				t.Fatal(err)
+			}
+		}
+	}
+	if want := 250*maxCeremoniesPerOwner - maxSignInCeremonies; busy != want {
+		t.Errorf("%d sign-ins refused as busy, want %d", busy, want)
+	}
+	for i := range maxCeremonies - maxSignInCeremonies {
+		if _, err := cs.put(now, &ceremony{owner: fmt.Sprint("account user", i), kind: ceremonySecondFactor}); err != nil {
+			t.Fatalf("an account's ceremony beside %d sign-ins: %v", maxSignInCeremonies, err)
+		}
+	}
+	// Sign-ins that have waited half their time give way to new ones.
+	now = now.Add(ceremonyTTL / 2)
+	if _, err := cs.put(now, &ceremony{owner: "client 192.0.2.251", kind: ceremonySignIn}); err != nil {
+		t.Errorf("a sign-in once the others waited half their time: %v", err)
+	}
+}

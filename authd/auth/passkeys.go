@@ -60,9 +60,14 @@ const (
 // to sign in with a passkey alone (anyone may), or the account of the
 // others. An owner's oldest ceremony gives way to its next, so one address
 // asking again and again replaces its own and leaves the room to others.
+// Sign-ins with a passkey alone, which anyone may begin, fill at most
+// maxSignInCeremonies, so addresses enough to fill the table (250 at 4
+// each) still leave room for the ceremonies of accounts: an owner who gave
+// the password, or is signed in, can always go on with a passkey.
 const (
 	maxCeremonies         = 1000
 	maxCeremoniesPerOwner = 4
+	maxSignInCeremonies   = maxCeremonies / 2
 )
 
 type ceremony struct {
@@ -95,12 +100,16 @@ func (cs *ceremonies) put(now time.Time, c *ceremony) (string, error) {
 	if cs.m == nil {
 		cs.m = map[string]*ceremony{}
 	}
-	mine, oldest := 0, ""
+	mine, oldest, signIns := 0, "", 0
 	for k, v := range cs.m {
-		switch {
-		case now.After(v.expires):
+		if now.After(v.expires) {
 			delete(cs.m, k)
-		case v.owner == c.owner:
+			continue
+		}
+		if v.kind == ceremonySignIn {
+			signIns++
+		}
+		if v.owner == c.owner {
 			mine++
 			if oldest == "" || v.created.Before(cs.m[oldest].created) {
 				oldest = k
@@ -108,7 +117,21 @@ func (cs *ceremonies) put(now time.Time, c *ceremony) (string, error) {
 		}
 	}
 	if mine >= maxCeremoniesPerOwner {
+		if cs.m[oldest].kind == ceremonySignIn {
+			signIns--
+		}
 		delete(cs.m, oldest)
+	}
+	if c.kind == ceremonySignIn && signIns >= maxSignInCeremonies {
+		for k, v := range cs.m {
+			if v.kind == ceremonySignIn && now.Sub(v.created) >= ceremonyTTL/2 {
+				delete(cs.m, k)
+				signIns--
+			}
+		}
+		if signIns >= maxSignInCeremonies {
+			return "", errBusy()
+		}
 	}
 	if len(cs.m) >= maxCeremonies {
 		// Many owners at once: those that have waited half their time
