@@ -260,7 +260,8 @@ func precomputeHash(ctx context.Context, h *account.Hasher, password string) (ge
 	done := make(chan result, 1)
 	start = sync.OnceFunc(func() {
 		go func() {
-			hash, err := h.Hash(ctx, password)
+			// For the RESET button: before any login flood.
+			hash, err := h.Hash(account.Urgent(ctx), password)
 			done <- result{hash, err}
 		}()
 	})
@@ -286,7 +287,7 @@ func precomputeHash(ctx context.Context, h *account.Hasher, password string) (ge
 				return "", ctx.Err()
 			}
 		}
-		hash, err := h.Hash(ctx, password)
+		hash, err := h.Hash(account.Urgent(ctx), password)
 		if err == nil {
 			cached = hash
 		}

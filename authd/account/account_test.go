@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -148,6 +149,71 @@ func TestHasherCapQueuesThenBusy(t *testing.T) {
 	wg.Wait()
 	if CapFromMemory(DefaultParams) < 1 {
 		t.Fatal("cap below 1")
+	}
+}
+
+// TestUrgentCallersGetTheNextSlot: with the only slot taken and strangers
+// queued, a caller marked Urgent gets the next free slot; the others then
+// get theirs in arrival order, and one that gave up leaves the queue.
+func TestUrgentCallersGetTheNextSlot(t *testing.T) {
+	h, err := NewHasher(fast, 1, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.acquire(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	queued := func(urgent, others int) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+			h.mu.Lock()
+			u, o := len(h.urgent), len(h.others)
+			h.mu.Unlock()
+			if u == urgent && o == others {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d urgent and %d other callers queued, want %d and %d", u, o, urgent, others)
+			}
+		}
+	}
+	order := make(chan string, 4)
+	wait := func(name string, ctx context.Context) {
+		go func() {
+			if err := h.acquire(ctx); err != nil {
+				order <- name + ": " + err.Error()
+				return
+			}
+			order <- name
+		}()
+	}
+	wait("stranger 1", context.Background())
+	queued(0, 1)
+	wait("stranger 2", context.Background())
+	queued(0, 2)
+	gaveUp, giveUp := context.WithCancel(context.Background())
+	wait("stranger 3", gaveUp)
+	queued(0, 3)
+	wait("owner", Urgent(context.Background()))
+	queued(1, 3)
+	giveUp()
+	if got := <-order; !strings.HasPrefix(got, "stranger 3: ") {
+		t.Fatalf("a caller that gave up: %q", got)
+	}
+	queued(1, 2)
+	var got []string
+	for range 3 {
+		h.release()
+		got = append(got, <-order)
+	}
+	if want := []string{"owner", "stranger 1", "stranger 2"}; !slices.Equal(got, want) {
+		t.Fatalf("slots went to %v, want %v", got, want)
+	}
+	h.release()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.busy != 0 {
+		t.Fatalf("%d slots taken after every caller released, want 0", h.busy)
 	}
 }
 

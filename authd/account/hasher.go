@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -18,10 +20,13 @@ var ErrBusy = errors.New("account: password hashing is at capacity")
 
 // Hasher hashes and verifies passwords with at most Cap argon2id
 // computations at once, so a flood of logins queues (briefly) instead of
-// exhausting memory: peak hashing memory is Cap x Params.MemKiB.
+// exhausting memory: peak hashing memory is Cap x Params.MemKiB. A freed
+// slot goes to a caller marked Urgent before any other, so a flood of
+// logins from strangers does not keep the owner's known devices, signed-in
+// users or the RESET button waiting.
 type Hasher struct {
 	params Params
-	slots  chan struct{}
+	cap    int
 	wait   time.Duration
 	// dummy is verified against when the account does not exist, so the
 	// answer takes as long as for a real account: the same parameters, a
@@ -34,9 +39,19 @@ type Hasher struct {
 	runs atomic.Uint64
 	// idle, when set, is called each time the last hash in progress ends.
 	idle atomic.Pointer[func()]
-	// waiting counts callers queued for a slot.
-	waiting atomic.Int32
+
+	mu     sync.Mutex
+	busy   int             // slots taken
+	urgent []chan struct{} // callers waiting, Urgent ones first, each in arrival order
+	others []chan struct{}
 }
+
+type urgentKey struct{}
+
+// Urgent marks ctx: a hash for it takes the next free slot before the
+// callers not marked. For callers the device knows: a login from a trusted
+// device or an allow-listed address, a signed-in user, the RESET button.
+func Urgent(ctx context.Context) context.Context { return context.WithValue(ctx, urgentKey{}, true) }
 
 // OnIdle sets f to be called each time the last hash in progress ends (in
 // the goroutine that ran it): authd gives argon2's memory back to the
@@ -52,7 +67,7 @@ func NewHasher(p Params, cap int, wait time.Duration) (*Hasher, error) {
 	if cap < 1 {
 		return nil, fmt.Errorf("account: hash concurrency %d: must be at least 1", cap)
 	}
-	h := &Hasher{params: p, slots: make(chan struct{}, cap), wait: wait,
+	h := &Hasher{params: p, cap: cap, wait: wait,
 		dummy: phc{params: p, salt: newSalt(p.SaltLen), key: newSalt(p.KeyLen)}}
 	return h, nil
 }
@@ -61,7 +76,7 @@ func NewHasher(p Params, cap int, wait time.Duration) (*Hasher, error) {
 func (h *Hasher) Params() Params { return h.params }
 
 // Cap returns the number of hashes that may run at once.
-func (h *Hasher) Cap() int { return cap(h.slots) }
+func (h *Hasher) Cap() int { return h.cap }
 
 // Runs returns how many argon2 computations Hash and Verify have done (the
 // dummy is made without one). Every Verify is exactly one run,
@@ -69,24 +84,61 @@ func (h *Hasher) Cap() int { return cap(h.slots) }
 // telling whether an account exists, and tests hold it by this count.
 func (h *Hasher) Runs() uint64 { return h.runs.Load() }
 
+// Waiting returns how many callers are queued for a slot.
+func (h *Hasher) Waiting() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.urgent) + len(h.others)
+}
+
 func (h *Hasher) acquire(ctx context.Context) error {
-	select {
-	case h.slots <- struct{}{}:
+	h.mu.Lock()
+	if h.busy < h.cap {
+		h.busy++
+		h.mu.Unlock()
 		return nil
-	default:
 	}
-	h.waiting.Add(1)
-	defer h.waiting.Add(-1)
+	granted := make(chan struct{}, 1)
+	queue := &h.others
+	if ctx.Value(urgentKey{}) != nil {
+		queue = &h.urgent
+	}
+	*queue = append(*queue, granted)
+	h.mu.Unlock()
 	t := time.NewTimer(h.wait)
 	defer t.Stop()
+	var err error
 	select {
-	case h.slots <- struct{}{}:
+	case <-granted:
 		return nil
 	case <-t.C:
-		return ErrBusy
+		err = ErrBusy
 	case <-ctx.Done():
-		return fmt.Errorf("account: waiting for a hashing slot: %w", ctx.Err())
+		err = fmt.Errorf("account: waiting for a hashing slot: %w", ctx.Err())
 	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if i := slices.Index(*queue, granted); i >= 0 {
+		*queue = slices.Delete(*queue, i, i+1)
+		return err
+	}
+	// Granted as the wait ended: the slot is this caller's to give on.
+	h.handOn()
+	return err
+}
+
+// handOn gives a slot that is no longer needed to the next caller waiting,
+// Urgent ones first, or frees it. h.mu is held.
+func (h *Hasher) handOn() {
+	for _, q := range []*[]chan struct{}{&h.urgent, &h.others} {
+		if len(*q) > 0 {
+			next := (*q)[0]
+			*q = slices.Delete(*q, 0, 1)
+			next <- struct{}{}
+			return
+		}
+	}
+	h.busy--
 }
 
 func (h *Hasher) release() {
@@ -94,11 +146,17 @@ func (h *Hasher) release() {
 	// this hash's is still garbage the collector has not reached: collect
 	// first, so the next hash reuses that memory and the peak under a
 	// flood stays at Cap x MemKiB instead of one block more.
-	if h.waiting.Load() > 0 {
+	h.mu.Lock()
+	waiting := len(h.urgent)+len(h.others) > 0
+	h.mu.Unlock()
+	if waiting {
 		runtime.GC()
 	}
-	<-h.slots
-	if f := h.idle.Load(); f != nil && len(h.slots) == 0 {
+	h.mu.Lock()
+	h.handOn()
+	idle := h.busy == 0
+	h.mu.Unlock()
+	if f := h.idle.Load(); f != nil && idle {
 		(*f)()
 	}
 }

@@ -40,15 +40,21 @@ type env struct {
 
 func newEnv(t testing.TB, c clock.Clock) *env {
 	t.Helper()
+	hasher, err := account.NewHasher(testParams, 4, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newEnvWith(t, c, hasher)
+}
+
+// newEnvWith is newEnv with hasher doing the hashing.
+func newEnvWith(t testing.TB, c clock.Clock, hasher *account.Hasher) *env {
+	t.Helper()
 	db, err := store.Open(filepath.Join(t.TempDir(), "auth.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	hasher, err := account.NewHasher(testParams, 4, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
 	cfg := auth.DefaultConfig()
 	cfg.DefaultPassword = testDefaultPassword
 	cfg.DeviceName = "TestNAS"

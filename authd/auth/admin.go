@@ -193,7 +193,7 @@ func (s *Service) CreateUser(ctx context.Context, actor Actor, n NewUser, c Clie
 	if err := account.CheckNewPassword(n.Password, n.Name, s.cfg.DefaultPassword); err != nil {
 		return UserView{}, errBadRequest("password: %s", err.Error())
 	}
-	hash, err := s.hasher.Hash(ctx, n.Password)
+	hash, err := s.hasher.Hash(account.Urgent(ctx), n.Password)
 	if errors.Is(err, account.ErrBusy) {
 		return UserView{}, errBusy()
 	}
@@ -280,7 +280,7 @@ func (s *Service) UpdateUser(ctx context.Context, actor Actor, name string, p Us
 			return UserView{}, errBadRequest("password: %s", err.Error())
 		}
 		var err error
-		if hash, err = s.hasher.Hash(ctx, *p.Password); errors.Is(err, account.ErrBusy) {
+		if hash, err = s.hasher.Hash(account.Urgent(ctx), *p.Password); errors.Is(err, account.ErrBusy) {
 			return UserView{}, errBusy()
 		} else if err != nil {
 			return UserView{}, errInternal(err)

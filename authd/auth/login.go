@@ -100,7 +100,13 @@ func (s *Service) Login(ctx context.Context, username, password string, c Client
 	if err != nil {
 		return LoginResult{}, err
 	}
-	ok, err := s.hasher.Verify(ctx, password, u.PasswordHash)
+	hashCtx := ctx
+	if deviceOK || s.allowListed(c.Addr) {
+		// The owner's known device or network goes before strangers
+		// flooding the hash slots.
+		hashCtx = account.Urgent(ctx)
+	}
+	ok, err := s.hasher.Verify(hashCtx, password, u.PasswordHash)
 	if err != nil {
 		g.release()
 		if errors.Is(err, account.ErrBusy) {

@@ -24,7 +24,8 @@ func (s *Service) checkPassword(ctx context.Context, u store.User, password stri
 // verifyPassword checks the password within the attempt g: a wrong one
 // fails g, anything else leaves it to the caller.
 func (s *Service) verifyPassword(ctx context.Context, g *gate, u store.User, password string, c Client) error {
-	ok, err := s.hasher.Verify(ctx, password, u.PasswordHash)
+	// Only signed-in users check their password here: urgent.
+	ok, err := s.hasher.Verify(account.Urgent(ctx), password, u.PasswordHash)
 	if err != nil {
 		g.release()
 		if errors.Is(err, account.ErrBusy) {
@@ -58,7 +59,7 @@ func (s *Service) ChangePassword(ctx context.Context, token string, sess session
 	if err := account.CheckNewPassword(next, u.Name, s.cfg.DefaultPassword); err != nil {
 		return "", "", errBadRequest("new_password: %s", err.Error())
 	}
-	hash, err := s.hasher.Hash(ctx, next)
+	hash, err := s.hasher.Hash(account.Urgent(ctx), next)
 	if errors.Is(err, account.ErrBusy) {
 		return "", "", errBusy()
 	}
@@ -234,7 +235,7 @@ func (s *Service) Disable2FA(ctx context.Context, token string, user, password, 
 	if err != nil {
 		return "", "", err
 	}
-	ok, err := s.hasher.Verify(ctx, password, u.PasswordHash)
+	ok, err := s.hasher.Verify(account.Urgent(ctx), password, u.PasswordHash) // a signed-in user's
 	if err != nil {
 		g.release()
 		if errors.Is(err, account.ErrBusy) {
@@ -344,7 +345,7 @@ func (s *Service) StepUp(ctx context.Context, token string, sess session.Session
 	if err != nil {
 		return "", err
 	}
-	ok, err := s.hasher.Verify(ctx, password, u.PasswordHash)
+	ok, err := s.hasher.Verify(account.Urgent(ctx), password, u.PasswordHash) // a signed-in user's
 	if err != nil {
 		g.release()
 		if errors.Is(err, account.ErrBusy) {

@@ -258,7 +258,7 @@ func resetAdmin(ctx context.Context, d Deps, j *Journal, fresh bool) error {
 	if d.DefaultHash != nil {
 		hash, err = d.DefaultHash(ctx)
 	} else {
-		hash, err = d.Hasher.Hash(ctx, d.DefaultPassword)
+		hash, err = d.Hasher.Hash(account.Urgent(ctx), d.DefaultPassword) // a RESET press goes first
 	}
 	if err != nil {
 		return fmt.Errorf("recovery: hash default password: %w", err)
