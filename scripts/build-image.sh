@@ -22,6 +22,12 @@ case $variant in rknas | bare) ;; *) echo "usage: $0 [--bare]" >&2; exit 2 ;; es
 log() { echo "build-image: $*" >&2; }
 cd "$root"
 
+# One build at a time (image builds may ask at once); a cached answer takes
+# a moment.
+mkdir -p "$outdir"
+exec 9>"$outdir/.build-image.lock"
+flock 9
+
 # The u-root commands the firmware carries: init and its shell, dhclient (uinit
 # runs DHCP once), and the tools worth having on a rescue shell.
 ours=(init gosh dhclient ls cat cp mv rm mkdir ln mount umount dmesg ps kill ip df free

@@ -25,7 +25,9 @@ kdir=$("$root/scripts/kernel.sh")
 base=$("$root/scripts/build-image.sh")
 mkdir -p "$out/bin" "$out/images"
 version=$(git describe --always --dirty 2>/dev/null || echo dev)
-go build -trimpath -ldflags "-X main.version=$version" -o "$out/bin/rknas-image" ./board/cmd/rknas-image
+# Built aside and renamed into place: another image.sh may be running it.
+go build -trimpath -ldflags "-X main.version=$version" -o "$out/bin/rknas-image.$$" ./board/cmd/rknas-image
+mv -f "$out/bin/rknas-image.$$" "$out/bin/rknas-image"
 
 boards=("$1")
 if [[ $1 == --all ]]; then

@@ -35,6 +35,12 @@ deb=$out/debian
 log() { echo "kernel: $*" >&2; }
 die() { log "$*"; exit 1; }
 
+# One run at a time: the image and VM tests may ask at once, and two apt runs
+# must not fill one cache together. A cached answer takes a moment.
+mkdir -p "$out"
+exec 9>"$out/.kernel.lock"
+flock 9
+
 # suite is the Debian suite apt_private reads: trixie, or trixie-backports
 # (--newer-dtbs). Each suite keeps its own list and index directory.
 suite=trixie

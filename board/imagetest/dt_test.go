@@ -28,6 +28,7 @@ import (
 // no longer drift from the kernels it claims, and both ends of every claim
 // are checked.
 func TestProfilesAgainstKernelTrees(t *testing.T) {
+	t.Parallel() // mostly downloads: beside the image builds
 	root := moduleRoot(t)
 	type kernelTrees struct {
 		dir     string

@@ -49,13 +49,24 @@ type sfdiskTable struct {
 // U-Boot reads it, the device tree's compatible with fdtget against the
 // profile, the state partition with e2fsck, the bootloader bytes against the
 // manifest, and that the initramfs carries the board's modules.
+//
+// The first board's image is built alone (it builds the kernel and base
+// initramfs caches), the others two at a time beside the kernel trees'
+// test.
 func TestImageLayout(t *testing.T) {
+	t.Parallel()
 	root := moduleRoot(t)
+	first := true
 	for _, p := range board.All() {
 		if p.Name == "none" {
 			continue
 		}
+		parallel := !first
+		first = false
 		t.Run(p.Name, func(t *testing.T) {
+			if parallel {
+				t.Parallel()
+			}
 			cmd := exec.Command(filepath.Join(root, "scripts", "image.sh"), p.Name)
 			cmd.Dir = root
 			var stderr bytes.Buffer
