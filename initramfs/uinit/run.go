@@ -289,17 +289,7 @@ func run(ctx context.Context, args []string, console io.Writer) error {
 	// half the CPU from authd's. It does not wait for an authd that exits
 	// or takes longer than rescueWait.
 	if _, err := os.Stat(rescuePath); err == nil && prof.UART.Device != "" {
-		args := []string{"console", "--port", "/dev/" + prof.UART.Device, "--baud", strconv.Itoa(prof.UART.Baud),
-			"--state", filepath.Join(stateDir, "authd"), "--board", prof.Name}
-		if prov.passwordFile != "" {
-			args = append(args, "--default-password-file", prov.passwordFile)
-		}
-		if prov.hostname != "" {
-			args = append(args, "--default-hostname", prov.hostname)
-		}
-		if failsafe {
-			args = append(args, "--failsafe")
-		}
+		args := rescueArgs(prof, prov, failsafe)
 		// Its log goes to the log file, not the UART it talks on.
 		var rescueLog io.Writer = io.Discard
 		if logFile != nil {
@@ -359,6 +349,24 @@ func authdArgs(boardName string, prov provisioning) []string {
 	}
 	if prov.hostname != "" {
 		args = append(args, "-default-hostname", prov.hostname)
+	}
+	return args
+}
+
+// rescueArgs is the rescue console's command line for the board. It resets
+// to what the flasher provisioned, as authd does: in failsafe mode no
+// authd runs, and the console's reset is the only one.
+func rescueArgs(prof board.Profile, prov provisioning, failsafe bool) []string {
+	args := []string{"console", "--port", "/dev/" + prof.UART.Device, "--baud", strconv.Itoa(prof.UART.Baud),
+		"--state", filepath.Join(stateDir, "authd"), "--board", prof.Name}
+	if prov.passwordFile != "" {
+		args = append(args, "--default-password-file", prov.passwordFile)
+	}
+	if prov.hostname != "" {
+		args = append(args, "--default-hostname", prov.hostname)
+	}
+	if failsafe {
+		args = append(args, "--failsafe")
 	}
 	return args
 }

@@ -28,6 +28,28 @@ func TestAuthdArgs(t *testing.T) {
 	}
 }
 
+func TestRescueArgs(t *testing.T) {
+	p, err := board.ByName("qnap-ts433")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := []string{"console", "--port", "/dev/ttyS2", "--baud", "115200", "--state", "/state/authd", "--board", "qnap-ts433"}
+	prov := provisioning{passwordFile: "/boot/rknas/default-password", hostname: "rknas-abc123"}
+	for _, tt := range []struct {
+		prov     provisioning
+		failsafe bool
+		want     []string
+	}{
+		{provisioning{}, false, base},
+		{prov, false, append(slices.Clone(base), "--default-password-file", "/boot/rknas/default-password", "--default-hostname", "rknas-abc123")},
+		{prov, true, append(slices.Clone(base), "--default-password-file", "/boot/rknas/default-password", "--default-hostname", "rknas-abc123", "--failsafe")},
+	} {
+		if got := rescueArgs(p, tt.prov, tt.failsafe); !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("rescueArgs(%+v, failsafe %v) = %q, want %q", tt.prov, tt.failsafe, got, tt.want)
+		}
+	}
+}
+
 // TestBoardParts checks the boot check looks for what each profile says
 // must come up: always the network, the eMMC where there is one, and the
 // button of the kind the board has, and a kernel the profile holds for.
