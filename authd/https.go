@@ -202,7 +202,8 @@ func announce(ctx context.Context, o *options, sys *api.System, log *slog.Logger
 		if model == "" {
 			model = "NAS"
 		}
-		instance := model + " (" + host + ")"
+		// A dot would split the instance's DNS label.
+		instance := strings.NewReplacer(".", " ", "\\", " ").Replace(model) + " (" + host + ")"
 		if len(instance) > 63 {
 			instance = host
 		}

@@ -4,20 +4,14 @@
 package mdns
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"slices"
 	"strings"
-	"sync"
 	"time"
-
-	"github.com/brutella/dnssd"
-	dnssdlog "github.com/brutella/dnssd/log"
 )
 
 // ServiceType is the DNS-SD service announced: the HTTPS login pages.
@@ -45,8 +39,8 @@ func (c Config) Validate() error {
 	switch {
 	case c.Hostname == "" || strings.ContainsAny(c.Hostname, ". ") || len(c.Hostname) > 63:
 		return fmt.Errorf("mdns: hostname %q: one DNS label of 1 to 63 characters", c.Hostname)
-	case c.Instance == "" || len(c.Instance) > 63:
-		return fmt.Errorf("mdns: instance name %q: 1 to 63 bytes", c.Instance)
+	case c.Instance == "" || len(c.Instance) > 63 || strings.ContainsAny(c.Instance, ".\\"):
+		return fmt.Errorf("mdns: instance name %q: 1 to 63 bytes, no dot or backslash", c.Instance)
 	case c.Port < 1 || c.Port > 65535:
 		return fmt.Errorf("mdns: port %d: 1 to 65535", c.Port)
 	}
@@ -64,34 +58,6 @@ func (c Config) Equal(o Config) bool {
 		}
 	}
 	return true
-}
-
-// Announce answers for cfg until ctx ends. The responder probes for the
-// names first and, if another device holds one, takes the next free one
-// ("rknas-1a2b3c-2"), as RFC 6762 asks.
-func Announce(ctx context.Context, cfg Config, log *slog.Logger) error {
-	if err := cfg.Validate(); err != nil {
-		return err
-	}
-	quietLibrary(log)
-	svc, err := dnssd.NewService(dnssd.Config{Name: cfg.Instance, Type: ServiceType, Host: cfg.Hostname, Text: cfg.Text, Port: cfg.Port, Ifaces: cfg.Ifaces})
-	if err != nil {
-		return fmt.Errorf("mdns: %w", err)
-	}
-	rp, err := dnssd.NewResponder()
-	if err != nil {
-		return fmt.Errorf("mdns: %w", err)
-	}
-	if _, err := rp.Add(svc); err != nil {
-		return fmt.Errorf("mdns: %w", err)
-	}
-	log.Info("announcing on the LAN", "name", cfg.Hostname+".local", "service", cfg.Instance+"."+ServiceType+".local", "port", cfg.Port,
-		"interfaces", strings.Join(cfg.Ifaces, ","))
-	err = rp.Respond(ctx)
-	if ctx.Err() != nil {
-		return nil
-	}
-	return fmt.Errorf("mdns: %w", err)
 }
 
 // Keep announces what current returns, starting over whenever it changes
@@ -176,24 +142,6 @@ func Interfaces(names []string) []string {
 	}
 	slices.Sort(out)
 	return out
-}
-
-var quietOnce sync.Once
-
-// quietLibrary sends the library's own log lines to log at debug level:
-// by default it writes to standard output.
-func quietLibrary(log *slog.Logger) {
-	quietOnce.Do(func() {
-		pr, pw := io.Pipe()
-		dnssdlog.Info.SetOutput(pw)
-		dnssdlog.Info.SetFlags(0)
-		go func() {
-			sc := bufio.NewScanner(pr)
-			for sc.Scan() {
-				log.Debug("mdns library", "msg", sc.Text())
-			}
-		}()
-	})
 }
 
 // ErrNoInterface is returned by callers that find nothing to answer on.
