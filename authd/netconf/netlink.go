@@ -532,9 +532,8 @@ func (a *NetlinkApplier) leaseLoop(w *dhcpWorker) error {
 		return err
 	}
 	for {
-		ack := lease.ACK
-		leaseTime := ack.IPAddressLeaseTime(time.Hour)
-		t1 := lease.CreationTime.Add(ack.IPAddressRenewalTime(leaseTime / 2))
+		leaseTime, renewAfter := leaseTimes(lease.ACK)
+		t1 := lease.CreationTime.Add(renewAfter)
 		expiry := lease.CreationTime.Add(leaseTime)
 		if !sleep(w.ctx, time.Until(t1)) {
 			return w.ctx.Err()
@@ -587,7 +586,7 @@ func (a *NetlinkApplier) install(w *dhcpWorker, lease *nclient4.Lease) error {
 	if len(mask) != net.IPv4len {
 		mask = ip.DefaultMask()
 	}
-	leaseTime := ack.IPAddressLeaseTime(time.Hour)
+	leaseTime, _ := leaseTimes(ack)
 	secs := int(leaseTime / time.Second)
 	addr := &net.IPNet{IP: ip, Mask: mask}
 	var router net.IP
@@ -651,6 +650,21 @@ func (a *NetlinkApplier) install(w *dhcpWorker, lease *nclient4.Lease) error {
 	l.DNS = slices.Clone(dns)
 	notify = &l
 	return nil
+}
+
+// minLeaseTime is the shortest lease taken as given: with a lease of 0 s,
+// from a broken or hostile server, the device renewed over 4000 times a
+// second (each renewal a broadcast, a netlink update and a log line).
+const minLeaseTime = time.Minute
+
+// leaseTimes returns how long the lease of ack lasts and when to renew it:
+// as the server says (an hour and half of it when it says nothing), with
+// the lease at least minLeaseTime and the renewal no sooner than half of
+// that nor later than the lease's end.
+func leaseTimes(ack *dhcpv4.DHCPv4) (lease, renew time.Duration) {
+	lease = max(ack.IPAddressLeaseTime(time.Hour), minLeaseTime)
+	renew = min(max(ack.IPAddressRenewalTime(lease/2), minLeaseTime/2), lease)
+	return lease, renew
 }
 
 // sleep waits for d or until ctx is done; it reports whether d passed.
