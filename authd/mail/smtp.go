@@ -295,9 +295,19 @@ func (a *safeAuth) Next(fromServer []byte, more bool) ([]byte, error) {
 	return a.inner.Next(fromServer, more)
 }
 
+// maxExchangeRead bounds what one exchange reads from the server: SMTP
+// replies are lines of a few hundred bytes, and the reader below them
+// keeps a line whole however long it is, so a server sending one endless
+// line (or anyone before STARTTLS) filled memory until authd was killed.
+const maxExchangeRead = 1 << 20
+
+// errTooMuchRead ends an exchange whose server sent more than
+// maxExchangeRead bytes.
+var errTooMuchRead = fmt.Errorf("mail: the server sent more than %d KiB in one exchange", maxExchangeRead>>10)
+
 // deadlineConn caps every deadline at the end of the whole exchange and
-// can be aborted when the caller's context ends; go-mail itself only knows
-// per-step timeouts.
+// what is read at maxExchangeRead, and can be aborted when the caller's
+// context ends; go-mail itself only knows per-step timeouts.
 type deadlineConn struct {
 	net.Conn
 	limit time.Time
@@ -306,6 +316,21 @@ type deadlineConn struct {
 
 	mu      sync.Mutex
 	aborted bool
+	read    int
+}
+
+func (c *deadlineConn) Read(p []byte) (int, error) {
+	c.mu.Lock()
+	left := maxExchangeRead - c.read
+	c.mu.Unlock()
+	if left <= 0 {
+		return 0, errTooMuchRead
+	}
+	n, err := c.Conn.Read(p[:min(len(p), left)])
+	c.mu.Lock()
+	c.read += n
+	c.mu.Unlock()
+	return n, err
 }
 
 func newDeadlineConn(c net.Conn, limit time.Time, st *exchangeState) *deadlineConn {

@@ -3,6 +3,7 @@ package mail_test
 import (
 	"context"
 	"errors"
+	"io"
 	"mime"
 	"net"
 	netmail "net/mail"
@@ -315,4 +316,40 @@ func silentServer(t *testing.T) int {
 		}
 	})
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// TestEndlessReplyEndsTheExchange: a server (or anyone before STARTTLS)
+// sending one endless reply line ends the exchange once it has sent 1 MiB,
+// instead of filling authd's memory until the exchange's time is up.
+func TestEndlessReplyEndsTheExchange(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		if _, err := io.WriteString(c, "220 "); err != nil {
+			return
+		}
+		chunk := []byte(strings.Repeat("x", 64<<10))
+		for {
+			if _, err := c.Write(chunk); err != nil {
+				return
+			}
+		}
+	}()
+	st := mail.Settings{Preset: mail.PresetCustom, Host: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port, Security: mail.SecurityNone, From: testFrom}
+	msg, err := newComposer(t, clocktest.New(t0)).VerificationCode(testTo, "alice", "123456")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = mail.NewSMTPSender(staticSettings(st), mail.SMTPOptions{Timeout: time.Second, DialTimeout: 5 * time.Second}).Send(ctxTimeout(t, 30*time.Second), msg)
+	if err == nil || !strings.Contains(err.Error(), "the server sent more than 1024 KiB in one exchange") {
+		t.Fatalf("Send: %v, want the exchange ended at 1 MiB", err)
+	}
 }
