@@ -128,6 +128,13 @@ func (s *Service) queryAddr(addr string) (sample, error) {
 		// RFC 5905 7.4: stop asking a server that says DENY, RSTR or RATE.
 		// Leave it alone for one sync interval.
 		s.mu.Lock()
+		for a, until := range s.kissed {
+			// Served their time: forgotten, so addresses that come and go
+			// in DNS answers do not pile up.
+			if !now.Before(until) {
+				delete(s.kissed, a)
+			}
+		}
 		s.kissed[addr] = now.Add(s.cfg.Interval)
 		s.mu.Unlock()
 		return sample{}, fmt.Errorf("%s: %w (code %q)", addr, ntp.ErrKissOfDeath, r.KissCode)

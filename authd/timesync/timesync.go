@@ -59,6 +59,9 @@ var (
 	ErrDisagree     = errors.New("timesync: NTP servers disagree, clock left alone")
 	ErrZeroTime     = errors.New("timesync: refusing to set the zero time")
 	ErrBeforeBuild  = errors.New("timesync: time is before the firmware build time")
+	// ErrLoneJump: one server alone wants to move a clock NTP has set by
+	// more than Config.MaxLoneJump.
+	ErrLoneJump = errors.New("timesync: one server alone wants a large correction of a clock NTP has set, clock left alone")
 	ErrSynchronized = errors.New("timesync: the clock is synchronised by NTP; disable NTP before setting it by hand")
 	ErrNoSetter     = errors.New("timesync: Deps.Setter is required")
 )
@@ -125,6 +128,11 @@ type Config struct {
 	MaxSpread    time.Duration // votes within this agree (2 s)
 	// SlewLimit: offsets up to this are slewed, larger ones stepped (500 ms).
 	SlewLimit time.Duration
+	// MaxLoneJump: once NTP has set the clock, a correction larger than
+	// this needs two servers that agree (1 h). A clock NTP has set does
+	// not drift by an hour; one server saying so is broken or lying (or
+	// a DNS answer was), and following it breaks every TOTP code.
+	MaxLoneJump time.Duration
 	// SyncValidity: how long after a good sync the state stays
 	// synchronized (2 h). Two hourly syncs may fail before it lapses; even a
 	// poor 100 ppm crystal drifts under 1 s in that time, far inside a
@@ -146,6 +154,7 @@ func (c *Config) setDefaults() {
 	def(&c.MaxRTT, 2*time.Second)
 	def(&c.MaxSpread, 2*time.Second)
 	def(&c.SlewLimit, 500*time.Millisecond)
+	def(&c.MaxLoneJump, time.Hour)
 	def(&c.SyncValidity, 2*time.Hour)
 	if c.Jitter <= 0 || c.Jitter >= 1 {
 		c.Jitter = 0.1
@@ -502,6 +511,14 @@ func (s *Service) sync(ctx context.Context) error {
 	}
 	for _, o := range d.outvoted {
 		s.log.Warn("server outvoted", "server", o.server, "addr", o.addr, "offset", o.offset)
+	}
+	s.mu.Lock()
+	setByNTP := s.source == SourceNTP
+	s.mu.Unlock()
+	if setByNTP && d.agreeing < 2 && d.offset.Abs() > s.cfg.MaxLoneJump {
+		err := fmt.Errorf("%w: %s says the clock is %s off; that needs two servers that agree", ErrLoneJump, d.best.server, fmtOffset(d.offset))
+		s.fail(err)
+		return err
 	}
 	now := s.clk.Now()
 	target := now.Add(d.offset)

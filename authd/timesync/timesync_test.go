@@ -693,3 +693,35 @@ func TestRunStopsDuringQuery(t *testing.T) {
 		t.Errorf("time not saved at the end: %v", err)
 	}
 }
+
+// TestLoneServerCannotJumpASetClock: once NTP has set the clock, one
+// server alone (the others unanswering, or named anew) saying it is years
+// off is not followed: the clock is left alone and the status says why.
+// Two servers that agree still move it.
+func TestLoneServerCannotJumpASetClock(t *testing.T) {
+	honest1, honest2 := timesynctest.StartServer(t, timesynctest.Honest), timesynctest.StartServer(t, timesynctest.Honest)
+	liar := timesynctest.StartServer(t, timesynctest.Liar(10*365*24*time.Hour))
+	liar2 := timesynctest.StartServer(t, timesynctest.Liar(10*365*24*time.Hour))
+	clk := timesynctest.NewClock(time.Now())
+	setter := timesynctest.NewSetter(t, clk)
+	s := newService(t, fastConfig(honest1.Addr, honest2.Addr), timesync.Deps{Setter: setter, Clock: clk})
+	if st, err := s.SyncNow(context.Background()); err != nil || st.State != timesync.StateSynchronized {
+		t.Fatalf("first sync: %+v, %v", st, err)
+	}
+	if err := s.SetSettings(timesync.Settings{Enabled: true, Servers: []string{liar.Addr}}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.SyncNow(context.Background())
+	if !errors.Is(err, timesync.ErrLoneJump) || !strings.Contains(st.Error, "that needs two servers that agree") {
+		t.Fatalf("a lone server 10 years off: %v (status %+v), want it refused", err, st)
+	}
+	if len(setter.Steps()) != 0 || time.Until(clk.Now()).Abs() > time.Second {
+		t.Fatalf("the clock moved: steps %v, clock %v", setter.Steps(), clk.Now())
+	}
+	if err := s.SetSettings(timesync.Settings{Enabled: true, Servers: []string{liar.Addr, liar2.Addr}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SyncNow(context.Background()); err != nil || len(setter.Steps()) != 1 {
+		t.Fatalf("two servers that agree: %v, steps %v; want the clock stepped", err, setter.Steps())
+	}
+}
