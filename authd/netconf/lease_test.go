@@ -11,7 +11,7 @@ import (
 
 // TestLeaseTimes: the server's lease and renewal times are kept, except a
 // lease shorter than a minute (0 s made the device renew thousands of
-// times a second) and a renewal before half a minute or past the lease.
+// times a second) and a renewal before 10 s or past the lease.
 func TestLeaseTimes(t *testing.T) {
 	for _, tt := range []struct {
 		name                    string
@@ -22,7 +22,7 @@ func TestLeaseTimes(t *testing.T) {
 		{"no renewal time: half the lease", 2 * time.Hour, 0, 2 * time.Hour, time.Hour},
 		{"nothing said: an hour", 0, 0, time.Hour, 30 * time.Minute},
 		{"a lease of 1 s", time.Second, 0, time.Minute, 30 * time.Second},
-		{"a renewal of 1 s", time.Hour, time.Second, time.Hour, 30 * time.Second},
+		{"a renewal of 1 s", time.Hour, time.Second, time.Hour, 10 * time.Second},
 		{"a renewal past the lease", 10 * time.Minute, time.Hour, 10 * time.Minute, 10 * time.Minute},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -37,7 +37,7 @@ func TestLeaseTimes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			lease, renew := leaseTimes(ack)
+			lease, renew := leaseTimes(ack, 10*time.Second)
 			if lease != tt.wantLease || renew != tt.wantRenewing {
 				t.Errorf("lease %v, renew after %v; want %v and %v", lease, renew, tt.wantLease, tt.wantRenewing)
 			}
@@ -48,7 +48,7 @@ func TestLeaseTimes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if lease, renew := leaseTimes(ack); lease != time.Minute || renew != 30*time.Second {
-		t.Errorf("a lease of 0 s: lease %v, renew after %v; want 1m0s and 30s", lease, renew)
+	if lease, renew := leaseTimes(ack, 10*time.Second); lease != time.Minute || renew != 10*time.Second {
+		t.Errorf("a lease of 0 s: lease %v, renew after %v; want 1m0s and 10s", lease, renew)
 	}
 }

@@ -47,6 +47,9 @@ type NetlinkOptions struct {
 	// DHCPBackoff is the longest wait between two failed rounds of DHCP
 	// discovery; the wait starts at 1 s and doubles. Default 60 s.
 	DHCPBackoff time.Duration
+	// MinRenewAfter is the soonest a lease is renewed, whatever the
+	// server says. Default 10 s.
+	MinRenewAfter time.Duration
 	// OnLease, if set, is called after a lease was obtained or renewed and
 	// put on the link, from the interface's DHCP goroutine with no lock
 	// held; it should return quickly.
@@ -91,6 +94,9 @@ func NewNetlinkApplier(o NetlinkOptions) (*NetlinkApplier, error) {
 	}
 	if o.DHCPBackoff <= 0 {
 		o.DHCPBackoff = time.Minute
+	}
+	if o.MinRenewAfter <= 0 {
+		o.MinRenewAfter = 10 * time.Second
 	}
 	// Only rtnetlink: asking for every family would also open XFRM and
 	// netfilter sockets, which fail where those are modules not loaded.
@@ -532,7 +538,7 @@ func (a *NetlinkApplier) leaseLoop(w *dhcpWorker) error {
 		return err
 	}
 	for {
-		leaseTime, renewAfter := leaseTimes(lease.ACK)
+		leaseTime, renewAfter := leaseTimes(lease.ACK, a.o.MinRenewAfter)
 		t1 := lease.CreationTime.Add(renewAfter)
 		expiry := lease.CreationTime.Add(leaseTime)
 		if !sleep(w.ctx, time.Until(t1)) {
@@ -586,7 +592,7 @@ func (a *NetlinkApplier) install(w *dhcpWorker, lease *nclient4.Lease) error {
 	if len(mask) != net.IPv4len {
 		mask = ip.DefaultMask()
 	}
-	leaseTime, _ := leaseTimes(ack)
+	leaseTime, _ := leaseTimes(ack, a.o.MinRenewAfter)
 	secs := int(leaseTime / time.Second)
 	addr := &net.IPNet{IP: ip, Mask: mask}
 	var router net.IP
@@ -659,11 +665,11 @@ const minLeaseTime = time.Minute
 
 // leaseTimes returns how long the lease of ack lasts and when to renew it:
 // as the server says (an hour and half of it when it says nothing), with
-// the lease at least minLeaseTime and the renewal no sooner than half of
-// that nor later than the lease's end.
-func leaseTimes(ack *dhcpv4.DHCPv4) (lease, renew time.Duration) {
+// the lease at least minLeaseTime and the renewal no sooner than minRenew
+// nor later than the lease's end.
+func leaseTimes(ack *dhcpv4.DHCPv4, minRenew time.Duration) (lease, renew time.Duration) {
 	lease = max(ack.IPAddressLeaseTime(time.Hour), minLeaseTime)
-	renew = min(max(ack.IPAddressRenewalTime(lease/2), minLeaseTime/2), lease)
+	renew = min(max(ack.IPAddressRenewalTime(lease/2), minRenew), lease)
 	return lease, renew
 }
 

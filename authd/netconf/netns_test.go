@@ -150,8 +150,9 @@ func startDnsmasq(t *testing.T, ns, dir string) {
 		"--no-resolv", "--dhcp-leasefile="+filepath.Join(dir, "leases"), "--port=0", "--no-ping",
 		"--log-dhcp", "--log-facility=-", "--user=root", "--group=root",
 		"--dhcp-option=option:router,"+serverAddr, "--dhcp-option=option:dns-server,"+leaseDNS,
-		// A short renewal time (T1), so the test sees a renewal; dnsmasq
-		// does not grant leases shorter than 2 minutes.
+		// A short renewal time (T1), so the test sees a renewal (the
+		// applier is told to take one this short); dnsmasq does not
+		// grant leases shorter than 2 minutes.
 		"--dhcp-option=option:T1,3")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -212,8 +213,9 @@ func TestNetnsChild(t *testing.T) {
 	leases := make(chan netconf.LeaseInfo, 16)
 	rollbacks := make(chan string, 4)
 	applier, err := netconf.NewNetlinkApplier(netconf.NetlinkOptions{
-		ResolvConf: resolv,
-		Logger:     slog.New(slog.NewTextHandler(testWriter{t}, nil)),
+		ResolvConf:    resolv,
+		MinRenewAfter: 3 * time.Second, // dnsmasq's T1 below
+		Logger:        slog.New(slog.NewTextHandler(testWriter{t}, nil)),
 		OnLease: func(iface string, l netconf.LeaseInfo) {
 			if iface == clientLink {
 				leases <- l

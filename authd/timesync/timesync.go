@@ -54,14 +54,14 @@ const DefaultRTCPath = "/dev/rtc0"
 
 // Errors returned by the service.
 var (
-	ErrDisabled     = errors.New("timesync: NTP is disabled")
-	ErrNoAnswer     = errors.New("timesync: no usable NTP answer")
-	ErrDisagree     = errors.New("timesync: NTP servers disagree, clock left alone")
-	ErrZeroTime     = errors.New("timesync: refusing to set the zero time")
-	ErrBeforeBuild  = errors.New("timesync: time is before the firmware build time")
+	ErrDisabled    = errors.New("timesync: NTP is disabled")
+	ErrNoAnswer    = errors.New("timesync: no usable NTP answer")
+	ErrDisagree    = errors.New("timesync: NTP servers disagree, clock left alone")
+	ErrZeroTime    = errors.New("timesync: refusing to set the zero time")
+	ErrBeforeBuild = errors.New("timesync: time is before the firmware build time")
 	// ErrLoneJump: one server alone wants to move a clock NTP has set by
 	// more than Config.MaxLoneJump.
-	ErrLoneJump = errors.New("timesync: one server alone wants a large correction of a clock NTP has set, clock left alone")
+	ErrLoneJump     = errors.New("timesync: one server alone wants a large correction of a clock NTP has set, clock left alone")
 	ErrSynchronized = errors.New("timesync: the clock is synchronised by NTP; disable NTP before setting it by hand")
 	ErrNoSetter     = errors.New("timesync: Deps.Setter is required")
 )
