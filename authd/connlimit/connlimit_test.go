@@ -112,94 +112,65 @@ func TestAClientIsHeldToItsShare(t *testing.T) {
 	}
 }
 
-func TestAClientRecyclesItsOwnIdleConnections(t *testing.T) {
-	addr, l := server(t, Limits{Total: 100, PerClient: 4})
-	cs := hold(t, addr, "127.0.0.2", 4)
-	for _, c := range cs {
-		if !c.get() { // now idle, kept alive
-			t.Fatal("not served")
-		}
+// TestRoomIsMade: at a limit, which connection is closed for a newcomer,
+// and which are kept.
+func TestRoomIsMade(t *testing.T) {
+	type group struct {
+		from string
+		n    int
+		idle bool // a request made on each: idle between requests; else open, nothing sent
 	}
-	waitOpen(t, l, 4)
-	if !dial(t, addr, "127.0.0.2").get() {
-		t.Fatal("a client at its share was refused a new connection although it left some idle")
+	type conn struct{ group, index int }
+	tests := []struct {
+		name     string
+		limits   Limits
+		groups   []group
+		newcomer string
+		closed   conn
+		kept     []conn
+	}{
+		{"a client at its share recycles its oldest idle connection", Limits{Total: 100, PerClient: 4},
+			[]group{{"127.0.0.2", 4, true}}, "127.0.0.2", conn{0, 0}, []conn{{0, 1}}},
+		{"the client holding the most gives one up", Limits{Total: 6, PerClient: 6},
+			[]group{{"127.0.0.3", 1, false}, {"127.0.0.2", 5, false}}, "127.0.0.3", conn{1, 0}, []conn{{0, 0}}},
+		{"the idle ones of the client holding the most go first", Limits{Total: 4, PerClient: 4},
+			[]group{{"127.0.0.3", 1, true}, {"127.0.0.2", 3, true}}, "127.0.0.4", conn{1, 0}, []conn{{0, 0}}},
+		{"idle connections go before requests in progress", Limits{Total: 4, PerClient: 4},
+			[]group{{"127.0.0.2", 2, false}, {"127.0.0.3", 2, true}}, "127.0.0.4", conn{1, 0}, []conn{{0, 0}, {0, 1}}},
 	}
-	if !cs[0].closed() {
-		t.Fatal("the client's oldest idle connection was not the one closed")
-	}
-	if !cs[1].get() {
-		t.Fatal("a newer idle connection was closed")
-	}
-}
-
-func TestRoomIsMadeForANewcomer(t *testing.T) {
-	addr, l := server(t, Limits{Total: 6, PerClient: 6})
-	mine := hold(t, addr, "127.0.0.3", 1)
-	waitOpen(t, l, 1)
-	attacker := hold(t, addr, "127.0.0.2", 5)
-	waitOpen(t, l, 6)
-	if !dial(t, addr, "127.0.0.3").get() {
-		t.Fatal("the owner was refused a second connection while another client held all the rest")
-	}
-	if !attacker[0].closed() {
-		t.Fatal("the oldest connection of the client holding the most was not the one closed")
-	}
-	if !mine[0].get() {
-		t.Fatal("the owner's first connection was closed")
-	}
-	if l.Open() > 6 {
-		t.Fatalf("%d connections open, limit 6", l.Open())
-	}
-}
-
-// TestTheIdleOfTheClientHoldingTheMostGoFirst: an idle connection of the
-// client holding the most goes before an older idle one of another.
-func TestTheIdleOfTheClientHoldingTheMostGoFirst(t *testing.T) {
-	addr, l := server(t, Limits{Total: 4, PerClient: 4})
-	other := dial(t, addr, "127.0.0.3")
-	if !other.get() {
-		t.Fatal("not served")
-	}
-	waitOpen(t, l, 1)
-	most := hold(t, addr, "127.0.0.2", 3)
-	for _, c := range most {
-		if !c.get() {
-			t.Fatal("not served")
-		}
-	}
-	waitOpen(t, l, 4)
-	if !dial(t, addr, "127.0.0.4").get() {
-		t.Fatal("a newcomer was refused")
-	}
-	if !most[0].closed() {
-		t.Fatal("the oldest idle connection of the client holding the most was not the one closed")
-	}
-	if !other.get() {
-		t.Fatal("the other client's older idle connection was closed instead")
-	}
-}
-
-func TestIdleConnectionsGoFirst(t *testing.T) {
-	addr, l := server(t, Limits{Total: 4, PerClient: 4})
-	busy := hold(t, addr, "127.0.0.2", 2)
-	waitOpen(t, l, 2)
-	idle := hold(t, addr, "127.0.0.3", 2)
-	for _, c := range idle {
-		if !c.get() {
-			t.Fatal("not served")
-		}
-	}
-	waitOpen(t, l, 4)
-	if !dial(t, addr, "127.0.0.4").get() {
-		t.Fatal("a newcomer was refused although idle connections could make room")
-	}
-	if !idle[0].closed() {
-		t.Fatal("the oldest idle connection was not the one closed")
-	}
-	for i, c := range busy {
-		if !c.get() {
-			t.Errorf("busy connection %d was cut although an idle one could go", i)
-		}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			addr, l := server(t, tt.limits)
+			var groups [][]*client
+			open := 0
+			for _, g := range tt.groups {
+				cs := hold(t, addr, g.from, g.n)
+				if g.idle {
+					for _, c := range cs {
+						if !c.get() {
+							t.Fatal("not served")
+						}
+					}
+				}
+				open += g.n
+				waitOpen(t, l, open) // in this order, oldest first
+				groups = append(groups, cs)
+			}
+			if !dial(t, addr, tt.newcomer).get() {
+				t.Fatal("the newcomer was refused")
+			}
+			if !groups[tt.closed.group][tt.closed.index].closed() {
+				t.Fatalf("connection %d of %s was not the one closed", tt.closed.index, tt.groups[tt.closed.group].from)
+			}
+			for _, k := range tt.kept {
+				if !groups[k.group][k.index].get() {
+					t.Errorf("connection %d of %s was closed", k.index, tt.groups[k.group].from)
+				}
+			}
+			if n := l.Open(); n > tt.limits.Total {
+				t.Errorf("%d connections open, limit %d", n, tt.limits.Total)
+			}
+		})
 	}
 }
 

@@ -136,14 +136,7 @@ func (a *announcer) open(ctx context.Context) error {
 		errs = append(errs, err)
 	} else {
 		p := ipv4.NewPacketConn(c)
-		joined := 0
-		for _, ifi := range a.ifis {
-			if err := p.JoinGroup(ifi, groupV4); err == nil {
-				joined++
-			} else {
-				errs = append(errs, fmt.Errorf("join %s on %s: %w", groupV4.IP, ifi.Name, err))
-			}
-		}
+		joined := a.joinAll(groupV4, func(ifi *net.Interface) error { return p.JoinGroup(ifi, groupV4) }, &errs)
 		err := errors.Join(p.SetControlMessage(ipv4.FlagInterface, true), p.SetMulticastTTL(255), p.SetTTL(255), p.SetMulticastLoopback(false))
 		if joined == 0 || err != nil {
 			errs = append(errs, err)
@@ -156,14 +149,7 @@ func (a *announcer) open(ctx context.Context) error {
 		errs = append(errs, err)
 	} else {
 		p := ipv6.NewPacketConn(c)
-		joined := 0
-		for _, ifi := range a.ifis {
-			if err := p.JoinGroup(ifi, groupV6); err == nil {
-				joined++
-			} else {
-				errs = append(errs, fmt.Errorf("join %s on %s: %w", groupV6.IP, ifi.Name, err))
-			}
-		}
+		joined := a.joinAll(groupV6, func(ifi *net.Interface) error { return p.JoinGroup(ifi, groupV6) }, &errs)
 		err := errors.Join(p.SetControlMessage(ipv6.FlagInterface, true), p.SetMulticastHopLimit(255), p.SetHopLimit(255), p.SetMulticastLoopback(false))
 		if joined == 0 || err != nil {
 			errs = append(errs, err)
@@ -179,6 +165,20 @@ func (a *announcer) open(ctx context.Context) error {
 		a.log.Debug("mDNS on some interfaces or families only", "err", errors.Join(errs...))
 	}
 	return nil
+}
+
+// joinAll joins group on every interface with join; it returns how many
+// joined and adds the failures to errs.
+func (a *announcer) joinAll(group *net.UDPAddr, join func(*net.Interface) error, errs *[]error) int {
+	joined := 0
+	for _, ifi := range a.ifis {
+		if err := join(ifi); err != nil {
+			*errs = append(*errs, fmt.Errorf("join %s on %s: %w", group.IP, ifi.Name, err))
+			continue
+		}
+		joined++
+	}
+	return joined
 }
 
 func (a *announcer) close() {
