@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -197,13 +198,24 @@ func BenchmarkMeHandler(b *testing.B) {
 // one session-checked GET /api/v1/me through authd's whole handler, its
 // answer discarded, and returns the status.
 func meHandler(tb testing.TB) func() int {
+	return meHandlerFrom(tb, "127.0.0.1:40000", "127.0.0.1:443")
+}
+
+// meHandlerFrom is meHandler with the request coming from remote to the
+// server's address local, as a real connection's are.
+func meHandlerFrom(tb testing.TB, remote, local string) func() int {
 	e := newEnv(tb, clock.System{})
 	br := e.browser()
 	br.setUpAdmin("correct horse")
 	u, _ := url.Parse(e.url)
 	h := New(e.svc, discardLog(), auth.DefaultConfig().TrustedDeviceTTL).Handler()
 	req := httptest.NewRequest("GET", e.url+"/api/v1/me", nil)
-	req.RemoteAddr = "127.0.0.1:40000"
+	req.RemoteAddr = remote
+	la, err := net.ResolveTCPAddr("tcp", local)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	req = req.WithContext(context.WithValue(req.Context(), http.LocalAddrContextKey, la))
 	for _, c := range br.hc.Jar.Cookies(u) {
 		req.AddCookie(c)
 	}

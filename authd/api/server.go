@@ -294,9 +294,9 @@ func clientOf(r *http.Request) auth.Client {
 		ua = ua[:256]
 	}
 	c := auth.Client{Addr: addr.Unmap(), UserAgent: ua}
-	if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
-		if local, err := netip.ParseAddrPort(la.String()); err == nil {
-			c.OnLink = regulate.OnLink(c.Addr, local.Addr())
+	if c.Addr.Is6() { // OnLink tells IPv6 clients apart only
+		if la, ok := r.Context().Value(http.LocalAddrContextKey).(*net.TCPAddr); ok {
+			c.OnLink = regulate.OnLink(c.Addr, la.AddrPort().Addr())
 		}
 	}
 	return c
