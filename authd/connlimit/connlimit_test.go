@@ -85,6 +85,31 @@ func waitOpen(t *testing.T, l *Limiter, n int) {
 	}
 }
 
+// waitIdle waits until the Limiter counts n connections idle: the server
+// marks a connection idle after writing its answer, which the client may
+// read first.
+func waitIdle(t *testing.T, l *Limiter, n int) {
+	t.Helper()
+	count := func() int {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		idle := 0
+		for _, cs := range l.clients {
+			for _, c := range cs {
+				if c.idle {
+					idle++
+				}
+			}
+		}
+		return idle
+	}
+	for deadline := time.Now().Add(10 * time.Second); count() != n; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections idle, want %d", count(), n)
+		}
+	}
+}
+
 // hold opens n connections from from that send nothing yet: as the server
 // sees them, new and not idle.
 func hold(t *testing.T, addr, from string, n int) []*client {
@@ -142,7 +167,7 @@ func TestRoomIsMade(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			addr, l := server(t, tt.limits)
 			var groups [][]*client
-			open := 0
+			open, idle := 0, 0
 			for _, g := range tt.groups {
 				cs := hold(t, addr, g.from, g.n)
 				if g.idle {
@@ -151,9 +176,11 @@ func TestRoomIsMade(t *testing.T) {
 							t.Fatal("not served")
 						}
 					}
+					idle += g.n
 				}
 				open += g.n
 				waitOpen(t, l, open) // in this order, oldest first
+				waitIdle(t, l, idle)
 				groups = append(groups, cs)
 			}
 			if !dial(t, addr, tt.newcomer).get() {

@@ -216,7 +216,10 @@ func (a *announcer) serve(v6 bool) {
 			return
 		}
 		if err != nil {
-			continue // a packet too big for the buffer, an ICMP error: the next
+			// A packet too big for the buffer, an ICMP error: the next.
+			// Not at once, should the error stay.
+			time.Sleep(10 * time.Millisecond)
+			continue
 		}
 		ua, ok := src.(*net.UDPAddr)
 		if !ok {
