@@ -15,36 +15,18 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/rknas/firmware/authd/api"
 	"github.com/rknas/firmware/authd/portconf"
 	"github.com/rknas/firmware/authd/tlscert"
+	"github.com/rknas/firmware/internal/lockedbuf"
 	"github.com/rknas/firmware/internal/porttest"
 )
 
-// lockedBuffer is authd's stderr, read while it runs.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // waitLog waits for a line matching re and returns its first group.
-func waitLog(t *testing.T, l *lockedBuffer, re *regexp.Regexp) string {
+func waitLog(t *testing.T, l *lockedbuf.Buffer, re *regexp.Regexp) string {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
@@ -68,7 +50,7 @@ func TestHTTPSEndToEnd(t *testing.T) {
 		"-set-clock=false", "-ntp", "127.0.0.1:9", "-control-socket", "", "-argon2-memory", "8192", "-argon2-time", "1"}
 	start := func() (string, string, func()) {
 		ctx, cancel := context.WithCancel(context.Background())
-		logs := &lockedBuffer{}
+		logs := &lockedbuf.Buffer{}
 		done := make(chan error, 1)
 		go func() { done <- run(ctx, args, io.Discard, logs) }()
 		url := waitLog(t, logs, regexp.MustCompile(`"authd ready" url=(https://\S+)`))

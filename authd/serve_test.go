@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/rknas/firmware/authd/connlimit"
+	"github.com/rknas/firmware/internal/lockedbuf"
 )
 
 // TestServingHoldsUnderConnectionFloods runs authd over HTTPS and floods it
@@ -27,7 +28,7 @@ func TestServingHoldsUnderConnectionFloods(t *testing.T) {
 	args := []string{"-state", filepath.Join(t.TempDir(), "state"), "-listen", "127.0.0.1:0", "-tls", "auto", "-board", "none",
 		"-set-clock=false", "-ntp", "127.0.0.1:9", "-control-socket", "", "-argon2-memory", "8192", "-argon2-time", "1"}
 	ctx, cancel := context.WithCancel(context.Background())
-	logs := &lockedBuffer{}
+	logs := &lockedbuf.Buffer{}
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, args, io.Discard, logs) }()
 	t.Cleanup(func() {

@@ -9,11 +9,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/rknas/firmware/authd/mdns"
+	"github.com/rknas/firmware/internal/lockedbuf"
 )
 
 // The test runs the responder in one network namespace and Debian's
@@ -44,24 +44,7 @@ func sh(t *testing.T, name string, args ...string) string {
 type lan struct {
 	dev, owner string
 	nameFile   string
-	out        *lockedOutput
-}
-
-type lockedOutput struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (o *lockedOutput) Write(p []byte) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.b.Write(p)
-}
-
-func (o *lockedOutput) String() string {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.b.String()
+	out        *lockedbuf.Buffer
 }
 
 func startLAN(t *testing.T) *lan {
@@ -72,7 +55,7 @@ func startLAN(t *testing.T) *lan {
 	if err := exec.Command("/usr/bin/python3", "-c", "import zeroconf").Run(); err != nil {
 		t.Fatal("Debian's python3-zeroconf is the independent mDNS client here: run scripts/deps.sh")
 	}
-	l := &lan{dev: fmt.Sprintf("rknasmd%d-d", os.Getpid()), owner: fmt.Sprintf("rknasmd%d-o", os.Getpid()), out: &lockedOutput{}}
+	l := &lan{dev: fmt.Sprintf("rknasmd%d-d", os.Getpid()), owner: fmt.Sprintf("rknasmd%d-o", os.Getpid()), out: &lockedbuf.Buffer{}}
 	for _, ns := range []string{l.dev, l.owner} {
 		sh(t, "ip", "netns", "add", ns)
 		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })

@@ -14,6 +14,7 @@ import (
 	"github.com/rknas/firmware/authd/clock/clocktest"
 	"github.com/rknas/firmware/authd/netconf"
 	"github.com/rknas/firmware/authd/netconf/netconftest"
+	"github.com/rknas/firmware/internal/lockedbuf"
 )
 
 type rig struct {
@@ -21,25 +22,8 @@ type rig struct {
 	clk     *clocktest.Clock
 	timers  *netconftest.Timers
 	applier *netconftest.Applier
-	log     *syncBuffer
+	log     *lockedbuf.Buffer
 	m       *netconf.Manager
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func ports() ([]string, error) { return []string{"eth0", "eth1"}, nil }
@@ -50,7 +34,7 @@ func newRig(t *testing.T, dir string, mod func(*netconf.Options)) *rig {
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	r := &rig{dir: dir, clk: clocktest.New(time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)), applier: &netconftest.Applier{}, log: &syncBuffer{}}
+	r := &rig{dir: dir, clk: clocktest.New(time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)), applier: &netconftest.Applier{}, log: &lockedbuf.Buffer{}}
 	r.timers = netconftest.NewTimers(r.clk)
 	o := netconf.Options{
 		Dir: dir, Applier: r.applier, Ports: ports, Clock: r.clk, Timers: r.timers,

@@ -8,10 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/rknas/firmware/internal/lockedbuf"
 	"github.com/rknas/firmware/internal/waittest"
 )
 
@@ -43,24 +43,7 @@ func TestMain(m *testing.M) {
 	}
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func helper(mode string, out *lockedBuffer, started chan int) *Service {
+func helper(mode string, out *lockedbuf.Buffer, started chan int) *Service {
 	return &Service{
 		Name: mode, Path: os.Args[0], Env: []string{"SUPERVISE_HELPER=" + mode},
 		Output: out, MinBackoff: time.Millisecond, MaxBackoff: 4 * time.Millisecond,
@@ -71,7 +54,7 @@ func helper(mode string, out *lockedBuffer, started chan int) *Service {
 
 func TestRun(t *testing.T) {
 	t.Run("restarts a crashing daemon", func(t *testing.T) {
-		var out lockedBuffer
+		var out lockedbuf.Buffer
 		started := make(chan int, 100)
 		s := helper("exit1", &out, started)
 		ctx, cancel := context.WithCancel(context.Background())
@@ -86,7 +69,7 @@ func TestRun(t *testing.T) {
 		}
 	})
 	t.Run("exit code 3 stops restarts", func(t *testing.T) {
-		var out lockedBuffer
+		var out lockedbuf.Buffer
 		started := make(chan int, 100)
 		s := helper("exit3", &out, started)
 		if err := s.Run(context.Background()); !errors.Is(err, ErrNoRestart) {
@@ -97,7 +80,7 @@ func TestRun(t *testing.T) {
 		}
 	})
 	t.Run("cancel stops the daemon with SIGTERM", func(t *testing.T) {
-		var out lockedBuffer
+		var out lockedbuf.Buffer
 		started := make(chan int, 100)
 		s := helper("serve", &out, started)
 		ctx, cancel := context.WithCancel(context.Background())
@@ -118,7 +101,7 @@ func TestRun(t *testing.T) {
 		}
 	})
 	t.Run("the gate goes to the first start only", func(t *testing.T) {
-		var out lockedBuffer
+		var out lockedbuf.Buffer
 		started := make(chan int, 100)
 		s := helper("gate", &out, started)
 		s.Args = []string{"plain"}
