@@ -6,13 +6,14 @@ import (
 
 	"github.com/rknas/firmware/authd/regulate"
 	"github.com/rknas/firmware/authd/session"
+	"github.com/rknas/firmware/authd/store"
 )
 
 // Kinds of ban: what a lockout error names, what is kept across restarts
 // and listed for admins.
 const (
-	BlockClient  = "client"  // a client address (IPv6 from beyond a router: its /64)
-	BlockAccount = "account" // an account, whatever the address
+	BlockClient  = store.BanClient  // a client address (IPv6 from beyond a router: its /64)
+	BlockAccount = store.BanAccount // an account, whatever the address
 )
 
 // limit is one throttle a guarded operation counts against. kind is the

@@ -28,8 +28,15 @@ type Journal struct {
 	Started time.Time `json:"started"`
 	// AdminDone is set in the same transaction that resets the admin, so
 	// the admin is reset exactly once per journal.
-	AdminDone   bool `json:"admin_done"`
-	NetworkDone bool `json:"network_done"`
+	AdminDone bool `json:"admin_done"`
+	// AdminResetAt is the password change time the reset gave the admin:
+	// an admin whose password changed since has been taken back by its
+	// owner, and a new press resets it again.
+	AdminResetAt time.Time `json:"admin_reset_at,omitzero"`
+	NetworkDone  bool      `json:"network_done"`
+	// Replaces is the journal of an earlier reset whose network step was
+	// still owed when this press came: this one finishes it.
+	Replaces string `json:"replaces,omitempty"`
 	// NoticeTo is the admin's verified security email before the reset,
 	// which the reset removes: the notice of the reset still goes there,
 	// after a power cut too.
@@ -89,26 +96,66 @@ type Deps struct {
 }
 
 // Run performs a recovery triggered by source ("button", "rescue"). If an
-// unfinished one is in the journal, that one is finished instead: one press
-// during a half-done reset must not reset twice.
+// unfinished one is in the journal and the admin is still as it left it,
+// that one is finished instead: a second press during a half-done reset
+// does not reset twice. If the admin has been used since (its network step
+// kept failing, and the owner set a password meanwhile), the press is a new
+// reset, which finishes the old one's network step too: a press always
+// gives the admin account back.
 func Run(ctx context.Context, d Deps, source string) error {
 	j, ok, err := pending(d.Store)
 	if err != nil {
 		return err
 	}
-	if !ok {
-		id, err := session.NewToken()
+	if ok {
+		taken, err := adminTakenBack(d.Store, j)
 		if err != nil {
 			return err
 		}
-		// The journal is written in the same transaction as the admin
-		// step (resetAdmin): one fsync less between the press and a
-		// durable reset, and the intent is still on disk before any step
-		// that can be cut half way (the network).
-		j = Journal{ID: id[:16], Source: source, Started: d.Clock.Now()}
-		return finish(ctx, d, j, true)
+		if !taken {
+			return finish(ctx, d, j, false)
+		}
+		d.Log.Warn("an earlier recovery's network step is still owed and its admin has been used since: resetting again",
+			"earlier", j.ID)
 	}
-	return finish(ctx, d, j, false)
+	id, err := session.NewToken()
+	if err != nil {
+		return err
+	}
+	// The journal is written in the same transaction as the admin step
+	// (resetAdmin): one fsync less between the press and a durable
+	// reset, and the intent is still on disk before any step that can be
+	// cut half way (the network).
+	fresh := Journal{ID: id[:16], Source: source, Started: d.Clock.Now()}
+	if ok {
+		// The earlier reset's notice has not been kept yet (that happens
+		// when its journal closes): this reset carries it, unless the
+		// admin has a verified address again.
+		fresh.Replaces, fresh.NoticeTo = j.ID, j.NoticeTo
+	}
+	return finish(ctx, d, fresh, true)
+}
+
+// adminTakenBack says whether the admin has changed since j's reset: its
+// password is no longer the one the reset set, or it has a second factor
+// again. A journal whose admin step is not done yet has nothing to compare.
+func adminTakenBack(s *store.Store, j Journal) (bool, error) {
+	if !j.AdminDone {
+		return false, nil
+	}
+	var u store.User
+	err := s.View(func(tx *store.Tx) error {
+		var err error
+		u, err = tx.User(store.AdminName)
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("recovery: read the admin: %w", err)
+	}
+	return !u.MustChangePassword || !u.PasswordChanged.Equal(j.AdminResetAt) || u.TOTP.Enabled || len(u.Passkeys) > 0, nil
 }
 
 // resetEvent names a reset in the audit log: "physical_reset" for the
@@ -270,6 +317,10 @@ func resetAdmin(ctx context.Context, d Deps, j *Journal, fresh bool) error {
 		switch {
 		case errors.Is(err, store.ErrNotFound) && fresh:
 			cur = *j
+		case err == nil && fresh && j.Replaces != "" && cur.ID == j.Replaces:
+			// This press's reset takes the earlier journal's place,
+			// with its network step.
+			cur = *j
 		case err != nil:
 			return fmt.Errorf("read journal: %w", err)
 		}
@@ -310,13 +361,25 @@ func resetAdmin(ctx context.Context, d Deps, j *Journal, fresh bool) error {
 		if _, err := tx.DeleteAppPasswords(store.AdminName); err != nil {
 			return err
 		}
+		// A ban the admin earned before (guessing from the LAN) would
+		// otherwise come back at authd's next start and lock the owner
+		// out of the account just given back; authd forgets its own copy
+		// in Live.AdminReset.
+		if err := tx.DeleteBan(store.BanAccount, store.AdminName); err != nil {
+			return err
+		}
 		cur.AdminDone = true
+		cur.AdminResetAt = now
 		if err := tx.Put(journalKey, cur); err != nil {
 			return err
 		}
 		*j = cur
+		detail := "id " + j.ID + "; admin back to the default password, 2FA (authenticator and passkeys), trusted devices, app passwords and security email removed"
+		if j.Replaces != "" {
+			detail += "; finishes the network step of " + j.Replaces
+		}
 		return tx.AppendAudit(store.AuditEntry{Time: now, Event: resetEvent(j.Source), User: store.AdminName, Actor: j.Source,
-			Detail: "id " + j.ID + "; admin back to the default password, 2FA (authenticator and passkeys), trusted devices, app passwords and security email removed"})
+			Detail: detail})
 	})
 	if err != nil {
 		return fmt.Errorf("recovery: reset admin: %w", err)

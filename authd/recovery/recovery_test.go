@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -209,6 +210,104 @@ func TestNetworkFailureIsFinishedLater(t *testing.T) {
 	}
 	if _, err := os.Stat(net.path); err != nil {
 		t.Fatalf("network default not written: %v", err)
+	}
+}
+
+// TestAPressAlwaysGivesTheAdminBack: a reset whose network step keeps
+// failing leaves its journal open; the owner signs in with the default
+// password and sets a new one and 2FA. A later press must still reset the
+// admin (and owe the network step once), not only retry the old network step.
+func TestAPressAlwaysGivesTheAdminBack(t *testing.T) {
+	dir, s := seededStore(t)
+	net := &fileNetwork{path: filepath.Join(dir, "network.json"), fails: 2}
+	live := &liveRecorder{}
+	d := deps(t, s, net, live)
+	if err := Run(context.Background(), d, "button"); err == nil {
+		t.Fatal("Run succeeded with the network failing")
+	}
+	checkAdminReset(t, s, d.Hasher)
+	// The owner takes the account back: a password of their own and 2FA.
+	err := s.Update(func(tx *store.Tx) error {
+		u, err := tx.User("admin")
+		if err != nil {
+			return err
+		}
+		u.PasswordHash, u.MustChangePassword, u.PasswordChanged = "$argon2id$owners-new", false, time.Now().Add(time.Minute)
+		u.TOTP = store.TOTP{Enabled: true, Secret: "JBSWY3DPEHPK3PXP"}
+		return tx.PutUser(u)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Run(context.Background(), d, "button"); err == nil {
+		t.Fatal("Run succeeded with the network failing")
+	}
+	checkAdminReset(t, s, d.Hasher)
+	resets := countResets(t, s)
+	if len(resets) != 2 {
+		t.Fatalf("resets after a press on a used admin: %v, want two recoveries", resets)
+	}
+	for id, n := range resets {
+		if n != 1 {
+			t.Fatalf("recovery %s reset the admin %d times", id, n)
+		}
+	}
+	// The network comes back: one more run finishes the one journal left.
+	if _, err := Resume(context.Background(), d); err != nil {
+		t.Fatal(err)
+	}
+	if _, open, err := pending(s); err != nil || open {
+		t.Fatalf("journal still open (%v, %v)", open, err)
+	}
+	if _, err := os.Stat(net.path); err != nil {
+		t.Fatalf("network default not written: %v", err)
+	}
+	// Both presses' notices went to the address the first reset removed.
+	for _, to := range live.noticesTo {
+		if to != ownerAddress {
+			t.Fatalf("a reset's notice went to %q, want %q", to, ownerAddress)
+		}
+	}
+}
+
+// TestAResetForgetsTheAdminsKeptBan: a ban the admin account earned from
+// guesses on the LAN is kept across restarts; a reset without authd (the
+// failsafe console, no Live) must remove it, or authd's next start locks
+// the owner out of the account just given back. Other bans stay.
+func TestAResetForgetsTheAdminsKeptBan(t *testing.T) {
+	dir, s := seededStore(t)
+	now := time.Now()
+	bans := []store.Ban{
+		{Kind: store.BanAccount, Key: "admin", Until: now.Add(24 * time.Hour), Offences: 7, Since: now},
+		{Kind: store.BanAccount, Key: "alice", Until: now.Add(time.Hour), Offences: 1, Since: now},
+		{Kind: store.BanClient, Key: "192.0.2.7", Until: now.Add(time.Hour), Offences: 1, Since: now},
+	}
+	err := s.Update(func(tx *store.Tx) error {
+		for _, b := range bans {
+			if err := tx.PutBan(b, now); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := deps(t, s, &fileNetwork{path: filepath.Join(dir, "network.json")}, nil)
+	if err := Run(context.Background(), d, "rescue"); err != nil {
+		t.Fatal(err)
+	}
+	var kept []store.Ban
+	if err := s.View(func(tx *store.Tx) error { kept, err = tx.Bans(now); return err }); err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, b := range kept {
+		keys = append(keys, b.Kind+"/"+b.Key)
+	}
+	slices.Sort(keys)
+	if want := []string{"account/alice", "client/192.0.2.7"}; !slices.Equal(keys, want) {
+		t.Fatalf("bans kept after the reset: %v, want %v", keys, want)
 	}
 }
 

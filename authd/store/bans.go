@@ -13,10 +13,16 @@ import (
 // it is reached, bans already over go first, then the one ending soonest.
 const MaxBansPerKind = 2048
 
+// The kinds of ban.
+const (
+	BanClient  = "client"  // a client address (IPv6 from beyond a router: its /64)
+	BanAccount = "account" // an account, whatever the address
+)
+
 // Ban is a throttling ban kept across restarts: a client address or an
 // account refused until Until for failed attempts.
 type Ban struct {
-	Kind  string    `json:"kind"` // "client" or "account"
+	Kind  string    `json:"kind"` // BanClient or BanAccount
 	Key   string    `json:"key"`  // the address (IPv6 from beyond a router: its /64) or the login name
 	Until time.Time `json:"until"`
 	// Offences is how many bans in a row the key has earned.
