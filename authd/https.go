@@ -120,9 +120,23 @@ func followHostname(ctx context.Context, certs *tlscert.Store, listen string, lo
 
 // tlsConfig is the HTTPS configuration: TLS 1.2 at least, and the
 // certificate looked up at each handshake so an import or a regeneration
-// applies to the next connection without a restart.
+// applies to the next connection without a restart. TLS 1.2 is held to
+// forward-secret AEAD suites: Go still offers the CBC ones with SHA-1 MACs,
+// which every browser that speaks TLS 1.2 can do without. (TLS 1.3's suites
+// are all AEAD and not configurable.)
 func tlsConfig(get func(*tls.ClientHelloInfo) (*tls.Certificate, error)) *tls.Config {
-	return &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: get}
+	return &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: get, CipherSuites: tls12Suites}
+}
+
+// tls12Suites are the TLS 1.2 suites served, for the device's ECDSA key and
+// an imported RSA one.
+var tls12Suites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
 }
 
 // redirectHandler answers plain HTTP: health checks as they are, anything

@@ -463,16 +463,18 @@ func splitPort(addr string) (string, int, error) {
 }
 
 // secretConsole opens where a generated password may be shown: path (a
-// console device whose output no log collects) or, when empty or not
-// openable, w.
+// console device whose output no log collects) or, when empty, w. When path
+// cannot be opened it says so on w and returns nil: w is where the log goes
+// on a board, so the password is not shown at all, only kept in its file.
 func secretConsole(path string, w io.Writer) (io.Writer, func()) {
 	if path == "" {
 		return w, func() {}
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY|syscall.O_NOCTTY, 0)
 	if err != nil {
-		fmt.Fprintf(w, "authd: -secret-console %s: %v; a generated default password is shown here instead\n", path, err)
-		return w, func() {}
+		fmt.Fprintf(w, "authd: -secret-console %s: %v; a generated default password is not shown: it is kept in %s, mode 0600, in the state directory\n",
+			path, err, account.DefaultPasswordFile)
+		return nil, func() {}
 	}
 	return f, func() { f.Close() }
 }
@@ -504,7 +506,9 @@ func defaultPassword(o *options, console io.Writer) (string, string, error) {
 	}
 	// Printed once, on the console only (never through the logger): this
 	// is how the owner learns it when no password was provisioned.
-	fmt.Fprintf(console, "authd: default admin password: %s (generated on first start, stored in %s)\n", p, path)
+	if console != nil {
+		fmt.Fprintf(console, "authd: default admin password: %s (generated on first start, stored in %s)\n", p, path)
+	}
 	return p, path + " (generated now)", nil
 }
 

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/rknas/firmware/authd/account"
 )
 
 // TestGeneratedPasswordOnTheConsoleOnly: a default password authd makes up
@@ -35,11 +37,23 @@ func TestGeneratedPasswordOnTheConsoleOnly(t *testing.T) {
 	if err != nil || stored.Mode().Perm() != 0o600 || !strings.Contains(source, "generated") {
 		t.Errorf("stored: %v %v, source %q", stored, err, source)
 	}
-	// Without a console to open it says so, and falls back to stderr.
+	// Without a console to open it says so on stderr, where the log goes,
+	// and shows the password nowhere: it is only in its file.
 	stderr.Reset()
 	out, closeOut = secretConsole(filepath.Join(dir, "no", "such"), &stderr)
-	closeOut()
-	if out != &stderr || !strings.Contains(stderr.String(), "-secret-console") {
-		t.Errorf("fallback: %q", stderr.String())
+	defer closeOut()
+	if out != nil || !strings.Contains(stderr.String(), "-secret-console") {
+		t.Errorf("fallback: %v %q", out, stderr.String())
+	}
+	again := t.TempDir()
+	p, _, err = defaultPassword(&options{state: again}, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(stderr.String(), p) {
+		t.Errorf("with no console the password went to standard error: %q", stderr.String())
+	}
+	if kept, err := account.ReadPasswordFile(filepath.Join(again, "default-password")); err != nil || kept != p {
+		t.Errorf("with no console the password was not kept: %q, %v", kept, err)
 	}
 }
