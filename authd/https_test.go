@@ -102,7 +102,7 @@ func TestHTTPSEndToEnd(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("login over HTTPS: %d", resp.StatusCode)
 	}
-	if c := resp.Header.Get("Set-Cookie"); !strings.HasPrefix(c, api.SessionCookie+"=") || !strings.Contains(c, "; Secure") || !strings.Contains(c, "; HttpOnly") {
+	if c := resp.Header.Get("Set-Cookie"); !strings.HasPrefix(c, api.SecureSessionCookie+"=") || !strings.Contains(c, "; Secure") || !strings.Contains(c, "; HttpOnly") {
 		t.Errorf("session cookie over HTTPS: %q", c)
 	}
 

@@ -100,11 +100,11 @@ func (s *Server) device(w http.ResponseWriter, r *http.Request, c Caller) error 
 }
 
 func (s *Server) setSessionCookie(w http.ResponseWriter, r *http.Request, token string) {
-	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: token, Path: "/", HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
+	http.SetCookie(w, &http.Cookie{Name: sessionCookieName(r), Value: token, Path: "/", HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
 }
 
-func clearCookie(w http.ResponseWriter, r *http.Request, name, path string) {
-	http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: path, MaxAge: -1, HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
+func clearCookie(w http.ResponseWriter, r *http.Request, name string) {
+	http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
 }
 
 type loginResponse struct {
@@ -123,7 +123,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, c Caller) error {
 	if err := Decode(w, r, &req); err != nil {
 		return err
 	}
-	device, _ := cookieValue(r, DeviceCookie)
+	device, _ := cookieValue(r, deviceCookieName(r))
 	res, err := s.svc.Login(r.Context(), req.Username, req.Password, c.Client, device)
 	if err != nil {
 		return err
@@ -160,16 +160,16 @@ func (s *Server) loginOTP(w http.ResponseWriter, r *http.Request, c Caller) erro
 func (s *Server) setLoginCookies(w http.ResponseWriter, r *http.Request, res auth.LoginResult) {
 	s.setSessionCookie(w, r, res.SessionToken)
 	if res.DeviceToken != "" {
-		http.SetCookie(w, &http.Cookie{Name: DeviceCookie, Value: res.DeviceToken, Path: "/api/v1/", MaxAge: int(s.deviceTTL / time.Second),
+		http.SetCookie(w, &http.Cookie{Name: deviceCookieName(r), Value: res.DeviceToken, Path: "/", MaxAge: int(s.deviceTTL / time.Second),
 			HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
 	}
 }
 
 func (s *Server) logout(w http.ResponseWriter, r *http.Request, c Caller) error {
-	if token, ok := cookieValue(r, SessionCookie); ok {
+	if token, ok := cookieValue(r, sessionCookieName(r)); ok {
 		s.svc.Logout(token, c.Client)
 	}
-	clearCookie(w, r, SessionCookie, "/")
+	clearCookie(w, r, sessionCookieName(r))
 	return OK(w, map[string]string{"status": "ok"})
 }
 
@@ -292,7 +292,7 @@ func (s *Server) disable2FA(w http.ResponseWriter, r *http.Request, c Caller) er
 		return err
 	}
 	s.setSessionCookie(w, r, token)
-	clearCookie(w, r, DeviceCookie, "/api/v1/")
+	clearCookie(w, r, deviceCookieName(r))
 	return OK(w, map[string]string{"status": status})
 }
 
@@ -311,7 +311,7 @@ func (s *Server) regenerateCodes(w http.ResponseWriter, r *http.Request, c Calle
 }
 
 func (s *Server) devices(w http.ResponseWriter, r *http.Request, c Caller) error {
-	cur, _ := cookieValue(r, DeviceCookie)
+	cur, _ := cookieValue(r, deviceCookieName(r))
 	d, err := s.svc.Devices(c.User.Name, cur)
 	if err != nil {
 		return err
@@ -373,7 +373,7 @@ func (s *Server) endMySession(w http.ResponseWriter, r *http.Request, c Caller) 
 		return err
 	}
 	if id == c.Session.ID {
-		clearCookie(w, r, SessionCookie, "/")
+		clearCookie(w, r, sessionCookieName(r))
 	}
 	return OK(w, map[string]string{"status": "ok"})
 }
@@ -396,7 +396,7 @@ func (s *Server) endUserSession(w http.ResponseWriter, r *http.Request, c Caller
 		return err
 	}
 	if name == c.User.Name && id == c.Session.ID {
-		clearCookie(w, r, SessionCookie, "/")
+		clearCookie(w, r, sessionCookieName(r))
 	}
 	return OK(w, map[string]string{"status": "ok"})
 }
@@ -406,7 +406,7 @@ func (s *Server) revokeDevices(w http.ResponseWriter, r *http.Request, c Caller)
 	if err != nil {
 		return err
 	}
-	clearCookie(w, r, DeviceCookie, "/api/v1/")
+	clearCookie(w, r, deviceCookieName(r))
 	return OK(w, map[string]any{"revoked": n})
 }
 

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -121,8 +122,9 @@ func TestSecurityEmailCodeTriesAreCapped(t *testing.T) {
 	a.must(200, "POST", "/api/v1/me/security-email/verify", map[string]string{"code": codeIn(t, me.waitMail(t, 2), 6)})
 }
 
-// TestCookieFlags: the session and trusted-device cookies are HttpOnly and
-// SameSite=Strict always, and Secure whenever the request came over TLS.
+// TestCookieFlags: the session and trusted-device cookies are HttpOnly,
+// SameSite=Strict and Path=/ with no Domain always; over TLS they are
+// Secure and named with the __Host- prefix.
 func TestCookieFlags(t *testing.T) {
 	for _, overTLS := range []bool{false, true} {
 		name := "http"
@@ -140,8 +142,12 @@ func TestCookieFlags(t *testing.T) {
 				b.hc = ts.Client()
 				b.hc.Jar = jar
 			}
+			session, device := SessionCookie, DeviceCookie
+			if overTLS {
+				session, device = SecureSessionCookie, SecureDeviceCookie
+			}
 			_, _, h := b.call("POST", "/api/v1/login", login("admin", testDefaultPassword))
-			checkCookie(t, h, SessionCookie, overTLS)
+			checkCookie(t, h, session, overTLS)
 			b.must(200, "PUT", "/api/v1/me/password", map[string]string{"current_password": testDefaultPassword, "new_password": "correct horse"})
 			b.password = "correct horse"
 			secret, _ := b.enroll()
@@ -149,9 +155,57 @@ func TestCookieFlags(t *testing.T) {
 			out := b.must(200, "POST", "/api/v1/login", login("admin", "correct horse"))
 			_, _, h = b.call("POST", "/api/v1/login/otp", map[string]any{"challenge": out["challenge"], "code": codeAt(t, secret, e.clock.Now()),
 				"trust_device": true, "device_name": "Laptop"})
-			checkCookie(t, h, SessionCookie, overTLS)
-			checkCookie(t, h, DeviceCookie, overTLS)
+			checkCookie(t, h, session, overTLS)
+			checkCookie(t, h, device, overTLS)
 		})
+	}
+}
+
+// TestAPlantedPlainCookieIsNotReadOverHTTPS: anyone answering plain HTTP
+// for the device's name can plant a cookie under the plain name, with a
+// longer path, so a browser sends it first; over HTTPS only the __Host-
+// cookie, which plain HTTP cannot set, is read. The owner stays signed in as
+// the owner, and a planted session alone signs nobody in.
+func TestAPlantedPlainCookieIsNotReadOverHTTPS(t *testing.T) {
+	e := newEnv(t, start())
+	ts := httptest.NewTLSServer(New(e.svc, discardLog(), 24*time.Hour).Handler())
+	t.Cleanup(ts.Close)
+	e.url = ts.URL
+	tlsBrowser := func() *browser {
+		jar, _ := cookiejar.New(nil)
+		hc := *ts.Client() // one client per browser: ts.Client() is shared
+		hc.Jar = jar
+		return &browser{e: e, hc: &hc}
+	}
+	owner := tlsBrowser()
+	owner.setUpAdmin("correct horse")
+	owner.must(201, "POST", "/api/v1/users", map[string]any{"name": "mallory", "password": "mallory passphrase", "must_change_password": false})
+	mallory := tlsBrowser()
+	mallory.must(200, "POST", "/api/v1/login", login("mallory", "mallory passphrase"))
+	ownerToken, malloryToken := sessionCookie(t, owner), sessionCookie(t, mallory)
+
+	me := func(cookie string) (int, string) {
+		t.Helper()
+		req, err := http.NewRequest("GET", ts.URL+"/api/v1/me", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Cookie", cookie)
+		resp, err := ts.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		name, _ := out["name"].(string)
+		return resp.StatusCode, name
+	}
+	if code, name := me(SessionCookie + "=" + malloryToken + "; " + SecureSessionCookie + "=" + ownerToken); code != 200 || name != "admin" {
+		t.Errorf("planted plain cookie before the owner's: %d as %q, want 200 as admin", code, name)
+	}
+	if code, name := me(SessionCookie + "=" + malloryToken); code != 401 {
+		t.Errorf("a plain cookie alone over HTTPS: %d as %q, want 401", code, name)
 	}
 }
 
@@ -165,8 +219,9 @@ func checkCookie(t *testing.T, h http.Header, name string, overTLS bool) {
 		if err != nil {
 			t.Fatalf("Set-Cookie %q: %v", line, err)
 		}
-		if !c.HttpOnly || c.SameSite != http.SameSiteStrictMode || c.Secure != overTLS {
-			t.Errorf("cookie %s: HttpOnly=%v SameSite=%v Secure=%v; want true, Strict, %v (%q)", name, c.HttpOnly, c.SameSite, c.Secure, overTLS, line)
+		if !c.HttpOnly || c.SameSite != http.SameSiteStrictMode || c.Secure != overTLS || c.Path != "/" || c.Domain != "" {
+			t.Errorf("cookie %s: HttpOnly=%v SameSite=%v Secure=%v Path=%q Domain=%q; want true, Strict, %v, /, none (%q)",
+				name, c.HttpOnly, c.SameSite, c.Secure, c.Path, c.Domain, overTLS, line)
 		}
 		return
 	}
@@ -176,7 +231,7 @@ func checkCookie(t *testing.T, h http.Header, name string, overTLS bool) {
 func sessionCookie(t *testing.T, b *browser) string {
 	t.Helper()
 	for _, c := range b.hc.Jar.Cookies(b.baseURL(t)) {
-		if c.Name == SessionCookie {
+		if c.Name == SessionCookie || c.Name == SecureSessionCookie {
 			return c.Value
 		}
 	}

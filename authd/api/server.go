@@ -26,11 +26,39 @@ import (
 	"github.com/rknas/firmware/authd/store"
 )
 
-// Cookie names.
+// Cookie names over plain HTTP (a development host, or authd with -tls off
+// behind a proxy of the owner's).
 const (
 	SessionCookie = "rknas_session"
 	DeviceCookie  = "rknas_device"
 )
+
+// Cookie names over HTTPS. A browser takes a __Host- cookie only from a
+// secure origin, Secure, with Path=/ and no Domain: nothing answering plain
+// HTTP for the device's name (port 80's redirect, or a stranger on the LAN
+// answering in its place) can plant one that would be read before the
+// owner's and sign the owner's browser in as the stranger's account.
+const (
+	SecureSessionCookie = "__Host-" + SessionCookie
+	SecureDeviceCookie  = "__Host-" + DeviceCookie
+)
+
+// sessionCookieName is the session cookie's name on r's scheme; over HTTPS a
+// cookie under the plain name is not read.
+func sessionCookieName(r *http.Request) string {
+	if r.TLS != nil {
+		return SecureSessionCookie
+	}
+	return SessionCookie
+}
+
+// deviceCookieName is the trusted-device cookie's name on r's scheme.
+func deviceCookieName(r *http.Request) string {
+	if r.TLS != nil {
+		return SecureDeviceCookie
+	}
+	return DeviceCookie
+}
 
 // MaxBody is the largest request body accepted.
 const MaxBody = 64 << 10
@@ -191,7 +219,7 @@ func (s *Server) Handle(pattern string, access Access, h HandlerFunc) {
 // callerIsAdmin reports whether the request carries the session of an
 // admin with a full session, for public routes that say more to admins.
 func (s *Server) callerIsAdmin(r *http.Request) bool {
-	token, ok := cookieValue(r, SessionCookie)
+	token, ok := cookieValue(r, sessionCookieName(r))
 	if !ok {
 		return false
 	}
@@ -206,7 +234,7 @@ func (s *Server) authorize(r *http.Request, c *Caller, access Access) error {
 	if h := r.Header.Get("Authorization"); h != "" {
 		return s.authorizeAppPassword(r, c, access, h)
 	}
-	token, ok := cookieValue(r, SessionCookie)
+	token, ok := cookieValue(r, sessionCookieName(r))
 	if !ok {
 		return auth.AsError(&auth.Error{Code: auth.CodeUnauthorized, Message: "not logged in"})
 	}

@@ -512,7 +512,7 @@ func TestPagesOverHTTPS(t *testing.T) {
 	}
 	var found bool
 	for _, c := range res.Cookies {
-		if c.Name == api.SessionCookie {
+		if c.Name == api.SecureSessionCookie {
 			found = true
 			if !c.Secure || !c.HTTPOnly || c.SameSite != network.CookieSameSiteStrict {
 				t.Errorf("session cookie in Chromium: Secure=%v HttpOnly=%v SameSite=%v", c.Secure, c.HTTPOnly, c.SameSite)
