@@ -116,13 +116,13 @@ func (s *Service) Login(ctx context.Context, username, password string, c Client
 	}
 	if !ok || u.Disabled {
 		g.fail()
-		detail := "wrong password"
+		detail, who := "wrong password", username
 		if !exists {
-			detail = "no such account"
+			detail, who = "no such account", s.unknownName(username)
 		} else if u.Disabled && ok {
 			detail = "account disabled"
 		}
-		s.audit(store.AuditEntry{Event: "login_failed", User: username, Client: c.String(), Detail: detail})
+		s.audit(store.AuditEntry{Event: "login_failed", User: who, Client: c.String(), Detail: detail})
 		return LoginResult{}, errInvalidCredentials
 	}
 	g.release()

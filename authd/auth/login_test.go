@@ -95,3 +95,40 @@ func TestNamesNoAccountCanHaveRunNoHashAndCountAsFailures(t *testing.T) {
 		t.Fatalf("another address's right login: %v", err)
 	}
 }
+
+// TestAnUnknownNameIsNotRecorded: a login under a name no account has (a
+// password typed into the name field, say) leaves only a keyed digest in the
+// audit log, the same for the same name; a real account's failure names it.
+func TestAnUnknownNameIsNotRecorded(t *testing.T) {
+	svc, _ := newService(t)
+	typed := []string{"Tr0ub4dor&3 horse", "Tr0ub4dor&3 horse", "another-typo", "admin"}
+	for i, name := range typed {
+		c := auth.Client{Addr: netip.AddrFrom4([4]byte{192, 0, 2, byte(i + 1)})}
+		if _, err := svc.Login(context.Background(), name, "wrong password", c, ""); err == nil {
+			t.Fatalf("login %q succeeded", name)
+		}
+	}
+	entries, err := svc.AuditLogMatching(100, 0, store.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var who []string
+	for _, e := range entries {
+		if e.Event != "login_failed" {
+			continue
+		}
+		who = append(who, e.User)
+		for _, secret := range typed[:3] {
+			if strings.Contains(e.User+e.Detail, secret) {
+				t.Errorf("the audit log keeps the typed name %q: %+v", secret, e)
+			}
+		}
+	}
+	if len(who) != 4 {
+		t.Fatalf("login_failed entries: %q, want 4", who)
+	}
+	// Newest first: admin, another-typo, then the same name twice.
+	if who[0] != "admin" || !strings.HasPrefix(who[1], "(unknown name ") || who[2] != who[3] || who[1] == who[2] {
+		t.Errorf("recorded names %q: want admin, then a digest per unknown name, the same for the same name", who)
+	}
+}

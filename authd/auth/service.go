@@ -6,6 +6,10 @@ package auth
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -114,6 +118,9 @@ type Service struct {
 	// accounts, so spraying made-up names cannot evict a real account's
 	// counter.
 	unknown *regulate.Regulator
+	// nameKey keys the digest the audit log records for a login name no
+	// account has (unknownName); it lives only in this process.
+	nameKey [32]byte
 	// allowed throttles each allow-listed address on its own, mildly.
 	allowed     *regulate.Regulator
 	allow       atomic.Pointer[[]netip.Prefix]
@@ -151,6 +158,9 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 		accounts: regulate.New(d.Clock, cfg.Accounts),
 		unknown:  regulate.New(d.Clock, cfg.Accounts),
 		allowed:  regulate.New(d.Clock, cfg.AllowListed),
+	}
+	if _, err := rand.Read(s.nameKey[:]); err != nil {
+		return nil, fmt.Errorf("auth: key for unknown names: %w", err)
 	}
 	if err := s.bootstrap(ctx); err != nil {
 		return nil, err
@@ -228,6 +238,19 @@ func (s *Service) auditNow(e store.AuditEntry) {
 	if err := s.store.Update(func(tx *store.Tx) error { return tx.AppendAudit(e) }); err != nil {
 		s.log.Error("audit write failed", "event", e.Event, "err", err)
 	}
+}
+
+// unknownName is what the audit log records for a login name no account
+// has. A user who typed the password into the name field would otherwise
+// leave it there for every admin to read, in the CSV export too. The digest,
+// keyed with a key that never leaves this process, still shows an admin
+// that the same name came back, and tells nothing of what it was. The
+// parentheses keep it from reading as an account's name, which cannot hold
+// them.
+func (s *Service) unknownName(name string) string {
+	m := hmac.New(sha256.New, s.nameKey[:])
+	m.Write([]byte(name))
+	return "(unknown name " + hex.EncodeToString(m.Sum(nil)[:4]) + ")"
 }
 
 func (s *Service) notify(u store.User, event string, details map[string]string) {
