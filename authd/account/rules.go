@@ -24,8 +24,9 @@ const (
 var ErrWeakPassword = errors.New("password does not meet the policy")
 
 // CheckNewPassword applies the NIST SP 800-63B rules authd enforces: at least
-// 8 characters, at most 256, valid UTF-8 without control characters, not the
-// device's default password and not the username.
+// 8 characters, at most 256, valid UTF-8 without control characters, not
+// defaultPassword (when not empty: the caller passes the device's default
+// for the built-in admin only) and not the username.
 func CheckNewPassword(password, username, defaultPassword string) error {
 	if !utf8.ValidString(password) {
 		return fmt.Errorf("%w: it is not valid UTF-8", ErrWeakPassword)

@@ -190,7 +190,7 @@ func (s *Service) CreateUser(ctx context.Context, actor Actor, n NewUser, c Clie
 	if err := checkRole(n.Role); err != nil {
 		return UserView{}, err
 	}
-	if err := account.CheckNewPassword(n.Password, n.Name, s.cfg.DefaultPassword); err != nil {
+	if err := account.CheckNewPassword(n.Password, n.Name, s.defaultPasswordFor(n.Name)); err != nil {
 		return UserView{}, errBadRequest("password: %s", err.Error())
 	}
 	hash, err := s.hasher.Hash(account.Urgent(ctx), n.Password)
@@ -276,7 +276,7 @@ func (s *Service) UpdateUser(ctx context.Context, actor Actor, name string, p Us
 	}
 	var hash string
 	if p.Password != nil {
-		if err := account.CheckNewPassword(*p.Password, name, s.cfg.DefaultPassword); err != nil {
+		if err := account.CheckNewPassword(*p.Password, name, s.defaultPasswordFor(name)); err != nil {
 			return UserView{}, errBadRequest("password: %s", err.Error())
 		}
 		var err error

@@ -56,7 +56,7 @@ func (s *Service) ChangePassword(ctx context.Context, token string, sess session
 	if err := s.checkPassword(ctx, u, current, c); err != nil {
 		return "", "", err
 	}
-	if err := account.CheckNewPassword(next, u.Name, s.cfg.DefaultPassword); err != nil {
+	if err := account.CheckNewPassword(next, u.Name, s.defaultPasswordFor(u.Name)); err != nil {
 		return "", "", errBadRequest("new_password: %s", err.Error())
 	}
 	hash, err := s.hasher.Hash(account.Urgent(ctx), next)

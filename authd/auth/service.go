@@ -240,6 +240,19 @@ func (s *Service) auditNow(e store.AuditEntry) {
 	}
 }
 
+// defaultPasswordFor is the password name's new password must not be: the
+// device's default for the built-in admin, which a RESET gives it and which
+// it must leave at its next login; none for other accounts. Refusing the
+// default for every account let any signed-in user, or a program with an
+// admin app password, test guesses at it with no throttle: a refusal named
+// the right one.
+func (s *Service) defaultPasswordFor(name string) string {
+	if name == store.AdminName {
+		return s.cfg.DefaultPassword
+	}
+	return ""
+}
+
 // unknownName is what the audit log records for a login name no account
 // has. A user who typed the password into the name field would otherwise
 // leave it there for every admin to read, in the CSV export too. The digest,
