@@ -204,8 +204,12 @@ func normalizeRecovery(code string) string {
 }
 
 // HashRecoveryCode returns the stored form of a recovery code. The codes
-// carry 60 random bits, so a fast hash is enough: nobody can enumerate them
-// from a stolen database faster than by guessing online.
+// carry 60 random bits, so a fast hash keeps them from being read off a
+// copy of the database: finding one takes about 2^60 SHA-256 runs per
+// stored code set (the hash is unsalted, so one search covers every code at
+// once). That is no more than the copy already gives away: the account's
+// TOTP secret sits beside them, stored in clear because checking a code
+// needs it, so the database itself must stay on the device (0600, root).
 func HashRecoveryCode(code string) string {
 	sum := sha256.Sum256([]byte("rknas-recovery:" + normalizeRecovery(code)))
 	return hex.EncodeToString(sum[:])
