@@ -40,14 +40,14 @@ deps: ## install the Debian packages the tests need (QEMU, chronyd, oathtool, ..
 
 test: deps prefetch lint test-host test-timing mutate test-images test-vm ## everything CI runs: lint, unit, integration, timing under load, mutation, image and VM tests
 
-# The image and VM tests need two Debian kernels and U-Boot: on a fresh machine
+# The image and VM tests need two Debian kernels, U-Boot and ca-certificates: on a fresh machine
 # fetching them is mostly waiting on the network, so it starts in the background
 # while lint and the Go tests run. kernel.sh holds a lock: the tests that need
 # the kernels wait for it, and if the fetch failed they run it again and stop
 # on its error themselves.
-prefetch: ## fetch the kernels and U-Boot for the image and VM tests in the background (log: out/prefetch.log)
+prefetch: ## fetch the kernels, U-Boot and the root certificates for the image and VM tests in the background (log: out/prefetch.log)
 	@mkdir -p $(OUT)
-	@{ scripts/kernel.sh && scripts/kernel.sh --newer-dtbs && scripts/kernel.sh --deb u-boot-rockchip:arm64; } \
+	@{ scripts/kernel.sh && scripts/kernel.sh --newer-dtbs && scripts/kernel.sh --deb u-boot-rockchip:arm64 && scripts/kernel.sh --deb ca-certificates:all; } \
 		>$(OUT)/prefetch.log 2>&1 </dev/null &
 
 test-host: ## the Go test suite, under the race detector, and the allocation rules without it

@@ -11,7 +11,7 @@
 # authd and rescue are commands of the busybox (/bbin/authd, /bbin/rescue) rather than
 # binaries of their own, so the Go runtime and the libraries they share are in the image once.
 # Output (stdout): the image path. Cached: the image is rebuilt only when its inputs (Go
-# sources, go.mod/go.sum, this script) change.
+# sources, go.mod/go.sum, this script, the ca-certificates package) change.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -58,12 +58,21 @@ if [[ ! -x $uroot ]]; then
 	GOBIN=$outdir/bin go install github.com/u-root/u-root@v0.16.0
 fi
 
+# The root certificates SMTP over TLS (Gmail, Outlook) verifies servers with:
+# Debian's ca-certificates, at the version scripts/kernel.sh pins, fetched and
+# checked by apt. Never the build host's /etc/ssl, which may hold local CAs.
+cadeb=
+if [[ $variant == rknas ]]; then
+	cadeb=$("$root/scripts/kernel.sh" --deb ca-certificates:all)
+fi
+
 work=$outdir/image/$variant
 img=$outdir/image/$variant.cpio.zst
 sum=$( (
 	echo "$variant ${cmds[*]}"
 	if [[ $variant != bare ]]; then
 		find authd board rescue initramfs -type f -name '*.go' ! -name '*_test.go' -print0 | sort -z | xargs -0 sha256sum
+		(cd "$(dirname "$cadeb")" && sha256sum "$(basename "$cadeb")")
 	fi
 	sha256sum go.mod go.sum scripts/build-image.sh
 ) | sha256sum | cut -d' ' -f1)
@@ -91,8 +100,18 @@ if [[ $variant == bare ]]; then
 	buildin=$modroot
 	export GOFLAGS=-mod=mod
 else
-	# Root certificates, so SMTP over TLS (Gmail, Outlook) verifies servers.
-	files+=(-files "/etc/ssl/certs/ca-certificates.crt:etc/ssl/certs/ca-certificates.crt")
+	# The bundle as Debian's update-ca-certificates makes it with the default
+	# /etc/ca-certificates.conf, which enables every certificate the package
+	# ships: mozilla/*.crt in sorted order, each ending in a newline.
+	mkdir "$work/_tmp/ca"
+	dpkg-deb -x "$cadeb" "$work/_tmp/ca"
+	crts=()
+	while IFS= read -r -d '' c; do crts+=("$c"); done < <(find "$work/_tmp/ca/usr/share/ca-certificates/mozilla" \
+		-maxdepth 1 -type f -name '*.crt' -print0 | LC_ALL=C sort -z)
+	((${#crts[@]} > 0)) || { echo "build-image: $cadeb holds no certificates" >&2; exit 1; }
+	awk 1 "${crts[@]}" >"$work/ca-certificates.crt"
+	log "root certificates: ${#crts[@]} from $(basename "$cadeb")"
+	files+=(-files "$work/ca-certificates.crt:etc/ssl/certs/ca-certificates.crt")
 	uinit=(-uinitcmd uinit)
 	buildin=$root
 	# u-root builds the busybox in GOPATH mode, where Go takes the defaults of

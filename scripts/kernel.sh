@@ -9,7 +9,8 @@
 #
 #   scripts/kernel.sh            fetch and unpack (cached); prints the kernel directory
 #   scripts/kernel.sh --deb PKG  download one more trixie package (e.g. u-boot-rockchip:arm64)
-#                                into the cache and print the .deb's path
+#                                into the cache and print the .deb's path: the version pinned
+#                                below for it, else PKG=VERSION's, else the newest
 #   scripts/kernel.sh --newer-dtbs
 #                                fetch the device trees of a newer Debian kernel (trixie-backports,
 #                                pinned below) and print their directory: the profiles of boards
@@ -28,6 +29,9 @@ KERNEL_VERSION=${RKNAS_KERNEL_VERSION:-6.12.117-1}
 # has no tree for. Only its .dtb files are used.
 NEWER_ABI=${RKNAS_NEWER_KERNEL_ABI:-7.3.4+deb13}
 NEWER_VERSION=${RKNAS_NEWER_KERNEL_VERSION:-7.3.4-1~bpo13+1}
+# Packages --deb fetches at a pinned version: the image's root certificates
+# (scripts/build-image.sh) come from this ca-certificates.
+declare -A PINNED=([ca-certificates:all]=${RKNAS_CA_CERTIFICATES_VERSION:-20250419+deb13u1})
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${RKNAS_OUT:-$root/out}
@@ -75,10 +79,13 @@ apt_setup() {
 	fi
 }
 
+# debpath NAME:ARCH VERSION: where fetch keeps that package.
+debpath() { echo "$deb/debs/${1%%:*}_${2//:/%3a}_${1##*:}.deb"; }
+
 # fetch NAME:ARCH VERSION: download one package into out/debian/debs, print its path.
 fetch() {
-	local pkg=$1 ver=$2 name=${1%%:*} arch=${1##*:} f
-	f=$deb/debs/${name}_${ver//:/%3a}_${arch}.deb
+	local pkg=$1 ver=$2 f
+	f=$(debpath "$pkg" "$ver")
 	if [[ ! -f $f ]]; then
 		if ! apt_private apt-cache show "$pkg=$ver" >/dev/null 2>&1; then
 			apt_private apt-get update -qq >&2 || true
@@ -97,9 +104,13 @@ fetch() {
 
 if [[ ${1:-} == --deb ]]; then
 	[[ -n ${2:-} ]] || die "usage: scripts/kernel.sh --deb NAME:ARCH[=VERSION]"
-	apt_setup
 	pkg=${2%%=*} ver=${2#*=}
-	if [[ $ver == "$2" ]]; then
+	[[ $ver != "$2" ]] || ver=${PINNED[$pkg]:-}
+	# A package whose version is known and already in the cache needs no index.
+	if [[ -z $ver || ! -f $(debpath "$pkg" "$ver") ]]; then
+		apt_setup
+	fi
+	if [[ -z $ver ]]; then
 		ver=$(apt_private apt-cache show "$pkg" | sed -n 's/^Version: //p' | head -n1)
 		[[ -n $ver ]] || die "trixie has no package $pkg"
 	fi
