@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -123,28 +124,51 @@ func lookFor(want string) (*Medium, string, error) {
 		if _, ok := t.Find(diskimage.StateLabel); !ok {
 			continue
 		}
-		m := &Medium{Disk: name, Sectors: sectors, Table: t}
-		if want != "" && strings.EqualFold(t.DiskID.String(), want) {
-			return m.partitions()
-		}
-		withState = append(withState, m)
+		withState = append(withState, &Medium{Disk: name, Sectors: sectors, Table: t})
 	}
+	sort.Strings(seen)
 	desc := strings.Join(seen, "; ")
-	switch {
-	case want == "" && len(withState) == 1:
-		m, _, err := withState[0].partitions()
-		return m, desc, err
-	case want != "" && len(withState) > 0:
-		var names []string
-		for _, m := range withState {
-			names = append(names, m.Disk)
+	m, err := choose(want, withState)
+	if err != nil {
+		return nil, desc, err
+	}
+	m, _, err = m.partitions()
+	return m, desc, err
+}
+
+// choose picks the medium the system booted from among the disks that
+// have a state partition: the one whose GUID is want, or, with no want, the
+// only one. Two disks with the GUID are a medium and a copy of it (dd of
+// the whole card): either could be the one that booted, and mounting
+// whichever the kernel listed first would split the settings between them
+// from one boot to the next, so that is refused.
+func choose(want string, withState []*Medium) (*Medium, error) {
+	var names, matching []string
+	var match *Medium
+	for _, m := range withState {
+		names = append(names, m.Disk)
+		if want != "" && strings.EqualFold(m.Table.DiskID.String(), want) {
+			matching = append(matching, m.Disk)
+			match = m
 		}
-		return nil, desc, fmt.Errorf("medium: no disk has the GUID %s the boot loader named; %s partitions are on %s, which this system did not boot from",
+	}
+	sort.Strings(names)
+	sort.Strings(matching)
+	switch {
+	case len(matching) == 1:
+		return match, nil
+	case len(matching) > 1:
+		return nil, fmt.Errorf("medium: %d disks (%s) have the GUID %s the boot loader named: one is a copy of the other, "+
+			"and either could be the one that booted; unplug the copy", len(matching), strings.Join(matching, ", "), want)
+	case want == "" && len(withState) == 1:
+		return withState[0], nil
+	case want != "" && len(withState) > 0:
+		return nil, fmt.Errorf("medium: no disk has the GUID %s the boot loader named; %s partitions are on %s, which this system did not boot from",
 			want, diskimage.StateLabel, strings.Join(names, ", "))
 	case len(withState) > 1:
-		return nil, desc, fmt.Errorf("medium: %d disks have a %s partition and the command line does not say which one booted", len(withState), diskimage.StateLabel)
+		return nil, fmt.Errorf("medium: %d disks have a %s partition and the command line does not say which one booted", len(withState), diskimage.StateLabel)
 	}
-	return nil, desc, fmt.Errorf("medium: no disk with a %s partition", diskimage.StateLabel)
+	return nil, fmt.Errorf("medium: no disk with a %s partition", diskimage.StateLabel)
 }
 
 func (m *Medium) partitions() (*Medium, string, error) {
