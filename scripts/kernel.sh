@@ -29,9 +29,14 @@ KERNEL_VERSION=${RKNAS_KERNEL_VERSION:-6.12.117-1}
 # has no tree for. Only its .dtb files are used.
 NEWER_ABI=${RKNAS_NEWER_KERNEL_ABI:-7.3.4+deb13}
 NEWER_VERSION=${RKNAS_NEWER_KERNEL_VERSION:-7.3.4-1~bpo13+1}
-# Packages --deb fetches at a pinned version: the image's root certificates
-# (scripts/build-image.sh) come from this ca-certificates.
-declare -A PINNED=([ca-certificates:all]=${RKNAS_CA_CERTIFICATES_VERSION:-20250419+deb13u1})
+# Packages --deb fetches at a pinned version, so an image is built from
+# known parts: the image's root certificates (scripts/build-image.sh) come
+# from this ca-certificates, and the boards that carry Debian's U-Boot
+# (scripts/image.sh) get this u-boot-rockchip.
+declare -A PINNED=(
+	[ca-certificates:all]=${RKNAS_CA_CERTIFICATES_VERSION:-20250419+deb13u1}
+	[u-boot-rockchip:arm64]=${RKNAS_UBOOT_ROCKCHIP_VERSION:-2025.01-3+deb13u1}
+)
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${RKNAS_OUT:-$root/out}
