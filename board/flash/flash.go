@@ -26,10 +26,15 @@ type Job struct {
 	Overwrite bool
 	// Update replaces only the firmware (the boot partition) of a medium
 	// that already holds one, keeping its state, password and hostname.
+	// The image must be for the board the medium was made for.
 	Update bool
+	// AllowOtherBoard lets an update put an image for another board of the
+	// same SoC on the medium (it was moved to that board on purpose).
+	AllowOtherBoard bool
 	// Confirm is asked before anything is written to a device; nil writes
-	// without asking (--yes).
-	Confirm func(t *Target) error
+	// without asking (--yes). holds is the manifest of the firmware the
+	// device holds now, nil when it holds none.
+	Confirm func(t *Target, holds *diskimage.Manifest) error
 	// Inspector reads the kernel's view of the target (NewInspector()).
 	Inspector Inspector
 	// Log receives a line per step; Progress (a terminal) gets the
@@ -76,8 +81,22 @@ func Flash(ctx context.Context, j Job) (*Result, error) {
 		if err := t.Check(opts); err != nil {
 			return nil, err
 		}
+		// What the device holds now: shown with the question, and an
+		// update for another board is refused before it is asked.
+		holds, err := readManifest(j.Target, t.Size)
+		if j.Update {
+			if errors.Is(err, ErrBadImage) {
+				return nil, fmt.Errorf("flash: update: %s does not hold rknas firmware: %w", j.Target, err)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("flash: update: %w", err)
+			}
+			if err := checkBoard(holds, j.Image.Manifest, j.AllowOtherBoard); err != nil {
+				return nil, err
+			}
+		}
 		if j.Confirm != nil {
-			if err := j.Confirm(t); err != nil {
+			if err := j.Confirm(t, holds); err != nil {
 				return nil, err
 			}
 		}
@@ -109,7 +128,7 @@ func Flash(ctx context.Context, j Job) (*Result, error) {
 
 	var pl *Plan
 	if j.Update {
-		pl, err = updatePlan(j.Image, j.Target, size)
+		pl, err = updatePlan(j.Image, j.Target, size, j.AllowOtherBoard)
 	} else {
 		pl, err = j.Image.Plan(j.Personal, size)
 	}
@@ -156,7 +175,7 @@ func Flash(ctx context.Context, j Job) (*Result, error) {
 // updatePlan reads the medium at path (through the page cache: the FAT
 // reader reads at any offset, which O_DIRECT does not allow) and plans the
 // firmware update.
-func updatePlan(img *Image, path string, size int64) (*Plan, error) {
+func updatePlan(img *Image, path string, size int64, allowOtherBoard bool) (*Plan, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("flash: update: %w", err)
@@ -166,7 +185,23 @@ func updatePlan(img *Image, path string, size int64) (*Plan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("flash: update: %s does not hold rknas firmware: %w", path, err)
 	}
-	return img.UpdatePlan(cur)
+	return img.UpdatePlan(cur, allowOtherBoard)
+}
+
+// readManifest returns the manifest of the firmware the medium at path
+// (size bytes) holds, read through the page cache; nil and an error when it
+// holds none.
+func readManifest(path string, size int64) (*diskimage.Manifest, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("flash: read %s: %w", path, err)
+	}
+	defer f.Close()
+	cur, err := ReadImage(f, size)
+	if err != nil {
+		return nil, err
+	}
+	return cur.Manifest, nil
 }
 
 // openImageFile opens (or creates) an image-file target of the job's size.

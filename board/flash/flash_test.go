@@ -3,6 +3,8 @@ package flash
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -25,9 +27,24 @@ import (
 // bootloader when withLoader. Images are built once per kind per test run.
 func testImage(t testing.TB, withLoader bool) string {
 	t.Helper()
+	if !withLoader {
+		return testImageOf(t, "plain", nil)
+	}
+	return testImageOf(t, "loader", func(s *imagebuild.BuildSpec) {
+		s.Bootloader = bytes.Repeat([]byte("U-Boot!\x00"), 90000)
+		s.BootloaderSource = "file test-u-boot.bin"
+		// Any board; the manifest says what it carries.
+		s.Profile.Name, s.Profile.Model, s.Profile.SoC = "pine64-rockpro64", "Pine64 RockPro64", "rk3399"
+	})
+}
+
+// testImageOf builds the qemu-virt image as edit changes its spec (nil: as
+// it is), once per kind per test run.
+func testImageOf(t testing.TB, kind string, edit func(*imagebuild.BuildSpec)) string {
+	t.Helper()
 	imagesMu.Lock()
 	defer imagesMu.Unlock()
-	if p, ok := images[withLoader]; ok {
+	if p, ok := images[kind]; ok {
 		return p
 	}
 	dir, err := os.MkdirTemp("", "flash-test-")
@@ -40,21 +57,27 @@ func testImage(t testing.TB, withLoader bool) string {
 	p, _ := board.ByName("qemu-virt")
 	spec := imagebuild.BuildSpec{Profile: p, Kernel: kernel, KernelRelease: "6.12.0-test", Initramfs: initrd,
 		Version: "test", Out: filepath.Join(dir, "rknas-test.img")}
-	if withLoader {
-		spec.Bootloader = bytes.Repeat([]byte("U-Boot!\x00"), 90000)
-		spec.BootloaderSource = "file test-u-boot.bin"
-		spec.Profile.Name = "pine64-rockpro64" // any board; the manifest says what it carries
+	if edit != nil {
+		edit(&spec)
 	}
 	if _, err := imagebuild.Build(context.Background(), spec); err != nil {
 		t.Fatalf("build a test image (dosfstools, mtools, e2fsprogs: scripts/deps.sh): %v", err)
 	}
-	images[withLoader] = spec.Out
+	images[kind] = spec.Out
 	return spec.Out
+}
+
+// boardImage is a test image whose manifest names board, model and soc.
+func boardImage(t testing.TB, name, model, soc string) string {
+	t.Helper()
+	return testImageOf(t, "board "+name, func(s *imagebuild.BuildSpec) {
+		s.Profile.Name, s.Profile.Model, s.Profile.SoC = name, model, soc
+	})
 }
 
 var (
 	imagesMu sync.Mutex
-	images   = map[bool]string{}
+	images   = map[string]string{}
 )
 
 func TestMain(m *testing.M) {
@@ -454,8 +477,8 @@ func TestPlanOrder(t *testing.T) {
 }
 
 // TestUpdateKeepsTheDevice replaces the firmware on a flashed medium with
-// another image: the boot partition is the new image's, the password,
-// hostname, partition table and state stay.
+// a newer image for the same board: the boot partition is the new image's,
+// the password, hostname, partition table and state stay.
 func TestUpdateKeepsTheDevice(t *testing.T) {
 	old, err := OpenImage(testImage(t, false))
 	if err != nil {
@@ -470,16 +493,19 @@ func TestUpdateKeepsTheDevice(t *testing.T) {
 	f.WriteAt([]byte("the owner's data"), stateOff)
 	f.Close()
 
-	newer, err := OpenImage(testImage(t, true))
+	newer, err := OpenImage(testImageOf(t, "newer", func(s *imagebuild.BuildSpec) { s.Version = "test-newer" }))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer newer.Close()
+	if newer.Manifest.Board != old.Manifest.Board {
+		t.Fatalf("the newer image is for %s, the medium for %s: not an update of the same board", newer.Manifest.Board, old.Manifest.Board)
+	}
 	if _, err := Flash(context.Background(), Job{Image: newer, Target: target, Update: true}); err != nil {
 		t.Fatal(err)
 	}
 	m := readMedium(t, target)
-	if m.Manifest.Built != newer.Manifest.Built || m.Manifest.Board != newer.Manifest.Board {
+	if m.Manifest.Version != "test-newer" || m.Manifest.Built != newer.Manifest.Built || m.Manifest.Board != newer.Manifest.Board {
 		t.Errorf("the boot partition is not the new image's: %+v", m.Manifest)
 	}
 	if m.Table.DiskID != p.Disk {
@@ -498,6 +524,141 @@ func TestUpdateKeepsTheDevice(t *testing.T) {
 	}
 	if _, err := Flash(context.Background(), Job{Image: newer, Target: filepath.Join(t.TempDir(), "none.img"), Update: true}); err == nil {
 		t.Error("an update of a missing medium succeeded")
+	}
+}
+
+// TestUpdateRefusesAnotherBoard updates media made for one board with
+// images for others: refused, with both boards named and nothing written,
+// unless the owner allows another board of the same SoC. Another SoC, or
+// one a manifest does not name, is refused even then.
+func TestUpdateRefusesAnotherBoard(t *testing.T) {
+	ts433 := func(t testing.TB) string { return boardImage(t, "qnap-ts433", "QNAP TS-433", "rk3568") }
+	r4s := func(t testing.TB) string { return boardImage(t, "nanopi-r4s", "FriendlyElec NanoPi R4S", "rk3399") }
+	rockpro := func(t testing.TB) string { return testImage(t, true) } // pine64-rockpro64, rk3399
+	plain := func(t testing.TB) string { return testImage(t, false) }  // qemu-virt, no SoC
+	type medium struct {
+		path string
+		p    Personal
+	}
+	media := map[string]medium{}
+	dir := t.TempDir()
+	stateOff := int64(diskimage.BootStart+diskimage.BootSectors)*512 + 1<<20
+	for _, tc := range []struct {
+		name           string
+		medium, image  func(testing.TB) string
+		allow, written bool
+		// want are parts of the error: the boards and what to do.
+		want []string
+	}{
+		{name: "another SoC", medium: ts433, image: rockpro,
+			want: []string{"QNAP TS-433 (qnap-ts433, rk3568)", "Pine64 RockPro64 (pine64-rockpro64, rk3399)", "another SoC",
+				"nothing was written", "image for qnap-ts433", "without --update"}},
+		{name: "another SoC, allowed", medium: ts433, image: rockpro, allow: true,
+			want: []string{"qnap-ts433", "pine64-rockpro64", "another SoC", "--allow-other-board does not allow"}},
+		{name: "another board of the same SoC", medium: r4s, image: rockpro,
+			want: []string{"NanoPi R4S (nanopi-r4s, rk3399)", "Pine64 RockPro64 (pine64-rockpro64, rk3399)",
+				"nothing was written", "image for nanopi-r4s", "--allow-other-board"}},
+		{name: "another board of the same SoC, allowed", medium: r4s, image: rockpro, allow: true, written: true},
+		{name: "a board whose SoC is not known", medium: plain, image: rockpro, allow: true,
+			want: []string{"(qemu-virt)", "(pine64-rockpro64, rk3399)", "not known to be the same SoC"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mimg, err := OpenImage(tc.medium(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer mimg.Close()
+			img, err := OpenImage(tc.image(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer img.Close()
+			// A refused update writes nothing (checked below), so the
+			// refused cases share a medium per board.
+			key := mimg.Manifest.Board
+			if tc.written {
+				key = tc.name
+			}
+			md, ok := media[key]
+			if !ok {
+				md.path, md.p = filepath.Join(dir, strings.ReplaceAll(key, " ", "-")+".img"), personal(t)
+				flashFile(t, mimg, md.path, 0, md.p)
+				f, _ := os.OpenFile(md.path, os.O_RDWR, 0)
+				f.WriteAt([]byte("the owner's data"), stateOff)
+				f.Close()
+				media[key] = md
+			}
+			target, p := md.path, md.p
+			before := fileHash(t, target)
+
+			_, err = Flash(context.Background(), Job{Image: img, Target: target, Update: true, AllowOtherBoard: tc.allow})
+			after := fileHash(t, target)
+			if tc.written {
+				if err != nil {
+					t.Fatal(err)
+				}
+				m := readMedium(t, target)
+				if m.Manifest.Board != img.Manifest.Board || m.Table.DiskID != p.Disk {
+					t.Errorf("allowed update: the medium holds %s (disk %s), want %s (disk %s)", m.Manifest.Board, m.Table.DiskID,
+						img.Manifest.Board, p.Disk)
+				}
+				if got := readRangeOf(t, target, stateOff, 16); string(got) != "the owner's data" {
+					t.Errorf("the update touched the state: %q", got)
+				}
+				return
+			}
+			if !errors.Is(err, ErrOtherBoard) {
+				t.Fatalf("updating a %s medium with a %s image: %v, want ErrOtherBoard", mimg.Manifest.Board, img.Manifest.Board, err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("the refusal does not say %q: %v", w, err)
+				}
+			}
+			if before != after {
+				t.Errorf("the refused update changed the medium")
+			}
+		})
+	}
+}
+
+// TestCheckBoard is the update's board rule on manifests alone.
+func TestCheckBoard(t *testing.T) {
+	m := func(board, soc string) *diskimage.Manifest {
+		return &diskimage.Manifest{Format: 1, Board: board, Model: "Model " + board, SoC: soc}
+	}
+	for _, tc := range []struct {
+		name      string
+		cur, img  *diskimage.Manifest
+		allow, ok bool
+	}{
+		{"same board", m("qnap-ts433", "rk3568"), m("qnap-ts433", "rk3568"), false, true},
+		{"same board, no SoC named", m("qemu-virt", ""), m("qemu-virt", ""), false, true},
+		{"same board, allowed", m("qnap-ts433", "rk3568"), m("qnap-ts433", "rk3568"), true, true},
+		{"another board", m("qnap-ts433", "rk3568"), m("pine64-rockpro64", "rk3399"), false, false},
+		{"another board, allowed, another SoC", m("qnap-ts433", "rk3568"), m("pine64-rockpro64", "rk3399"), true, false},
+		{"same SoC", m("qnap-ts433", "rk3568"), m("nanopi-r5s", "rk3568"), false, false},
+		{"same SoC, allowed", m("qnap-ts433", "rk3568"), m("nanopi-r5s", "rk3568"), true, true},
+		{"neither names a SoC, allowed", m("qemu-virt", ""), m("pine64-rockpro64", ""), true, false},
+		{"the medium names none, allowed", m("qnap-ts433", ""), m("nanopi-r5s", "rk3568"), true, false},
+		{"the image names none, allowed", m("qnap-ts433", "rk3568"), m("nanopi-r5s", ""), true, false},
+	} {
+		err := checkBoard(tc.cur, tc.img, tc.allow)
+		if tc.ok != (err == nil) {
+			t.Errorf("%s: %v, want ok %v", tc.name, err, tc.ok)
+			continue
+		}
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, ErrOtherBoard) {
+			t.Errorf("%s: %v is not ErrOtherBoard", tc.name, err)
+		}
+		for _, want := range []string{boardName(tc.cur), boardName(tc.img), "nothing was written", "image for " + tc.cur.Board} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("%s: %q does not say %q", tc.name, err, want)
+			}
+		}
 	}
 }
 
@@ -520,6 +681,21 @@ func readRangeOf(t *testing.T, path string, off, n int64) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// fileHash is the SHA-256 of the file at p, in hex.
+func fileHash(t *testing.T, p string) string {
+	t.Helper()
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 func fileSize(t *testing.T, p string) int64 {

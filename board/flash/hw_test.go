@@ -203,7 +203,7 @@ func TestHWFlashChecksTheDiskItOpens(t *testing.T) {
 	}
 	before := fingerprint(t, d.fixed)
 	_, err = flash.Flash(context.Background(), flash.Job{Image: img, Target: link, Personal: p, Inspector: flash.NewInspector(),
-		Confirm: func(*flash.Target) error {
+		Confirm: func(*flash.Target, *diskimage.Manifest) error {
 			// While the operator reads the question, the name moves to
 			// the fixed disk.
 			if err := os.Remove(link); err != nil {

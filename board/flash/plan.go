@@ -1,6 +1,7 @@
 package flash
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 
@@ -122,14 +123,65 @@ func (pl *Plan) fill(img *Image, buf []byte, off int64) error {
 	return nil
 }
 
+// ErrOtherBoard says an update's image is for another board than the one
+// the medium was made for: the boot partition carries the board's device
+// tree and boot menu, and another board's leave it unbootable.
+var ErrOtherBoard = errors.New("image for another board")
+
+// checkBoard refuses to update a medium made for one board (cur, the
+// manifest it holds) with an image for another (img). allowOther lets an
+// image for another board of the same SoC through (the owner moved the
+// medium to that board on purpose); another SoC, or one a manifest does not
+// name, is refused all the same.
+func checkBoard(cur, img *diskimage.Manifest, allowOther bool) error {
+	if cur.Board == img.Board {
+		return nil
+	}
+	sameSoC := cur.SoC != "" && cur.SoC == img.SoC
+	if sameSoC && allowOther {
+		return nil
+	}
+	what := fmt.Sprintf("the medium was made for %s and the image is for %s", boardName(cur), boardName(img))
+	if sameSoC {
+		return fmt.Errorf("flash: update: %w: %s; nothing was written. Update it with an image for %s "+
+			"(make image BOARD=%s), or, if the medium now lives in a %s on purpose, add --allow-other-board",
+			ErrOtherBoard, what, cur.Board, cur.Board, img.Board)
+	}
+	soc := "another SoC"
+	if cur.SoC == "" || img.SoC == "" {
+		soc = "not known to be the same SoC"
+	}
+	return fmt.Errorf("flash: update: %w: %s, %s, which --allow-other-board does not allow; nothing was written. "+
+		"Update it with an image for %s (make image BOARD=%s), or flash this image without --update, "+
+		"which erases the medium's state (accounts, settings)", ErrOtherBoard, what, soc, cur.Board, cur.Board)
+}
+
+// boardName is "QNAP TS-433 (qnap-ts433, rk3568)", with what the manifest
+// has of that.
+func boardName(m *diskimage.Manifest) string {
+	in := m.Board
+	if m.SoC != "" {
+		in += ", " + m.SoC
+	}
+	if m.Model == "" {
+		return in
+	}
+	return m.Model + " (" + in + ")"
+}
+
 // UpdatePlan returns the writes that replace the firmware on a medium that
 // already holds one (target, read with ReadImage): only the boot partition
 // is rewritten, with the medium's own password, hostname and disk GUID kept,
 // so the state partition and the partition table stay as they are. A cut
 // during the write leaves the boot partition unusable until the update is
-// run again; the state is not touched.
-func (img *Image) UpdatePlan(target *Image) (*Plan, error) {
+// run again; the state is not touched. An image for another board than the
+// one target's manifest names is refused (ErrOtherBoard); allowOtherBoard
+// lets another board of the same SoC through.
+func (img *Image) UpdatePlan(target *Image, allowOtherBoard bool) (*Plan, error) {
 	const sector = diskimage.SectorSize
+	if err := checkBoard(target.Manifest, img.Manifest, allowOtherBoard); err != nil {
+		return nil, err
+	}
 	tb, ok := target.Table.Find(diskimage.BootLabel)
 	if !ok || tb.First != diskimage.BootStart || tb.Sectors() != diskimage.BootSectors {
 		return nil, fmt.Errorf("flash: update: the target's %s partition is not where this image's is", diskimage.BootLabel)

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/rknas/firmware/authd/atomicfile"
+	"github.com/rknas/firmware/board/diskimage"
 	"github.com/rknas/firmware/board/flash"
 	"golang.org/x/sys/unix"
 )
@@ -64,7 +65,8 @@ func exitCode(err error, stderr io.Writer) int {
 	switch {
 	case errors.As(err, &ee):
 		return ee.code
-	case errors.As(err, &ref), errors.Is(err, flash.ErrBadImage), errors.Is(err, flash.ErrPartition):
+	case errors.As(err, &ref), errors.Is(err, flash.ErrBadImage), errors.Is(err, flash.ErrPartition),
+		errors.Is(err, flash.ErrOtherBoard):
 		return exitRefused
 	case errors.Is(err, flash.ErrNotConfirmed):
 		return exitNotSure
@@ -75,6 +77,12 @@ func exitCode(err error, stderr io.Writer) int {
 const usage = `usage:
   rknas-flash [flags] IMAGE TARGET      write IMAGE to TARGET: a whole disk (/dev/sdb, /dev/mmcblk1)
                                          or an image file for a VM
+  rknas-flash --update [--allow-other-board] [flags] IMAGE TARGET
+                                         replace only the firmware on TARGET, which holds it already:
+                                         its state, password and hostname stay. IMAGE must be for the
+                                         board TARGET was made for; --allow-other-board allows another
+                                         board of the same SoC (the medium was moved to it), never
+                                         another SoC
   rknas-flash emmc-usb --loader LOADER.bin [flags] IMAGE
                                          write IMAGE to the eMMC of a board in Maskrom mode
                                          over USB, with rkdeveloptool
@@ -156,6 +164,7 @@ func runFlash(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	size := fs.String("size", "", "size of a new image-file target, e.g. 1G (default: the image's)")
 	overwrite := fs.Bool("overwrite", false, "replace an existing file that is not an rknas image")
 	update := fs.Bool("update", false, "replace only the firmware on a medium that holds one: its state, password and hostname stay")
+	otherBoard := fs.Bool("allow-other-board", false, "with --update: allow an image for another board with the same SoC as the board the medium was made for")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -166,6 +175,9 @@ func runFlash(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return usageErr("want IMAGE and TARGET, got %d arguments\n%s", fs.NArg(), usage)
 	}
 	imgPath, target := fs.Arg(0), fs.Arg(1)
+	if *otherBoard && !*update {
+		return usageErr("--allow-other-board goes with --update")
+	}
 	p, err := c.personal()
 	if err != nil {
 		return err
@@ -182,31 +194,49 @@ func runFlash(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	}
 	defer img.Close()
 	job := flash.Job{Image: img, Target: target, Personal: p, FileSize: fileSize, Overwrite: *overwrite, Update: *update,
-		Options:   flash.Options{AllowFixed: *allowFixed, AllowLarge: *allowLarge},
-		Inspector: flash.NewInspector(), Log: stderr}
+		AllowOtherBoard: *otherBoard,
+		Options:         flash.Options{AllowFixed: *allowFixed, AllowLarge: *allowLarge},
+		Inspector:       flash.NewInspector(), Log: stderr}
 	if isTerminal(stderr) {
 		job.Progress = stderr
 	}
 	if !c.yes {
-		job.Confirm = func(t *flash.Target) error { return confirm(t, img, stdin, stderr) }
+		job.Confirm = func(t *flash.Target, holds *diskimage.Manifest) error {
+			return confirm(t, img, holds, *update, stdin, stderr)
+		}
 	}
 	res, err := flash.Flash(ctx, job)
 	if err != nil {
 		return err
 	}
 	if *update {
-		fmt.Fprintf(stdout, "updated %s to rknas %s; its state, password and hostname are unchanged\n", res.Description, img.Manifest.Version)
+		fmt.Fprintf(stdout, "updated %s to rknas %s for %s (%s); its state, password and hostname are unchanged\n",
+			res.Description, img.Manifest.Version, img.Manifest.Model, img.Manifest.Board)
 		return nil
 	}
 	return report(res, img, p, c.label, stdout)
 }
 
-// confirm shows the target and asks for its name to be typed.
-func confirm(t *flash.Target, img *flash.Image, stdin io.Reader, stderr io.Writer) error {
-	fmt.Fprintf(stderr, "\nAbout to ERASE %s\n  and write rknas %s for %s (%s).\n", t.Describe(), img.Manifest.Version,
-		img.Manifest.Model, img.Manifest.Board)
-	if len(t.Partitions) > 0 {
-		fmt.Fprintf(stderr, "  Its partitions %s will be lost.\n", strings.Join(t.Partitions, ", "))
+// confirm shows the target, the firmware it holds (holds, nil for none) and
+// what is about to be written, and asks for its name to be typed.
+func confirm(t *flash.Target, img *flash.Image, holds *diskimage.Manifest, update bool, stdin io.Reader, stderr io.Writer) error {
+	if update {
+		fmt.Fprintf(stderr, "\nAbout to UPDATE the firmware on %s\n", t.Describe())
+		if holds != nil {
+			fmt.Fprintf(stderr, "  from rknas %s for %s (%s)\n", holds.Version, holds.Model, holds.Board)
+		}
+		fmt.Fprintf(stderr, "  to rknas %s for %s (%s).\n  Its state, password and hostname stay.\n", img.Manifest.Version,
+			img.Manifest.Model, img.Manifest.Board)
+	} else {
+		fmt.Fprintf(stderr, "\nAbout to ERASE %s\n  and write rknas %s for %s (%s).\n", t.Describe(), img.Manifest.Version,
+			img.Manifest.Model, img.Manifest.Board)
+		if holds != nil {
+			fmt.Fprintf(stderr, "  It holds rknas %s for %s (%s) now: its state (accounts, settings) will be lost.\n",
+				holds.Version, holds.Model, holds.Board)
+		}
+		if len(t.Partitions) > 0 {
+			fmt.Fprintf(stderr, "  Its partitions %s will be lost.\n", strings.Join(t.Partitions, ", "))
+		}
 	}
 	fmt.Fprintf(stderr, "Type %s to go on: ", t.Name)
 	line, err := bufio.NewReader(stdin).ReadString('\n')
