@@ -462,16 +462,10 @@ func TestParallelPasswordChangesLandOnce(t *testing.T) {
 // routes), guess after guess with no throttle, since the refusal named the
 // right one.
 func TestTheDefaultPasswordIsNoOracleForOtherAccounts(t *testing.T) {
-	e := newEnv(t, start())
-	admin := e.browser()
-	admin.setUpAdmin("correct horse")
-	admin.stepUp()
-	admin.must(201, "POST", "/api/v1/users", map[string]any{"name": "bob", "password": "bob passphrase", "must_change_password": false})
-	bob := e.browser()
-	bob.must(200, "POST", "/api/v1/login", login("bob", "bob passphrase"))
+	_, admin, alice := adminAndAlice(t)
 	for _, guess := range []string{"not the default", testDefaultPassword} {
-		bob.must(200, "PUT", "/api/v1/me/password", map[string]string{"current_password": "bob passphrase", "new_password": guess})
-		bob.must(200, "PUT", "/api/v1/me/password", map[string]string{"current_password": guess, "new_password": "bob passphrase"})
+		alice.must(200, "PUT", "/api/v1/me/password", map[string]string{"current_password": "alice passphrase", "new_password": guess})
+		alice.must(200, "PUT", "/api/v1/me/password", map[string]string{"current_password": guess, "new_password": "alice passphrase"})
 	}
 	admin.must(201, "POST", "/api/v1/users", map[string]any{"name": "carol", "password": testDefaultPassword, "must_change_password": true})
 	// The built-in admin still may not take it back.
