@@ -107,6 +107,20 @@ func clearCookie(w http.ResponseWriter, r *http.Request, name string) {
 	http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
 }
 
+// clearDeviceCookie clears the trusted-device cookie, and the one a browser
+// may still hold from before it moved to Path=/ (rknas_device at /api/v1/):
+// a browser sends the longer path first, so that one, revoked, would hide
+// the next one set for 30 days.
+func clearDeviceCookie(w http.ResponseWriter, r *http.Request) {
+	clearCookie(w, r, deviceCookieName(r))
+	clearOldDeviceCookie(w, r)
+}
+
+func clearOldDeviceCookie(w http.ResponseWriter, r *http.Request) {
+	http.SetCookie(w, &http.Cookie{Name: DeviceCookie, Value: "", Path: "/api/v1/", MaxAge: -1, HttpOnly: true, Secure: r.TLS != nil,
+		SameSite: http.SameSiteStrictMode})
+}
+
 type loginResponse struct {
 	Status    string   `json:"status"`
 	Challenge string   `json:"challenge,omitempty"`
@@ -162,6 +176,7 @@ func (s *Server) setLoginCookies(w http.ResponseWriter, r *http.Request, res aut
 	if res.DeviceToken != "" {
 		http.SetCookie(w, &http.Cookie{Name: deviceCookieName(r), Value: res.DeviceToken, Path: "/", MaxAge: int(s.deviceTTL / time.Second),
 			HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
+		clearOldDeviceCookie(w, r)
 	}
 }
 
@@ -292,7 +307,7 @@ func (s *Server) disable2FA(w http.ResponseWriter, r *http.Request, c Caller) er
 		return err
 	}
 	s.setSessionCookie(w, r, token)
-	clearCookie(w, r, deviceCookieName(r))
+	clearDeviceCookie(w, r)
 	return OK(w, map[string]string{"status": status})
 }
 
@@ -406,7 +421,7 @@ func (s *Server) revokeDevices(w http.ResponseWriter, r *http.Request, c Caller)
 	if err != nil {
 		return err
 	}
-	clearCookie(w, r, deviceCookieName(r))
+	clearDeviceCookie(w, r)
 	return OK(w, map[string]any{"revoked": n})
 }
 

@@ -86,7 +86,7 @@ func (s *Server) passkeyRoutes() {
 		}
 		// The last second factor is gone: so are the trusted devices.
 		s.setSessionCookie(w, r, token)
-		clearCookie(w, r, deviceCookieName(r))
+		clearDeviceCookie(w, r)
 		return OK(w, map[string]string{"status": status})
 	})
 	s.Handle("PUT /api/v1/me/passkeys/sign-in", FullSession, func(w http.ResponseWriter, r *http.Request, c Caller) error {

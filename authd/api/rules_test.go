@@ -209,6 +209,26 @@ func TestAPlantedPlainCookieIsNotReadOverHTTPS(t *testing.T) {
 	}
 }
 
+// TestAnOldDeviceCookieDoesNotHideANewOne: before the trusted-device
+// cookie moved to Path=/ it lived at /api/v1/, and a browser sends the
+// longer path first. Setting a new one expires the old, so the browser is
+// trusted from its next login, not asked for a code until the old expires.
+func TestAnOldDeviceCookieDoesNotHideANewOne(t *testing.T) {
+	e := newEnv(t, start())
+	b := e.browser()
+	b.setUpAdmin("correct horse")
+	secret, _ := b.enroll()
+	b.hc.Jar.SetCookies(b.baseURL(t), []*http.Cookie{{Name: DeviceCookie, Value: "revoked-before-the-upgrade", Path: "/api/v1/"}})
+	b.must(200, "POST", "/api/v1/logout", nil)
+	out := b.must(200, "POST", "/api/v1/login", login("admin", "correct horse"))
+	b.must(200, "POST", "/api/v1/login/otp", map[string]any{"challenge": out["challenge"], "code": codeAt(t, secret, e.clock.Now()),
+		"trust_device": true, "device_name": "Laptop"})
+	b.must(200, "POST", "/api/v1/logout", nil)
+	if out := b.must(200, "POST", "/api/v1/login", login("admin", "correct horse")); out["status"] != "ok" || out["trusted_device"] != true {
+		t.Fatalf("the login after trusting the browser again: %v (cookies %v)", out, b.hc.Jar.Cookies(b.baseURL(t)))
+	}
+}
+
 func checkCookie(t *testing.T, h http.Header, name string, overTLS bool) {
 	t.Helper()
 	for _, line := range h.Values("Set-Cookie") {

@@ -128,10 +128,11 @@ func Run(ctx context.Context, d Deps, source string) error {
 	// cut half way (the network).
 	fresh := Journal{ID: id[:16], Source: source, Started: d.Clock.Now()}
 	if ok {
-		// The earlier reset's notice has not been kept yet (that happens
-		// when its journal closes): this reset carries it, unless the
-		// admin has a verified address again.
-		fresh.Replaces, fresh.NoticeTo = j.ID, j.NoticeTo
+		// The earlier reset's notice went out with it (Live, at the press
+		// or at authd's start): this one goes only to an address the owner
+		// has verified since, not again to the one that reset removed,
+		// which may have been an intruder's.
+		fresh.Replaces = j.ID
 	}
 	return finish(ctx, d, fresh, true)
 }
@@ -269,6 +270,12 @@ func finish(ctx context.Context, d Deps, j Journal, fresh bool) error {
 	now := d.Clock.Now()
 	err := d.Store.Update(func(tx *store.Tx) error {
 		if err := tx.Delete(journalKey); err != nil {
+			return err
+		}
+		// Again here, for a press that only finishes an open journal: a
+		// ban the admin earned since its reset would otherwise come back
+		// at authd's next start (authd forgets its own copy in Live).
+		if err := tx.DeleteBan(store.BanAccount, store.AdminName); err != nil {
 			return err
 		}
 		if err := tx.Put(lastKey, Last{ID: j.ID, Source: j.Source, Started: j.Started, Finished: now}); err != nil {
