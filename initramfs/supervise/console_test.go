@@ -1,32 +1,23 @@
 package supervise
 
 import (
-	"bytes"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/rknas/firmware/internal/lockedbuf"
 )
 
 // device is a console that takes nothing until it is let go.
 type device struct {
-	mu   sync.Mutex
-	out  bytes.Buffer
+	lockedbuf.Buffer
 	gate chan struct{}
 }
 
 func (d *device) Write(p []byte) (int, error) {
 	<-d.gate
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.out.Write(p)
-}
-
-func (d *device) String() string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.out.String()
+	return d.Buffer.Write(p)
 }
 
 // TestConsoleQueueNeverWaitsForTheDevice: while the console takes nothing,
